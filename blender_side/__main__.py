@@ -1,0 +1,92 @@
+"""Start a btgym server inside Blender.
+
+With the ``bpy`` module:  ``python -m blender_side --scene envs.cube:CubeScene``
+With a Blender binary:    ``blender -b --python blender_side/__main__.py -- --scene ...``
+
+When ready it writes ``{"address", "pid", "instance", "protocol"}`` as JSON to
+``--ready-file`` (atomically) and prints the address on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+
+if __package__ in (None, ""):  # run as a script by a Blender binary: make imports work
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m blender_side", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scene", required=True, help="module:Class or file.py:Class")
+    parser.add_argument("--kwargs", default="{}", help="scene constructor kwargs as JSON")
+    parser.add_argument("--blend", default=None, help=".blend file to open before building")
+    parser.add_argument("--bind", default="tcp://127.0.0.1:0", help="ZeroMQ address; port 0 = any")
+    parser.add_argument("--instance", default="0", help="instance id shown in errors")
+    parser.add_argument("--seed", type=int, default=None, help="seed used until reset(seed=...)")
+    parser.add_argument("--parent-pid", type=int, default=None, help="exit when it is gone")
+    parser.add_argument("--ready-file", default=None, help="where to announce the address")
+    parser.add_argument("--max-message-bytes", type=int, default=None)
+    if "--" in argv:  # Blender binary: our arguments follow "--"
+        argv = argv[argv.index("--") + 1 :]
+    return parser.parse_args(argv)
+
+
+def die_with_parent(parent_pid: int | None) -> None:
+    """Ask Linux to kill us when the parent dies (the server's watchdog covers the rest)."""
+    if parent_pid is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    die_with_parent(args.parent_pid)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+    from blender_side.loading import load_scene_class, open_blend_file
+    from blender_side.server import Server
+    from btgym import protocol
+
+    if args.blend:
+        open_blend_file(args.blend)
+    scene = load_scene_class(args.scene)(**json.loads(args.kwargs))
+    if args.seed is not None:
+        scene.seed(args.seed)
+    scene.build()
+    instance = int(args.instance) if args.instance.isdigit() else args.instance
+    server = Server(
+        scene,
+        bind=args.bind,
+        instance=instance,
+        parent_pid=args.parent_pid,
+        max_message_bytes=args.max_message_bytes or protocol.DEFAULT_MAX_MESSAGE_BYTES,
+    )
+    announcement = {"address": server.address, "pid": os.getpid(), "instance": instance,
+                    "protocol": protocol.PROTOCOL_VERSION}
+    if args.ready_file:
+        tmp = args.ready_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(announcement, f)
+        os.replace(tmp, args.ready_file)
+    print(f"btgym server {instance} ready at {server.address}", flush=True)
+    try:
+        reason = server.serve_forever()
+    finally:
+        scene.close()
+    print(f"btgym server {instance} stopped: {reason}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The scene contract: what a scene author subclasses to turn a Blender scene into an env.
+
+A scene declares its spaces, builds its Blender content once in :meth:`Scene.build`,
+and answers :meth:`Scene.reset` and :meth:`Scene.step` like a Gymnasium env. Every
+random draw must come from ``self.np_random`` so that ``reset(seed=s)`` is
+reproducible.
+
+Minimal example::
+
+    class Spin(Scene):
+        def __init__(self, width=320, height=256):
+            super().__init__()
+            self.renderer = Renderer(width, height)
+            self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+            self.observation_space = spaces.Box(0, 255, (height, width, 3), np.uint8)
+
+        def build(self):
+            self.cube = bpy.data.objects["Cube"]
+
+        def reset(self, seed=None, options=None):
+            super().reset(seed=seed, options=options)
+            self.cube.rotation_euler.z = self.np_random.uniform(-3.14, 3.14)
+            return self.renderer.render(), {}
+
+        def step(self, action):
+            self.cube.rotation_euler.z += float(action[0])
+            return self.renderer.render(), 0.0, False, False, {}
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+from blender_side.render import Renderer
+
+
+class Scene:
+    """Base class of btgym scenes; runs inside the Blender process."""
+
+    #: Gymnasium-style metadata sent to the trainer in ``hello``.
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 30}
+    #: The scene's name as shown to the trainer (defaults to the class name).
+    name: ClassVar[str | None] = None
+
+    action_space: spaces.Space
+    observation_space: spaces.Space
+    renderer: Renderer | None = None
+
+    def __init__(self) -> None:
+        self.np_random = np.random.default_rng()
+        self.np_random_seed: int | None = None
+
+    # -- contract --------------------------------------------------------------------
+    def build(self) -> None:
+        """Create the Blender content once, before the first reset (bpy is available)."""
+
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Start an episode. Subclasses call ``super().reset(seed=seed, options=options)`` first.
+
+        With a seed, ``self.np_random`` is re-created from it; without, it continues.
+        """
+        if seed is not None:
+            self.seed(seed)
+        return None, {}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Apply ``action`` and return ``(observation, reward, terminated, truncated, info)``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement step(action)")
+
+    def render(self) -> np.ndarray:
+        """The current frame as ``(H, W, 3) uint8``: the last rendered one, or a new render."""
+        if self.renderer is None:
+            raise NotImplementedError(f"{type(self).__name__} has no renderer to render with")
+        if self.renderer.last_frame is not None:
+            return self.renderer.last_frame
+        return self.renderer.render()
+
+    def close(self) -> None:
+        """Release resources (temporary files); called once when the server stops."""
+        if self.renderer is not None:
+            self.renderer.close()
+
+    # -- helpers ---------------------------------------------------------------------
+    def seed(self, seed: int) -> None:
+        """Re-create ``self.np_random`` from ``seed`` (called by :meth:`reset` with a seed)."""
+        self.np_random = np.random.default_rng(seed)
+        self.np_random_seed = int(seed)
+
+    def get_attr(self, name: str) -> Any:
+        """Read a public attribute (what ``env.get_attr`` reaches)."""
+        _check_public(name)
+        return getattr(self, name)
+
+    def set_attr(self, name: str, value: Any) -> None:
+        """Set a public attribute (what ``env.set_attr`` reaches)."""
+        _check_public(name)
+        setattr(self, name, value)
+
+    def describe(self) -> dict[str, Any]:
+        """What the trainer learns about the scene in ``hello``."""
+        return {
+            "name": self.name or type(self).__name__,
+            "metadata": dict(self.metadata),
+            "renderer": None
+            if self.renderer is None
+            else {
+                "engine": self.renderer.engine,
+                "width": self.renderer.width,
+                "height": self.renderer.height,
+            },
+        }
+
+
+def _check_public(name: str) -> None:
+    if not isinstance(name, str) or not name or name.startswith("_"):
+        raise AttributeError(f"expected a public attribute name, got {name!r}")
+
+
+__all__ = ["Scene"]

@@ -1,0 +1,190 @@
+"""The REP server that runs a :class:`~blender_side.scene.Scene` inside Blender.
+
+It answers every request, malformed ones with an ``error`` reply, and keeps serving
+until a ``close`` request or until the process that started it goes away.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from blender_side.scene import Scene
+from btgym import protocol
+from btgym.errors import BtgymError, ProtocolError
+from btgym.space_codec import space_to_data
+from btgym.validation import check_action
+
+
+class Server:
+    """Serves one scene on one REP socket.
+
+    ``bind`` is a ZeroMQ address; port ``0`` (or ``*``) lets the OS pick a free port,
+    readable afterwards from :attr:`address`. ``parent_pid``: stop serving when that
+    process is gone (checked every ``watchdog_interval`` seconds).
+    """
+
+    def __init__(
+        self,
+        scene: Scene,
+        bind: str = "tcp://127.0.0.1:0",
+        instance: Any = 0,
+        parent_pid: int | None = None,
+        max_message_bytes: int = protocol.DEFAULT_MAX_MESSAGE_BYTES,
+        watchdog_interval: float = 0.25,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self.scene = scene
+        self.instance = instance
+        self.parent_pid = parent_pid
+        self.watchdog_interval = watchdog_interval
+        self.context = context or zmq.Context.instance()
+        self.socket = self.context.socket(zmq.REP)
+        self.socket.setsockopt(zmq.LINGER, 1000)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+        self.socket.bind(_with_port_wildcard(bind))
+        self.address: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.requests_served = 0
+        self._running = False
+        self._handlers: dict[str, Callable[[Any], Any]] = {
+            "hello": self._hello,
+            "reset": self._reset,
+            "step": self._step,
+            "render": self._render,
+            "call": self._call,
+            "ping": self._ping,
+            "close": self._close,
+        }
+
+    # -- loop ------------------------------------------------------------------------
+    def serve_forever(self) -> str:
+        """Serve until ``close`` or the parent's death; return why it stopped."""
+        self._running = True
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        reason = "closed"
+        try:
+            while self._running:
+                if not poller.poll(self.watchdog_interval * 1000):
+                    if not self._parent_alive():
+                        reason = "parent process gone"
+                        break
+                    continue
+                frames = self.socket.recv_multipart(copy=False)
+                self.socket.send_multipart(self.handle(frames), copy=False)
+                self.requests_served += 1
+        finally:
+            self.socket.close()
+        return reason
+
+    def handle(self, frames: list[Any]) -> list[Any]:
+        """Answer one request's frames with reply frames; never raises."""
+        try:
+            message = protocol.decode(frames)
+            handler = self._handlers.get(message.kind)
+            if handler is None:
+                raise ProtocolError(
+                    f"expected an operation in {list(self._handlers)}, got {message.kind!r}"
+                )
+            body = handler(message.body if message.body is not None else {})
+            return protocol.encode(protocol.REPLY_OK, body)
+        except Exception as exc:  # every failure becomes an error reply; the server lives on
+            return self._error_reply(exc)
+
+    def _error_reply(self, exc: BaseException) -> list[Any]:
+        text = "" if isinstance(exc, ProtocolError) else traceback.format_exc()
+        try:
+            return protocol.encode(
+                protocol.REPLY_ERROR, protocol.error_body(exc, text, self.instance)
+            )
+        except BtgymError:  # a message that cannot be encoded: send its repr instead
+            fallback = RuntimeError(repr(exc))
+            return protocol.encode(
+                protocol.REPLY_ERROR, protocol.error_body(fallback, text, self.instance)
+            )
+
+    def _parent_alive(self) -> bool:
+        if self.parent_pid is None:
+            return True
+        if os.getppid() != self.parent_pid:
+            return False
+        try:
+            os.kill(self.parent_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # exists, owned by someone else
+            return True
+        return True
+
+    # -- operations ------------------------------------------------------------------
+    def _hello(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "protocol": protocol.PROTOCOL_VERSION,
+            "instance": self.instance,
+            "pid": os.getpid(),
+            "action_space": space_to_data(self.scene.action_space),
+            "observation_space": space_to_data(self.scene.observation_space),
+            **self.scene.describe(),
+        }
+
+    def _reset(self, body: dict[str, Any]) -> dict[str, Any]:
+        seed = body.get("seed")
+        if seed is not None and not (isinstance(seed, int) and seed >= 0):
+            raise ValueError(f"expected seed as a non-negative int or None, got {seed!r}")
+        options = body.get("options")
+        if options is not None and not isinstance(options, dict):
+            raise ValueError(f"expected options as a dict or None, got {type(options).__name__}")
+        observation, info = self.scene.reset(seed=seed, options=options)
+        return {"obs": observation, "info": info or {}}
+
+    def _step(self, body: dict[str, Any]) -> dict[str, Any]:
+        if "action" not in body:
+            raise ValueError("expected a step request with an 'action', got none")
+        action = check_action(self.scene.action_space, body["action"])
+        observation, reward, terminated, truncated, info = self.scene.step(action)
+        return {
+            "obs": observation,
+            "reward": float(reward),
+            "terminated": bool(terminated),
+            "truncated": bool(truncated),
+            "info": info or {},
+        }
+
+    def _render(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"frame": self.scene.render()}
+
+    def _call(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = body.get("name")
+        args, kwargs = body.get("args") or [], body.get("kwargs") or {}
+        if not isinstance(name, str) or not name or name.startswith("_"):
+            raise AttributeError(f"expected a public scene method or attribute, got {name!r}")
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise ValueError("expected call args as a list and kwargs as a dict")
+        target = getattr(self.scene, name)
+        if callable(target):
+            result = target(*args, **kwargs)
+        elif args or kwargs:
+            raise TypeError(f"scene attribute {name!r} is not callable; call it without args")
+        else:
+            result = target
+        return {"result": result}
+
+    def _ping(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"instance": self.instance, "time": time.time(), "served": self.requests_served}
+
+    def _close(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._running = False
+        return {"instance": self.instance}
+
+
+def _with_port_wildcard(address: str) -> str:
+    """ZeroMQ spells 'any free port' as ``*``; accept ``:0`` too."""
+    return address[:-2] + ":*" if address.endswith(":0") else address
+
+
+__all__ = ["Server"]

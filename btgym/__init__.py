@@ -1,0 +1,16 @@
+"""btgym: Blender scenes as Gymnasium environments for adaptive domain randomization.
+
+``import btgym`` registers the built-in scenes (``btgym/Cube-v0``, ...) with Gymnasium.
+Heavy parts (torch, stable-baselines3) are imported only by the modules that need them.
+"""
+
+from btgym.env import BlenderEnv
+from btgym.errors import BtgymError
+from btgym.launcher import Launcher, launch
+from btgym.registration import register_builtin, register_scene
+
+__version__ = "0.1.0"
+
+register_builtin()
+
+__all__ = ["BlenderEnv", "BtgymError", "Launcher", "__version__", "launch", "register_scene"]

@@ -1,0 +1,124 @@
+"""btgym's one exception tree.
+
+Every error btgym raises derives from :class:`BtgymError`::
+
+    BtgymError
+    ├── ProtocolError              a message broke the wire protocol
+    │   ├── VersionMismatchError   peers speak different protocol versions
+    │   ├── DecodeError            bytes that are not a btgym message
+    │   └── EncodeError            a value that cannot travel (no pickle fallback)
+    ├── SpaceError                 a space that cannot be described on the wire
+    ├── InvalidActionError         an action outside the action space (also ValueError)
+    ├── RemoteError                the scene raised inside Blender (carries the remote traceback)
+    ├── InstanceError              a Blender instance is not usable
+    │   ├── LaunchError            an instance failed to start or to become ready
+    │   ├── InstanceDiedError      an instance's process exited
+    │   └── InstanceTimeoutError   an instance did not answer in time (also TimeoutError)
+    └── ClosedError                the env or client was used after close()
+
+Messages say what was expected and what came.
+"""
+
+from __future__ import annotations
+
+
+class BtgymError(Exception):
+    """Base class of every btgym error."""
+
+
+class ProtocolError(BtgymError):
+    """A message broke the wire protocol."""
+
+
+class VersionMismatchError(ProtocolError):
+    """The two peers speak different protocol versions."""
+
+    def __init__(self, expected: int, got: object, where: str = "peer") -> None:
+        self.expected = expected
+        self.got = got
+        super().__init__(
+            f"expected btgym protocol version {expected}, the {where} speaks version {got!r}; "
+            "install the same btgym version on both sides"
+        )
+
+
+class DecodeError(ProtocolError):
+    """Bytes that are not a valid btgym message."""
+
+
+class EncodeError(ProtocolError):
+    """A value that cannot be sent: btgym never falls back to pickle."""
+
+
+class SpaceError(BtgymError):
+    """A Gymnasium space that cannot be described on the wire."""
+
+
+class InvalidActionError(BtgymError, ValueError):
+    """An action that does not belong to the action space; raised before anything is sent."""
+
+
+class RemoteError(BtgymError):
+    """An exception raised by the scene inside Blender, re-raised in the trainer.
+
+    ``remote_type`` is the scene's exception class name, ``remote_traceback`` its
+    formatted traceback and ``instance`` the id of the Blender instance.
+    """
+
+    def __init__(
+        self, remote_type: str, message: str, remote_traceback: str = "", instance: object = None
+    ) -> None:
+        self.remote_type = remote_type
+        self.remote_message = message
+        self.remote_traceback = remote_traceback
+        self.instance = instance
+        where = f"Blender instance {instance}" if instance is not None else "Blender instance"
+        text = f"{remote_type} in {where}: {message}"
+        if remote_traceback:
+            text += "\n--- remote traceback ---\n" + remote_traceback.rstrip()
+        super().__init__(text)
+
+
+class InstanceError(BtgymError):
+    """A Blender instance is not usable."""
+
+    def __init__(self, message: str, instance: object = None, log_tail: str = "") -> None:
+        self.instance = instance
+        self.log_tail = log_tail
+        text = message
+        if log_tail:
+            text += "\n--- last lines of the instance's log ---\n" + log_tail.rstrip()
+        super().__init__(text)
+
+
+class LaunchError(InstanceError):
+    """A Blender instance failed to start or to become ready in time."""
+
+
+class InstanceDiedError(InstanceError):
+    """A Blender instance's process exited while it was in use."""
+
+
+class InstanceTimeoutError(InstanceError, TimeoutError):
+    """A Blender instance did not answer within the timeout."""
+
+
+class ClosedError(BtgymError):
+    """An env, client or launcher was used after ``close()``."""
+
+
+__all__ = [
+    "BtgymError",
+    "ClosedError",
+    "DecodeError",
+    "EncodeError",
+    "InstanceDiedError",
+    "InstanceError",
+    "InstanceTimeoutError",
+    "InvalidActionError",
+    "LaunchError",
+    "ProtocolError",
+    "RemoteError",
+    "SpaceError",
+    "VersionMismatchError",
+]

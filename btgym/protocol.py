@@ -1,0 +1,206 @@
+"""The btgym wire format, shared by the trainer and the Blender side.
+
+A message is a ZeroMQ multipart message:
+
+* frame 0, the header: msgpack of ``["btgym", VERSION, kind, body]``. ``kind`` is the
+  operation for a request (``hello``, ``reset``, ``step``, ...) and ``ok`` or ``error``
+  for a reply; ``body`` is any msgpack value.
+* frames 1..n: raw array buffers. An array inside ``body`` is a msgpack extension
+  value holding ``[dtype, shape, frame_index]``; small arrays and numpy scalars carry
+  their bytes inline instead of a frame index.
+
+Nothing is ever pickled. Buffers are sent without copying and received as numpy
+arrays that view the received frames. See ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from btgym.errors import DecodeError, EncodeError, VersionMismatchError
+
+PROTOCOL_VERSION = 1
+MAGIC = "btgym"
+
+OPERATIONS = ("hello", "reset", "step", "render", "call", "ping", "close")
+REPLY_OK = "ok"
+REPLY_ERROR = "error"
+
+#: Arrays of at least this many bytes travel in frames of their own (zero-copy).
+OUT_OF_BAND_BYTES = 1024
+#: Largest message a server accepts by default (whole message, all frames).
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+_EXT_ARRAY = 1
+_EXT_SCALAR = 2
+_ALLOWED_DTYPE_KINDS = frozenset("biufc")
+
+
+@dataclass(frozen=True)
+class Message:
+    """A decoded message: its kind (operation or reply status) and its body."""
+
+    kind: str
+    body: Any
+
+
+def encode(kind: str, body: Any = None) -> list[Any]:
+    """Turn ``kind`` and ``body`` into frames for ``socket.send_multipart(copy=False)``."""
+    buffers: list[Any] = []
+
+    def default(value: Any) -> msgpack.ExtType:
+        if isinstance(value, np.ndarray):
+            return _pack_array(value, buffers)
+        if isinstance(value, np.generic):
+            array = np.asarray(value)
+            _check_dtype(array.dtype)
+            return msgpack.ExtType(
+                _EXT_SCALAR, msgpack.packb([array.dtype.str, [], array.tobytes()])
+            )
+        raise EncodeError(
+            f"expected msgpack-able values (None, bool, int, float, str, bytes, list, dict, "
+            f"numpy array or scalar), got {type(value).__module__}.{type(value).__qualname__}"
+        )
+
+    try:
+        header = msgpack.packb([MAGIC, PROTOCOL_VERSION, kind, body], default=default)
+    except EncodeError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(f"cannot encode {kind!r} message: {exc}") from exc
+    return [header, *buffers]
+
+
+def _pack_array(array: np.ndarray, buffers: list[Any]) -> msgpack.ExtType:
+    _check_dtype(array.dtype)
+    shape = list(array.shape)
+    if array.nbytes >= OUT_OF_BAND_BYTES:
+        flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+        buffers.append(flat)
+        payload: Any = len(buffers)  # frame index (frame 0 is the header)
+    else:
+        payload = np.ascontiguousarray(array).tobytes()
+    return msgpack.ExtType(_EXT_ARRAY, msgpack.packb([array.dtype.str, shape, payload]))
+
+
+def _check_dtype(dtype: np.dtype) -> None:
+    if dtype.kind not in _ALLOWED_DTYPE_KINDS:
+        raise EncodeError(
+            f"expected a numeric or bool numpy dtype, got {dtype!r} (object, string and "
+            "structured arrays cannot travel)"
+        )
+
+
+def decode(frames: Sequence[Any]) -> Message:
+    """Parse frames (bytes or ``zmq.Frame``) into a :class:`Message`.
+
+    Raises :class:`DecodeError` for anything that is not a btgym message and
+    :class:`VersionMismatchError` for a message of another protocol version.
+    """
+    if not frames:
+        raise DecodeError("expected at least one frame (the header), got an empty message")
+    buffers = [_buffer_of(frame) for frame in frames]
+
+    def ext_hook(code: int, data: bytes) -> Any:
+        if code not in (_EXT_ARRAY, _EXT_SCALAR):
+            raise DecodeError(f"expected extension type 1 (array) or 2 (scalar), got {code}")
+        try:
+            dtype_str, shape, payload = msgpack.unpackb(data, raw=False)
+        except Exception as exc:
+            raise DecodeError(f"malformed array descriptor: {exc}") from exc
+        array = _unpack_array(dtype_str, shape, payload, buffers)
+        return array[()] if code == _EXT_SCALAR else array
+
+    unpacker = msgpack.Unpacker(
+        ext_hook=ext_hook, raw=False, strict_map_key=False, use_list=True,
+        max_buffer_size=max(len(buffers[0]), 1),
+    )
+    try:
+        unpacker.feed(buffers[0])
+        length = unpacker.read_array_header()
+        magic = unpacker.unpack() if length == 4 else None
+        if magic != MAGIC:
+            raise DecodeError(f'expected header ["{MAGIC}", version, kind, body], got another value')
+        version = unpacker.unpack()  # checked before the body, whose format may differ
+        if version != PROTOCOL_VERSION:
+            raise VersionMismatchError(PROTOCOL_VERSION, version)
+        kind = unpacker.unpack()
+        body = unpacker.unpack()
+    except (DecodeError, VersionMismatchError):
+        raise
+    except Exception as exc:
+        raise DecodeError(f"expected a msgpack header, got undecodable bytes: {exc!r}") from exc
+    if unpacker.tell() != len(buffers[0]):
+        raise DecodeError(
+            f"expected the header to end after {unpacker.tell()} bytes, got {len(buffers[0])}"
+        )
+    if not isinstance(kind, str):
+        raise DecodeError(f"expected the message kind as a string, got {_preview(kind)}")
+    return Message(kind, body)
+
+
+def _buffer_of(frame: Any) -> memoryview:
+    buffer = getattr(frame, "buffer", None)  # zmq.Frame received with copy=False
+    return buffer if buffer is not None else memoryview(frame)
+
+
+def _unpack_array(dtype_str: Any, shape: Any, payload: Any, buffers: list[memoryview]):
+    try:
+        dtype = np.dtype(dtype_str)
+    except TypeError as exc:
+        raise DecodeError(f"expected a numpy dtype string, got {_preview(dtype_str)}") from exc
+    if dtype.kind not in _ALLOWED_DTYPE_KINDS:
+        raise DecodeError(f"expected a numeric or bool dtype, got {dtype!r}")
+    if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape)):
+        raise DecodeError(f"expected a shape of non-negative ints, got {_preview(shape)}")
+    if isinstance(payload, int) and not isinstance(payload, bool):
+        if not 1 <= payload < len(buffers):
+            raise DecodeError(
+                f"array refers to frame {payload}, but the message has {len(buffers)} frames"
+            )
+        raw: Any = buffers[payload]
+    elif isinstance(payload, bytes):
+        raw = payload
+    else:
+        raise DecodeError(f"expected array bytes or a frame index, got {_preview(payload)}")
+    expected = math.prod(shape) * dtype.itemsize
+    if len(raw) != expected:
+        raise DecodeError(
+            f"array {dtype} {tuple(shape)} needs {expected} bytes, got {len(raw)} bytes"
+        )
+    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+
+
+def _preview(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def error_body(exc: BaseException, traceback_text: str, instance: Any) -> dict[str, Any]:
+    """The body of an ``error`` reply."""
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": traceback_text,
+        "instance": instance,
+    }
+
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "MAGIC",
+    "OPERATIONS",
+    "PROTOCOL_VERSION",
+    "REPLY_ERROR",
+    "REPLY_OK",
+    "Message",
+    "decode",
+    "encode",
+    "error_body",
+]

@@ -1,0 +1,30 @@
+"""Register btgym scenes as Gymnasium env ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+
+ENV_ENTRY_POINT = "btgym.env:BlenderEnv"
+
+
+def register_scene(env_id: str, scene: str, **kwargs: Any) -> None:
+    """Register ``scene`` (``module:Class``) so that ``gymnasium.make(env_id)`` builds it.
+
+    ``kwargs`` are defaults for :class:`btgym.BlenderEnv` and the scene's constructor;
+    ``gymnasium.make(env_id, **overrides)`` replaces them.
+    """
+    gymnasium.register(id=env_id, entry_point=ENV_ENTRY_POINT, kwargs={"scene": scene, **kwargs},
+                       disable_env_checker=False)
+
+
+BUILTIN_SCENES: dict[str, str] = {
+    "btgym/Cube-v0": "envs.cube:CubeScene",
+}
+
+
+def register_builtin() -> None:
+    for env_id, scene in BUILTIN_SCENES.items():
+        if env_id not in gymnasium.registry:
+            register_scene(env_id, scene)

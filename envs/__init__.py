@@ -1,0 +1,1 @@
+"""btgym's scenes. Each module defines a :class:`blender_side.Scene` subclass."""
