@@ -47,6 +47,9 @@ class Server:
         self.socket = self.context.socket(zmq.REP)
         self.socket.setsockopt(zmq.LINGER, 1000)
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+        # A ZAP domain makes libzmq refuse legacy ZMTP 1.0/2.0 peers, as which random bytes
+        # on the port would otherwise be parsed (and could disturb the REP state machine).
+        self.socket.setsockopt(zmq.ZAP_DOMAIN, b"btgym")
         self.socket.bind(_with_port_wildcard(bind))
         self.address: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.requests_served = 0
@@ -91,7 +94,13 @@ class Server:
                 raise ProtocolError(
                     f"expected an operation in {list(self._handlers)}, got {message.kind!r}"
                 )
-            body = handler(message.body if message.body is not None else {})
+            body = message.body if message.body is not None else {}
+            if not isinstance(body, dict):
+                raise ProtocolError(
+                    f"expected the {message.kind!r} request body as a map, "
+                    f"got {type(body).__name__}"
+                )
+            body = handler(body)
             return protocol.encode(protocol.REPLY_OK, body)
         except Exception as exc:  # every failure becomes an error reply; the server lives on
             return self._error_reply(exc)

@@ -47,8 +47,7 @@ def _check_box(space: spaces.Box, action: Any, name: str) -> np.ndarray:
     array = _as_array(space, action, name, integer=np.issubdtype(space.dtype, np.integer))
     if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
         raise InvalidActionError(f"expected finite {name} in {space}, got {_show(array)}")
-    array = array.astype(space.dtype, copy=False)
-    low_ok = array >= space.low
+    low_ok = array >= space.low  # compared before the cast, which could wrap or round
     high_ok = array <= space.high
     if not (np.all(low_ok) and np.all(high_ok)):
         bad = np.argwhere(~(low_ok & high_ok))[0]
@@ -57,7 +56,7 @@ def _check_box(space: spaces.Box, action: Any, name: str) -> np.ndarray:
             f"expected {name} in {space}, got {_show(array)}: element {index} = "
             f"{array[index]} is outside [{space.low[index]}, {space.high[index]}]"
         )
-    return array
+    return array.astype(space.dtype, copy=False)
 
 
 def _check_discrete(space: spaces.Discrete, action: Any, name: str) -> int:

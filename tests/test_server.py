@@ -1,0 +1,188 @@
+"""A real Blender-side server: round trips, error replies, garbage, version mismatch."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from btgym import BlenderEnv, protocol
+from btgym.client import Client
+from btgym.errors import (
+    DecodeError,
+    InstanceTimeoutError,
+    InvalidActionError,
+    ProtocolError,
+    RemoteError,
+    VersionMismatchError,
+)
+from btgym.space_codec import space_to_data
+from tests.scenes.echo import all_spaces
+
+
+def test_hello_describes_the_scene_and_its_spaces(echo_env):
+    assert echo_env.scene_name == "EchoScene"
+    assert echo_env.action_space == all_spaces()
+    assert echo_env.observation_space == all_spaces()
+    assert echo_env.remote["protocol"] == protocol.PROTOCOL_VERSION
+    assert echo_env.remote["instance"] == 0
+
+
+def test_every_space_type_roundtrips_through_a_real_server(echo_env):
+    echo_env.reset(seed=1)
+    space = echo_env.action_space
+    space.seed(3)
+    for _ in range(5):
+        action = space.sample()
+        observation, reward, terminated, truncated, info = echo_env.step(action)
+        assert echo_env.observation_space.contains(observation)
+        for key in ("box", "box64", "ibox", "multi_discrete", "multi_binary"):
+            np.testing.assert_array_equal(observation[key], action[key])
+            assert observation[key].dtype == action[key].dtype
+        assert observation["discrete"] == action["discrete"]
+        assert observation["tuple"][0] == action["tuple"][0]
+        np.testing.assert_array_equal(observation["tuple"][1], action["tuple"][1])
+        assert isinstance(reward, float) and isinstance(truncated, bool)
+
+
+def test_reset_seed_and_options_reach_the_scene(echo_env):
+    _, info1 = echo_env.reset(seed=11, options={"level": 3})
+    _, info2 = echo_env.reset(seed=11)
+    _, info3 = echo_env.reset(seed=12)
+    assert info1["options"] == {"level": 3}
+    assert info1["draw"] == info2["draw"] != info3["draw"]
+
+
+def test_call_reaches_scene_methods_and_attributes(echo_env):
+    assert echo_env.call("add", 2, b=3) == 5
+    np.testing.assert_array_equal(
+        echo_env.call("array_sum", np.arange(6, dtype=np.int32).reshape(3, 2)), [6, 9]
+    )
+    assert echo_env.call("label") == "echo"
+    echo_env.call("set_attr", "label", "changed")
+    assert echo_env.call("get_attr", "label") == "changed"
+    with pytest.raises(RemoteError, match="AttributeError.*public"):
+        echo_env.call("_private")
+
+
+def test_scene_exceptions_arrive_with_type_message_traceback_and_instance(echo_env):
+    with pytest.raises(RemoteError) as caught:
+        echo_env.call("fail", "the scene broke")
+    error = caught.value
+    assert error.remote_type == "KeyError"
+    assert "the scene broke" in error.remote_message
+    assert "in fail" in error.remote_traceback and "raise KeyError" in error.remote_traceback
+    assert error.instance == 0
+    assert echo_env.call("add", 1, 1) == 2  # the server keeps serving
+
+
+def test_invalid_actions_are_refused_before_sending_and_by_the_server(echo_env, echo_launcher):
+    served = echo_env.ping()["served"]
+    with pytest.raises(InvalidActionError, match=r"action\['ibox'\]"):
+        echo_env.step({**echo_env.action_space.sample(), "ibox": np.full(4, 300)})
+    assert echo_env.ping()["served"] == served + 1  # only the ping reached the server
+    # A client that skips validation still gets a clear error from the server.
+    raw = Client(echo_launcher.addresses[0], timeout=10)
+    with pytest.raises(InvalidActionError, match="Discrete"):
+        raw.request("step", {"action": {**echo_env.action_space.sample(), "discrete": 99}})
+    raw.close()
+
+
+def test_unknown_operations_and_undecodable_requests_get_error_replies(echo_launcher):
+    context = zmq.Context.instance()
+    req = context.socket(zmq.REQ)
+    req.setsockopt(zmq.LINGER, 0)
+    req.setsockopt(zmq.RCVTIMEO, 10_000)
+    req.connect(echo_launcher.addresses[0])
+    try:
+        for frames, expected in [
+            ([b"not msgpack \xc1"], "DecodeError"),
+            ([msgpack.packb(["btgym", protocol.PROTOCOL_VERSION, "explode", None])],
+             "ProtocolError"),
+            ([msgpack.packb(["btgym", 99, "step", None])], "VersionMismatchError"),
+            ([msgpack.packb(["btgym", protocol.PROTOCOL_VERSION, "step", "no dict"])],
+             "ProtocolError"),
+        ]:
+            req.send_multipart(frames)
+            reply = protocol.decode(req.recv_multipart())
+            assert reply.kind == "error"
+            assert reply.body["type"] == expected
+        req.send_multipart(protocol.encode("ping"))
+        assert protocol.decode(req.recv_multipart()).kind == "ok"
+    finally:
+        req.close()
+
+
+def test_server_survives_raw_garbage_bytes_on_its_port(echo_launcher):
+    client = Client(echo_launcher.addresses[0], timeout=5, retries=0)  # no retry hides a loss
+    served = client.request("ping")["served"]
+    host, port = echo_launcher.addresses[0].removeprefix("tcp://").rsplit(":", 1)
+    for seed in range(20):
+        payload = np.random.default_rng(seed).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+        with socket.create_connection((host, int(port)), timeout=5) as raw:
+            raw.sendall(payload)
+    # Garbage never reaches the scene as a request, and legitimate clients lose nothing.
+    assert client.request("ping")["served"] == served + 1
+    fresh = Client(echo_launcher.addresses[0], timeout=5, retries=0)
+    assert fresh.request("ping")["served"] == served + 2
+    client.close()
+    fresh.close()
+
+
+def test_client_refuses_a_server_of_another_protocol_version():
+    context = zmq.Context.instance()
+    rep = context.socket(zmq.REP)
+    port = rep.bind_to_random_port("tcp://127.0.0.1")
+
+    def serve_once():
+        rep.recv_multipart()
+        rep.send_multipart([msgpack.packb(["btgym", 99, "ok", {"protocol": 99}])])
+
+    thread = threading.Thread(target=serve_once, daemon=True)
+    thread.start()
+    client = Client(f"tcp://127.0.0.1:{port}", timeout=5, retries=0)
+    with pytest.raises(VersionMismatchError, match="expected btgym protocol version 1.*99"):
+        client.hello()
+    thread.join(5)
+    client.close()
+    rep.close(linger=0)
+
+
+def test_a_silent_server_raises_a_timeout_not_a_hang():
+    context = zmq.Context.instance()
+    rep = context.socket(zmq.REP)
+    port = rep.bind_to_random_port("tcp://127.0.0.1")
+    client = Client(f"tcp://127.0.0.1:{port}", timeout=0.3, retries=1)
+    with pytest.raises(InstanceTimeoutError, match="within 0.3 s"):
+        client.request("ping")
+    with pytest.raises(InstanceTimeoutError):  # the socket was reopened: usable, no EFSM
+        client.request("step", {"action": 1})
+    client.close()
+    rep.close(linger=0)
+
+
+def test_space_descriptions_are_plain_data(echo_env):
+    data = space_to_data(echo_env.action_space)
+    assert data["type"] == "Dict"
+    frames = protocol.encode("hello", data)
+    assert b"pickle" not in bytes(frames[0])
+    assert isinstance(protocol.decode([bytes(memoryview(f)) for f in frames]).body, dict)
+
+
+def test_connecting_by_address_refuses_scene_kwargs(echo_launcher):
+    with pytest.raises(ValueError, match="already built"):
+        BlenderEnv(address=echo_launcher.addresses[0], width=10)
+
+
+def test_decode_error_type_is_kept_across_the_wire(echo_launcher):
+    client = Client(echo_launcher.addresses[0], timeout=10)
+    client._socket.send_multipart([b"\x00\x01garbage"])  # bypass encode
+    client._pending = "garbage"
+    with pytest.raises(DecodeError, match="reported by instance 0"):
+        client.recv()
+    client.close()
+    assert issubclass(DecodeError, ProtocolError)

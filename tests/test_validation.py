@@ -1,0 +1,70 @@
+"""Actions are checked against their space before anything is sent (no Blender needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from btgym.errors import InvalidActionError
+from btgym.validation import check_action
+
+BOX = spaces.Box(-1.0, 1.0, (3,), np.float32)
+
+
+def test_valid_box_action_is_returned_in_the_space_dtype():
+    out = check_action(BOX, [0.5, -1, 1])
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, [0.5, -1, 1])
+
+
+@pytest.mark.parametrize(
+    "action, match",
+    [
+        (np.zeros(2), r"expected action in Box\(-1.0, 1.0, \(3,\), float32\), got shape \(2,\)"),
+        ([0.0, np.nan, 0.0], "expected finite action"),
+        ([0.0, 2.0, 0.0], r"element \(1,\) = 2.0 is outside \[-1.0, 1.0\]"),
+        (["a", "b", "c"], "expected numeric action"),
+        (None, "expected numeric action"),
+    ],
+)
+def test_bad_box_actions_name_the_space_and_the_problem(action, match):
+    with pytest.raises(InvalidActionError, match=match):
+        check_action(BOX, action)
+
+
+def test_invalid_action_error_is_also_a_value_error():
+    with pytest.raises(ValueError):
+        check_action(BOX, [9, 9, 9])
+
+
+def test_discrete_accepts_integers_in_range_only():
+    space = spaces.Discrete(3, start=1)
+    assert check_action(space, np.int64(3)) == 3
+    with pytest.raises(InvalidActionError, match=r"1 <= action < 4, got 0"):
+        check_action(space, 0)
+    with pytest.raises(InvalidActionError, match="an integer"):
+        check_action(space, 1.5)
+
+
+def test_multi_discrete_and_multi_binary():
+    md = spaces.MultiDiscrete([2, 3])
+    np.testing.assert_array_equal(check_action(md, [1, 2]), [1, 2])
+    with pytest.raises(InvalidActionError, match="MultiDiscrete"):
+        check_action(md, [2, 0])
+    with pytest.raises(InvalidActionError, match="expected integer action"):
+        check_action(md, [0.5, 1])
+    mb = spaces.MultiBinary(2)
+    with pytest.raises(InvalidActionError, match=r"got shape \(3,\)"):
+        check_action(mb, [0, 1, 1])
+
+
+def test_dict_and_tuple_errors_point_at_the_bad_entry():
+    space = spaces.Dict({"a": BOX, "b": spaces.Tuple((spaces.Discrete(2), BOX))})
+    good = {"a": np.zeros(3), "b": (1, np.zeros(3))}
+    out = check_action(space, good)
+    assert out["b"][0] == 1
+    with pytest.raises(InvalidActionError, match=r"action\['b'\]\[1\]"):
+        check_action(space, {"a": np.zeros(3), "b": (1, np.ones(3) * 5)})
+    with pytest.raises(InvalidActionError, match=r"keys \['a', 'b'\]"):
+        check_action(space, {"a": np.zeros(3)})
