@@ -42,6 +42,7 @@ class Server:
         self.scene = scene
         self.instance = instance
         self.parent_pid = parent_pid
+        self.max_message_bytes = max_message_bytes
         self.watchdog_interval = watchdog_interval
         self.context = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.REP)
@@ -136,6 +137,7 @@ class Server:
             "protocol": protocol.PROTOCOL_VERSION,
             "instance": self.instance,
             "pid": os.getpid(),
+            "max_message_bytes": self.max_message_bytes,
             "action_space": space_to_data(self.scene.action_space),
             "observation_space": space_to_data(self.scene.observation_space),
             **self.scene.describe(),

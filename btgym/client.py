@@ -61,6 +61,7 @@ class Client:
         self._context = context or zmq.Context.instance()
         self._socket: zmq.Socket | None = None
         self._pending: str | None = None
+        self.max_message_bytes: int | None = None  # learnt from the server in hello()
         self._closed = False
         self._open_socket()
 
@@ -85,6 +86,13 @@ class Client:
                 f"expected a reply to {self._pending!r} to be received before sending {op!r}"
             )
         frames = protocol.encode(op, body)
+        if self.max_message_bytes is not None:
+            largest = max(memoryview(frame).nbytes for frame in frames)
+            if largest > self.max_message_bytes:
+                raise ProtocolError(
+                    f"expected frames of at most {self.max_message_bytes} bytes for "
+                    f"{self._where()}, got one of {largest} bytes in {op!r}"
+                )
         assert self._socket is not None
         self._socket.send_multipart(frames, copy=False)
         self._pending = op
@@ -129,6 +137,7 @@ class Client:
         info = self.request("hello", {"protocol": protocol.PROTOCOL_VERSION})
         if info.get("protocol") != protocol.PROTOCOL_VERSION:
             raise VersionMismatchError(protocol.PROTOCOL_VERSION, info.get("protocol"), "server")
+        self.max_message_bytes = info.get("max_message_bytes")
         return info
 
     def close(self) -> None:

@@ -34,7 +34,8 @@ REPLY_ERROR = "error"
 
 #: Arrays of at least this many bytes travel in frames of their own (zero-copy).
 OUT_OF_BAND_BYTES = 1024
-#: Largest message a server accepts by default (whole message, all frames).
+#: Largest frame a server accepts by default (ZeroMQ's MAXMSGSIZE applies per frame; a
+#: peer sending more is disconnected). Servers announce theirs in ``hello``.
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 _EXT_ARRAY = 1

@@ -8,7 +8,8 @@ and ones randomize it fully. The cube's colour is drawn at random too.
 Observation: the rendered frame, ``(height, width, 3) uint8`` (default 640x512, as in
 the paper's Table II). ``info["xy"]``: the cube's 8 corners in pixel coordinates
 (x right, y down, origin at the image's top-left corner), ``(8, 2) float32``.
-Reward is always 0; an episode is truncated after ``episode_length`` steps (never
+``reset(options={"rotation_range": [...]})`` sets the range of the reset frame (full
+range by default). Reward is always 0; an episode is truncated after ``episode_length`` steps (never
 when None).
 """
 
@@ -29,6 +30,7 @@ from blender_side.render import Renderer
 CUBE_VERTICES = np.array(
     [[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float32
 )
+FULL_RANGE = (1.0, 1.0, 1.0)
 CUBE_FACES = np.array(
     [[0, 1, 3, 2], [4, 6, 7, 5], [0, 4, 5, 1], [2, 3, 7, 6], [0, 2, 6, 4], [1, 5, 7, 3]],
     dtype=np.int32,
@@ -75,6 +77,27 @@ def add_camera(location: tuple[float, float, float], target=(0.0, 0.0, 0.0), len
     return camera
 
 
+def add_sun(rotation=(0.6, 0.2, 0.8), strength: float = 4.0) -> Any:
+    """A sun lamp, so path-traced engines (Cycles, EEVEE) see what Workbench's studio light shows."""
+    data = bpy.data.lights.new("Sun", type="SUN")
+    data.energy = strength
+    sun = bpy.data.objects.new("Sun", data)
+    sun.rotation_euler = rotation
+    bpy.context.scene.collection.objects.link(sun)
+    return sun
+
+
+def object_color_material(name: str = "ObjectColor") -> Any:
+    """A material whose base colour is the object's colour (``obj.color``) in every engine."""
+    material = bpy.data.materials.new(name)
+    material.use_nodes = True
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    bsdf = next(node for node in nodes if node.type == "BSDF_PRINCIPLED")
+    info = nodes.new("ShaderNodeObjectInfo")
+    links.new(info.outputs["Color"], bsdf.inputs["Base Color"])
+    return material
+
+
 class CubeScene(Scene):
     """A randomly rotated cube; the action sets the rotation range per axis."""
 
@@ -96,13 +119,15 @@ class CubeScene(Scene):
         self.episode_length = episode_length
         self.action_space = spaces.Box(0.0, 1.0, (3,), np.float32)
         self.observation_space = spaces.Box(0, 255, (height, width, 3), np.uint8)
-        self.rotation_range = np.ones(3, dtype=np.float32)
+        self.rotation_range = _as_range(FULL_RANGE)
         self.steps = 0
 
     def build(self) -> None:
         clear_scene()
         self.cube = add_mesh("Cube", CUBE_VERTICES, CUBE_FACES)
+        self.cube.data.materials.append(object_color_material())
         self.camera = add_camera((7.36, -6.93, 4.96), lens=50.0)
+        add_sun()
         scene = bpy.context.scene
         scene.display.shading.light = "STUDIO"
         scene.display.shading.color_type = "OBJECT"
@@ -113,8 +138,9 @@ class CubeScene(Scene):
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed, options=options)
-        if options and "rotation_range" in options:
-            self.rotation_range = _as_range(options["rotation_range"])
+        # The reset frame uses the range in options, else the full range: never a range left
+        # over from the last episode, so reset(seed=s) gives the same frame whatever came before.
+        self.rotation_range = _as_range((options or {}).get("rotation_range", FULL_RANGE))
         self.steps = 0
         return self._randomize_and_render()
 

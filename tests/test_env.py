@@ -1,0 +1,113 @@
+"""Cube-v0 through gymnasium.make: checkers, determinism, rendering, closing."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import btgym
+from btgym.errors import ClosedError, InvalidActionError
+from tests.conftest import SMALL_CUBE
+
+
+def test_make_builds_a_blender_env_with_the_requested_frame_size(cube_env):
+    assert isinstance(cube_env.unwrapped, btgym.BlenderEnv)
+    assert cube_env.observation_space.shape == (128, 160, 3)
+    assert cube_env.observation_space.dtype == np.uint8
+    assert cube_env.action_space == gym.spaces.Box(0.0, 1.0, (3,), np.float32)
+    obs, info = cube_env.reset(seed=0)
+    assert obs.shape == (128, 160, 3) and obs.dtype == np.uint8
+    assert info["xy"].shape == (8, 2) and info["xy"].dtype == np.float32
+
+
+def test_gymnasium_check_env_passes(cube_env):
+    from gymnasium.utils.env_checker import check_env
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(cube_env.unwrapped, skip_render_check=False)
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "determin" in m.lower()], messages
+
+
+def test_sb3_check_env_passes(cube_env):
+    from stable_baselines3.common.env_checker import check_env
+
+    check_env(cube_env.unwrapped, warn=False)
+
+
+def test_same_seed_same_frames_and_actions_give_same_trajectory(cube_env):
+    def rollout(seed):
+        obs, _ = cube_env.reset(seed=seed)
+        frames, corners = [obs], []
+        for action in ([0.2, 0.5, 1.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.3]):
+            obs, _, _, _, info = cube_env.step(np.array(action, np.float32))
+            frames.append(obs)
+            corners.append(info["xy"])
+        return np.stack(frames), np.stack(corners)
+
+    frames_a, xy_a = rollout(42)
+    frames_b, xy_b = rollout(42)
+    frames_c, _ = rollout(43)
+    np.testing.assert_array_equal(frames_a, frames_b)
+    np.testing.assert_array_equal(xy_a, xy_b)
+    assert not np.array_equal(frames_a, frames_c)
+
+
+def test_action_sets_the_rotation_range(cube_env):
+    cube_env.reset(seed=1)
+    _, _, _, _, info = cube_env.step(np.zeros(3, np.float32))
+    np.testing.assert_allclose(info["rotation"], 0.0)
+    for _ in range(10):
+        _, _, _, _, info = cube_env.step(np.array([0.1, 0.0, 0.5], np.float32))
+        rotation = info["rotation"]
+        assert abs(rotation[0]) <= 0.1 * np.pi + 1e-6 and rotation[1] == 0.0
+        assert abs(rotation[2]) <= 0.5 * np.pi + 1e-6
+    _, info = cube_env.reset(seed=1, options={"rotation_range": [0.0, 0.0, 0.0]})
+    np.testing.assert_allclose(info["rotation"], 0.0)
+
+
+def test_rewards_are_python_floats_and_flags_python_bools(cube_env):
+    cube_env.reset(seed=0)
+    _, reward, terminated, truncated, _ = cube_env.step(cube_env.action_space.sample())
+    assert type(reward) is float and type(terminated) is bool and type(truncated) is bool
+
+
+def test_render_returns_the_last_frame(cube_env):
+    obs, _ = cube_env.reset(seed=5)
+    frame = cube_env.render()
+    np.testing.assert_array_equal(frame, obs)
+
+
+def test_invalid_action_raises_before_sending(cube_env):
+    cube_env.reset(seed=0)
+    with pytest.raises(InvalidActionError, match=r"Box\(0.0, 1.0, \(3,\), float32\), got shape"):
+        cube_env.step(np.zeros(2))
+
+
+def test_episode_length_truncates():
+    with gym.make("btgym/Cube-v0", episode_length=3, **SMALL_CUBE) as env:
+        env.reset(seed=0)
+        flags = [env.step(env.action_space.sample())[3] for _ in range(3)]
+    assert flags == [False, False, True]
+
+
+def test_close_is_idempotent_and_use_after_close_is_a_clear_error():
+    env = gym.make("btgym:btgym/Cube-v0", **SMALL_CUBE)  # the "module:id" form also works
+    env.reset(seed=0)
+    process = env.unwrapped.launcher[0].process
+    env.close()
+    env.close()
+    assert process.poll() is not None  # the Blender process is gone and reaped
+    with pytest.raises(ClosedError):
+        env.unwrapped.step(np.zeros(3, np.float32))
+
+
+def test_cycles_engine_renders_the_same_scene():
+    with gym.make("btgym/Cube-v0", engine="cycles", samples=2, width=64, height=48) as env:
+        obs, info = env.reset(seed=0)
+    assert obs.shape == (48, 64, 3)
+    assert obs.std() > 5  # an actual image, not a blank frame
