@@ -20,8 +20,11 @@ if __package__ in (None, ""):  # run as a script by a Blender binary: make impor
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m blender_side", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m blender_side",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--scene", required=True, help="module:Class or file.py:Class")
     parser.add_argument("--kwargs", default="{}", help="scene constructor kwargs as JSON")
     parser.add_argument("--blend", default=None, help=".blend file to open before building")
@@ -72,8 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         parent_pid=args.parent_pid,
         max_message_bytes=args.max_message_bytes or protocol.DEFAULT_MAX_MESSAGE_BYTES,
     )
-    announcement = {"address": server.address, "pid": os.getpid(), "instance": instance,
-                    "protocol": protocol.PROTOCOL_VERSION}
+    announcement = {
+        "address": server.address,
+        "pid": os.getpid(),
+        "instance": instance,
+        "protocol": protocol.PROTOCOL_VERSION,
+    }
     if args.ready_file:
         tmp = args.ready_file + ".tmp"
         with open(tmp, "w") as f:

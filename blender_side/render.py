@@ -25,8 +25,16 @@ ENGINES = {
     "eevee": "BLENDER_EEVEE",
 }
 
-_TIFF_TAGS = {256: "width", 257: "height", 258: "bits", 259: "compression",
-              273: "strip_offsets", 277: "samples", 279: "strip_counts", 284: "planar"}
+_TIFF_TAGS = {
+    256: "width",
+    257: "height",
+    258: "bits",
+    259: "compression",
+    273: "strip_offsets",
+    277: "samples",
+    279: "strip_counts",
+    284: "planar",
+}
 _TIFF_TYPES = {3: "H", 4: "I"}
 
 
@@ -127,9 +135,12 @@ def read_tiff_rgb8(path: str) -> np.ndarray:
         raise ValueError(f"expected a TIFF file at {path}, got header {head!r}")
     tags = _read_ifd(data, order, struct.unpack(order + "I", head[4:8])[0])
     width, height = tags["width"][0], tags["height"][0]
-    if tags.get("compression", [1])[0] != 1 or tags.get("samples", [1])[0] != 3 or any(
-        b != 8 for b in tags["bits"]
-    ) or tags.get("planar", [1])[0] != 1:
+    if (
+        tags.get("compression", [1])[0] != 1
+        or tags.get("samples", [1])[0] != 3
+        or any(b != 8 for b in tags["bits"])
+        or tags.get("planar", [1])[0] != 1
+    ):
         raise ValueError(f"expected uncompressed 8-bit chunky RGB TIFF, got tags {tags}")
     offsets, counts = tags["strip_offsets"], tags["strip_counts"]
     size = width * height * 3
@@ -138,7 +149,9 @@ def read_tiff_rgb8(path: str) -> np.ndarray:
     if contiguous and sum(counts) >= size:
         pixels = data[start : start + size]
     else:
-        pixels = np.concatenate([data[o : o + c] for o, c in zip(offsets, counts)])[:size]
+        pixels = np.concatenate([data[o : o + c] for o, c in zip(offsets, counts, strict=True)])[
+            :size
+        ]
     return pixels.reshape(height, width, 3)
 
 

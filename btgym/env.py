@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import gymnasium as gym
@@ -58,13 +59,19 @@ class BlenderEnv(gym.Env):
         self._closed = False
         if scene is not None:
             self.launcher = Launcher(
-                scene, 1, scene_kwargs=scene_kwargs, seed=seed, blend_file=blend_file,
-                blender=blender, start_timeout=start_timeout,
+                scene,
+                1,
+                scene_kwargs=scene_kwargs,
+                seed=seed,
+                blend_file=blend_file,
+                blender=blender,
+                start_timeout=start_timeout,
             )
             instance = self.launcher[0]
             address = str(instance.address)
-            self.client = Client(address, timeout, instance=0, is_alive=instance.is_alive,
-                                 log_tail=instance.log_tail)
+            self.client = Client(
+                address, timeout, instance=0, is_alive=instance.is_alive, log_tail=instance.log_tail
+            )
         else:
             self.client = Client(str(address), timeout)
         try:
@@ -107,9 +114,7 @@ class BlenderEnv(gym.Env):
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call a public scene method (or read an attribute) inside Blender."""
-        return self._request("call", {"name": name, "args": list(args), "kwargs": kwargs})[
-            "result"
-        ]
+        return self._request("call", {"name": name, "args": list(args), "kwargs": kwargs})["result"]
 
     def ping(self) -> dict[str, Any]:
         return self._request("ping")
@@ -121,10 +126,9 @@ class BlenderEnv(gym.Env):
         self._closed = True
         try:
             if self.client is not None and self.launcher is not None:
-                try:
+                # Best effort: if the instance does not answer, the launcher terminates it.
+                with contextlib.suppress(Exception):
                     self.client.request("close", timeout=2.0)
-                except Exception:  # best effort: the launcher terminates it anyway
-                    pass
         finally:
             if self.client is not None:
                 self.client.close()

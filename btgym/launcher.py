@@ -78,8 +78,14 @@ def blender_command(blender: str | None) -> list[str]:
         raise LaunchError(f"expected a Blender executable at {blender!r}, found none")
     script = PROJECT_ROOT / "blender_side" / "__main__.py"
     return [
-        executable, "--background", "--factory-startup", "--python-exit-code", "1",
-        "--python", str(script), "--",
+        executable,
+        "--background",
+        "--factory-startup",
+        "--python-exit-code",
+        "1",
+        "--python",
+        str(script),
+        "--",
     ]
 
 
@@ -105,6 +111,7 @@ class Launcher:
         log_dir: str | os.PathLike[str] | None = None,
         env: dict[str, str] | None = None,
         keep_logs: bool = False,
+        max_message_bytes: int | None = None,
     ) -> None:
         if num_instances < 1:
             raise ValueError(f"expected num_instances >= 1, got {num_instances}")
@@ -119,6 +126,7 @@ class Launcher:
         self.seeds = [seed + i for i in range(num_instances)]
         self._own_log_dir = log_dir is None
         self.keep_logs = keep_logs
+        self.max_message_bytes = max_message_bytes
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="btgym-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.instances: list[Instance] = []
@@ -129,8 +137,9 @@ class Launcher:
         try:
             for index, instance_seed in enumerate(self.seeds):
                 self.instances.append(
-                    self._start(index, instance_seed, command, kwargs_json, blend_file, bind,
-                                process_env)
+                    self._start(
+                        index, instance_seed, command, kwargs_json, blend_file, bind, process_env
+                    )
                 )
             self._wait_ready(start_timeout)
         except BaseException:
@@ -138,22 +147,48 @@ class Launcher:
             raise
 
     # -- start-up --------------------------------------------------------------------
-    def _start(self, index: int, seed: int, command: list[str], kwargs_json: str,
-               blend_file: str | None, bind: str, env: dict[str, str]) -> Instance:
+    def _start(
+        self,
+        index: int,
+        seed: int,
+        command: list[str],
+        kwargs_json: str,
+        blend_file: str | None,
+        bind: str,
+        env: dict[str, str],
+    ) -> Instance:
         log_path = self.log_dir / f"instance-{index}.log"
         ready_path = self.log_dir / f"instance-{index}.ready.json"
         ready_path.unlink(missing_ok=True)
         args = [
-            *command, "--scene", self.scene, "--kwargs", kwargs_json, "--bind", bind,
-            "--instance", str(index), "--seed", str(seed), "--parent-pid", str(os.getpid()),
-            "--ready-file", str(ready_path),
+            *command,
+            "--scene",
+            self.scene,
+            "--kwargs",
+            kwargs_json,
+            "--bind",
+            bind,
+            "--instance",
+            str(index),
+            "--seed",
+            str(seed),
+            "--parent-pid",
+            str(os.getpid()),
+            "--ready-file",
+            str(ready_path),
         ]
         if blend_file:
             args += ["--blend", os.path.abspath(blend_file)]
+        if self.max_message_bytes:
+            args += ["--max-message-bytes", str(self.max_message_bytes)]
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=env, cwd=os.getcwd(),
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=os.getcwd(),
             )
         return Instance(index, seed, process, log_path, ready_path)
 
@@ -170,13 +205,15 @@ class Launcher:
                     raise LaunchError(
                         f"expected Blender instance {instance.index} ({self.scene}) to become "
                         f"ready, but it exited with code {instance.process.returncode}",
-                        instance=instance.index, log_tail=instance.log_tail(),
+                        instance=instance.index,
+                        log_tail=instance.log_tail(),
                     )
             if waiting and time.monotonic() > deadline:
                 first = waiting[0]
                 raise LaunchError(
                     f"expected Blender instance {first.index} ({self.scene}) to become ready "
-                    f"within {timeout:g} s, it did not", instance=first.index,
+                    f"within {timeout:g} s, it did not",
+                    instance=first.index,
                     log_tail=first.log_tail(),
                 )
             if waiting:

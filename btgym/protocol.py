@@ -119,7 +119,10 @@ def decode(frames: Sequence[Any]) -> Message:
         return array[()] if code == _EXT_SCALAR else array
 
     unpacker = msgpack.Unpacker(
-        ext_hook=ext_hook, raw=False, strict_map_key=False, use_list=True,
+        ext_hook=ext_hook,
+        raw=False,
+        strict_map_key=False,
+        use_list=True,
         max_buffer_size=max(len(buffers[0]), 1),
     )
     try:
@@ -127,7 +130,9 @@ def decode(frames: Sequence[Any]) -> Message:
         length = unpacker.read_array_header()
         magic = unpacker.unpack() if length == 4 else None
         if magic != MAGIC:
-            raise DecodeError(f'expected header ["{MAGIC}", version, kind, body], got another value')
+            raise DecodeError(
+                f'expected header ["{MAGIC}", version, kind, body], got another value'
+            )
         version = unpacker.unpack()  # checked before the body, whose format may differ
         if version != PROTOCOL_VERSION:
             raise VersionMismatchError(PROTOCOL_VERSION, version)

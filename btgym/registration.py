@@ -15,8 +15,12 @@ def register_scene(env_id: str, scene: str, **kwargs: Any) -> None:
     ``kwargs`` are defaults for :class:`btgym.BlenderEnv` and the scene's constructor;
     ``gymnasium.make(env_id, **overrides)`` replaces them.
     """
-    gymnasium.register(id=env_id, entry_point=ENV_ENTRY_POINT, kwargs={"scene": scene, **kwargs},
-                       disable_env_checker=False)
+    gymnasium.register(
+        id=env_id,
+        entry_point=ENV_ENTRY_POINT,
+        kwargs={"scene": scene, **kwargs},
+        disable_env_checker=False,
+    )
 
 
 BUILTIN_SCENES: dict[str, str] = {

@@ -81,10 +81,12 @@ def restore(space: spaces.Space, value: Any) -> Any:
     msgpack turns tuples into lists and numpy integers into ints; this undoes that.
     """
     if isinstance(space, spaces.Dict) and isinstance(value, dict):
-        return {key: restore(sub, value[key]) if key in value else None
-                for key, sub in space.spaces.items()}
+        return {
+            key: restore(sub, value[key]) if key in value else None
+            for key, sub in space.spaces.items()
+        }
     if isinstance(space, spaces.Tuple) and isinstance(value, list | tuple):
-        return tuple(restore(sub, item) for sub, item in zip(space.spaces, value))
+        return tuple(restore(sub, item) for sub, item in zip(space.spaces, value, strict=False))
     if isinstance(space, spaces.Discrete) and not isinstance(value, np.ndarray):
         return np.int64(value)
     if isinstance(space, spaces.Box | spaces.MultiDiscrete | spaces.MultiBinary):

@@ -37,7 +37,10 @@ def check_action(space: spaces.Space, action: Any, name: str = "action") -> Any:
                 f"expected {name} as a sequence of {len(space.spaces)} for {space}, got "
                 f"{_show(action)}"
             )
-        return [check_action(sub, a, f"{name}[{i}]") for i, (sub, a) in enumerate(zip(space, action))]
+        return [
+            check_action(sub, a, f"{name}[{i}]")
+            for i, (sub, a) in enumerate(zip(space, action, strict=True))
+        ]
     if not space.contains(action):
         raise InvalidActionError(f"expected {name} in {space}, got {_show(action)}")
     return action
@@ -84,14 +87,11 @@ def _as_array(space: spaces.Space, action: Any, name: str, integer: bool) -> np.
             f"expected numeric {name} in {space}, got dtype {array.dtype} ({_show(action)})"
         )
     if array.shape != space.shape:
-        raise InvalidActionError(
-            f"expected {name} in {space}, got shape {array.shape}"
-        )
-    if integer and array.dtype.kind == "f":
-        if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
-            raise InvalidActionError(
-                f"expected integer {name} in {space}, got {_show(array)}"
-            )
+        raise InvalidActionError(f"expected {name} in {space}, got shape {array.shape}")
+    if (integer and array.dtype.kind == "f") and (
+        not np.all(np.isfinite(array)) or np.any(array != np.round(array))
+    ):
+        raise InvalidActionError(f"expected integer {name} in {space}, got {_show(array)}")
     return array
 
 

@@ -54,7 +54,9 @@ def add_mesh(name: str, vertices: np.ndarray, faces: np.ndarray) -> Any:
     mesh.loops.add(faces.size)
     mesh.loops.foreach_set("vertex_index", faces.reshape(-1))
     mesh.polygons.add(len(faces))
-    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, faces.shape[1], dtype=np.int32))
+    mesh.polygons.foreach_set(
+        "loop_start", np.arange(0, faces.size, faces.shape[1], dtype=np.int32)
+    )
     mesh.polygons.foreach_set("loop_total", np.full(len(faces), faces.shape[1], dtype=np.int32))
     mesh.update(calc_edges=True)
     mesh.validate()
@@ -78,7 +80,7 @@ def add_camera(location: tuple[float, float, float], target=(0.0, 0.0, 0.0), len
 
 
 def add_sun(rotation=(0.6, 0.2, 0.8), strength: float = 4.0) -> Any:
-    """A sun lamp, so path-traced engines (Cycles, EEVEE) see what Workbench's studio light shows."""
+    """A sun lamp, so Cycles and EEVEE light what Workbench's studio light shows."""
     data = bpy.data.lights.new("Sun", type="SUN")
     data.energy = strength
     sun = bpy.data.objects.new("Sun", data)

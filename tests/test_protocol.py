@@ -12,8 +12,20 @@ from btgym.errors import DecodeError, EncodeError, SpaceError, VersionMismatchEr
 from btgym.space_codec import restore, space_from_data, space_to_data
 from tests.scenes.echo import all_spaces
 
-DTYPES = [np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.int64, np.float16,
-          np.float32, np.float64, np.complex64, ">f4"]
+DTYPES = [
+    np.bool_,
+    np.int8,
+    np.uint8,
+    np.int16,
+    np.uint16,
+    np.int32,
+    np.int64,
+    np.float16,
+    np.float32,
+    np.float64,
+    np.complex64,
+    ">f4",
+]
 
 
 def roundtrip(body):
@@ -61,8 +73,9 @@ def test_nested_plain_values_roundtrip():
     assert roundtrip(body) == body
 
 
-@pytest.mark.parametrize("value", [object(), np.array(["a", "b"]), np.array([object()]),
-                                   {1, 2}, 2**70])
+@pytest.mark.parametrize(
+    "value", [object(), np.array(["a", "b"]), np.array([object()]), {1, 2}, 2**70]
+)
 def test_values_that_cannot_travel_are_refused(value):
     with pytest.raises(EncodeError):
         protocol.encode("step", {"v": value})
@@ -78,12 +91,27 @@ def test_values_that_cannot_travel_are_refused(value):
         ([msgpack.packb(["btgym", 1, "step"])], "expected header"),
         ([msgpack.packb(["btgym", 1, "step", None]) + b"\x00"], "end after"),
         ([msgpack.packb(["btgym", 1, 7, None])], "kind as a string"),
-        ([msgpack.packb(["btgym", 1, "x", msgpack.ExtType(1, msgpack.packb(["<f4", [4], 1]))])],
-         "refers to frame 1"),
-        ([msgpack.packb(["btgym", 1, "x", msgpack.ExtType(1, msgpack.packb(["<f4", [4], 1]))]),
-          b"\x00" * 15], "needs 16 bytes, got 15"),
-        ([msgpack.packb(["btgym", 1, "x", msgpack.ExtType(1, msgpack.packb(["|O", [1], b"x"]))])],
-         "dtype"),
+        (
+            [msgpack.packb(["btgym", 1, "x", msgpack.ExtType(1, msgpack.packb(["<f4", [4], 1]))])],
+            "refers to frame 1",
+        ),
+        (
+            [
+                msgpack.packb(
+                    ["btgym", 1, "x", msgpack.ExtType(1, msgpack.packb(["<f4", [4], 1]))]
+                ),
+                b"\x00" * 15,
+            ],
+            "needs 16 bytes, got 15",
+        ),
+        (
+            [
+                msgpack.packb(
+                    ["btgym", 1, "x", msgpack.ExtType(1, msgpack.packb(["|O", [1], b"x"]))]
+                )
+            ],
+            "dtype",
+        ),
         ([msgpack.packb(["btgym", 1, "x", msgpack.ExtType(9, b"")])], "extension type"),
     ],
 )

@@ -101,11 +101,15 @@ def test_unknown_operations_and_undecodable_requests_get_error_replies(echo_laun
     try:
         for frames, expected in [
             ([b"not msgpack \xc1"], "DecodeError"),
-            ([msgpack.packb(["btgym", protocol.PROTOCOL_VERSION, "explode", None])],
-             "ProtocolError"),
+            (
+                [msgpack.packb(["btgym", protocol.PROTOCOL_VERSION, "explode", None])],
+                "ProtocolError",
+            ),
             ([msgpack.packb(["btgym", 99, "step", None])], "VersionMismatchError"),
-            ([msgpack.packb(["btgym", protocol.PROTOCOL_VERSION, "step", "no dict"])],
-             "ProtocolError"),
+            (
+                [msgpack.packb(["btgym", protocol.PROTOCOL_VERSION, "step", "no dict"])],
+                "ProtocolError",
+            ),
         ]:
             req.send_multipart(frames)
             reply = protocol.decode(req.recv_multipart())

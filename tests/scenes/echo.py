@@ -45,7 +45,10 @@ class EchoScene(Scene):
         super().reset(seed=seed, options=options)
         self.counter = 0
         self.observation_space.seed(int(self.np_random.integers(2**31)))
-        return self.observation_space.sample(), {"draw": self.np_random.random(), "options": options}
+        return self.observation_space.sample(), {
+            "draw": self.np_random.random(),
+            "options": options,
+        }
 
     def step(self, action):
         self.counter += 1

@@ -1,0 +1,218 @@
+"""Launching, supervising and tearing down real Blender processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+from btgym import BlenderEnv
+from btgym.client import Client
+from btgym.errors import InstanceDiedError, InstanceTimeoutError, LaunchError, ProtocolError
+from btgym.launcher import Launcher
+from tests.conftest import ECHO_SCENE, ROOT
+
+
+def wait_gone(pids, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [
+            pid
+            for pid in pids
+            if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        ]
+        if not alive:
+            return []
+        time.sleep(0.1)
+    return alive
+
+
+def test_instances_get_distinct_ids_seeds_and_addresses_and_are_reaped_on_close():
+    with Launcher(ECHO_SCENE, 2, seed=100) as launcher:
+        assert launcher.seeds == [100, 101]
+        assert len(set(launcher.addresses)) == 2
+        clients = [Client(a, timeout=20) for a in launcher.addresses]
+        assert [c.hello()["instance"] for c in clients] == [0, 1]
+        # Without a seed in reset, each instance draws from its launcher-given seed.
+        draws = [c.request("reset", {})["info"]["draw"] for c in clients]
+        assert draws[0] != draws[1]
+        pids = [instance.process.pid for instance in launcher.instances]
+        for c in clients:
+            c.close()
+    assert all(instance.process.poll() is not None for instance in launcher.instances)
+    assert wait_gone(pids) == []
+    with Launcher(ECHO_SCENE, 1, seed=100) as again:
+        client = Client(again.addresses[0], timeout=20)
+        assert client.request("reset", {})["info"]["draw"] == draws[0]
+        client.close()
+
+
+def test_a_scene_that_fails_to_build_gives_a_launch_error_with_its_log():
+    with pytest.raises(LaunchError) as caught:
+        Launcher("tests.scenes.broken:FailsToBuild", 1, start_timeout=60)
+    message = str(caught.value)
+    assert "exited with code" in message
+    assert "missing asset 'gear.obj'" in message  # the log tail travels with the error
+
+
+def test_an_unknown_scene_spec_fails_fast_and_clearly():
+    with pytest.raises(LaunchError, match="No module named 'tests.scenes.nope'"):
+        Launcher("tests.scenes.nope:Scene", 1, start_timeout=60)
+
+
+def test_start_timeout_is_enforced_and_the_process_reaped():
+    started = time.monotonic()
+    with pytest.raises(LaunchError, match="within 0.2 s"):
+        Launcher(ECHO_SCENE, 1, start_timeout=0.2)
+    assert time.monotonic() - started < 10
+
+
+def test_a_killed_instance_is_reported_quickly_not_after_the_timeout():
+    env = BlenderEnv(ECHO_SCENE, timeout=30)
+    try:
+        env.reset(seed=0)
+        env.launcher[0].process.send_signal(signal.SIGKILL)
+        started = time.monotonic()
+        with pytest.raises(InstanceDiedError, match="process exited"):
+            env.step(env.action_space.sample())
+        assert time.monotonic() - started < 2.0
+    finally:
+        env.close()
+
+
+def test_a_hung_instance_raises_a_timeout_and_env_close_still_works():
+    env = BlenderEnv(ECHO_SCENE, timeout=0.5)
+    process = env.launcher[0].process
+    try:
+        env.reset(seed=0)
+        process.send_signal(signal.SIGSTOP)
+        with pytest.raises(InstanceTimeoutError, match="within 0.5 s"):
+            env.step(env.action_space.sample())
+    finally:
+        env.close()  # SIGTERM cannot reach a stopped process: close escalates to SIGKILL
+    assert process.poll() is not None
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {root!r})
+    from btgym.launcher import Launcher
+    launcher = Launcher({scene!r}, 2)
+    print(" ".join(str(i.process.pid) for i in launcher.instances), flush=True)
+    {tail}
+    """
+)
+
+
+@pytest.mark.parametrize("how", ["sigkill", "exit_without_close", "exception"])
+def test_no_blender_process_outlives_the_trainer(how):
+    tail = {
+        "sigkill": "time.sleep(60)",
+        "exit_without_close": "sys.exit(0)",
+        "exception": "raise RuntimeError('trainer crashed')",
+    }[how]
+    code = CHILD.format(root=str(ROOT), scene=ECHO_SCENE, tail=tail)
+    trainer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pids = [int(pid) for pid in trainer.stdout.readline().split()]
+    assert len(pids) == 2 and all(psutil.pid_exists(pid) for pid in pids)
+    if how == "sigkill":
+        trainer.send_signal(signal.SIGKILL)
+    trainer.wait(30)
+    assert wait_gone(pids, timeout=5.0) == [], f"orphaned Blender processes after {how}"
+
+
+def test_a_users_blend_file_and_scene_script_are_loaded(tmp_path):
+    blend = tmp_path / "user.blend"
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
+            import bpy
+            bpy.ops.mesh.primitive_monkey_add()
+            bpy.context.active_object.name = "Suzanne_user"
+            bpy.ops.wm.save_as_mainfile(filepath={str(blend)!r})
+        """),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    script = tmp_path / "user_scene.py"
+    script.write_text(
+        textwrap.dedent("""
+        import bpy
+        import numpy as np
+        from gymnasium import spaces
+        from blender_side import Scene
+
+        class UserScene(Scene):
+            def __init__(self, scale=1.0):
+                super().__init__()
+                self.scale = scale
+                self.action_space = spaces.Discrete(2)
+                self.observation_space = spaces.Box(-10, 10, (3,), np.float32)
+
+            def build(self):
+                self.monkey = bpy.data.objects["Suzanne_user"]
+
+            def reset(self, seed=None, options=None):
+                super().reset(seed=seed, options=options)
+                return np.array(self.monkey.location, np.float32), {}
+
+            def step(self, action):
+                self.monkey.location.x += self.scale * (1 if action else -1)
+                obs = np.array(self.monkey.location, np.float32)
+                return obs, 0.0, False, False, {}
+
+            def object_names(self):
+                return sorted(o.name for o in bpy.data.objects)
+    """)
+    )
+    with BlenderEnv(f"{script}:UserScene", blend_file=str(blend), scale=0.5) as env:
+        assert "Suzanne_user" in env.call("object_names")
+        env.reset(seed=0)
+        obs, *_ = env.step(1)
+        np.testing.assert_allclose(obs, [0.5, 0.0, 0.0])
+
+
+def test_a_blender_binary_can_be_used_instead_of_the_bpy_module(monkeypatch):
+    monkeypatch.setenv("BTGYM_BLENDER", str(ROOT / "tests" / "fake_blender.py"))
+    with BlenderEnv("envs.cube:CubeScene", width=64, height=48) as env:
+        process = psutil.Process(env.launcher[0].process.pid)
+        assert "--python" in process.cmdline() and "--background" in process.cmdline()
+        obs, info = env.reset(seed=0)
+        assert obs.shape == (48, 64, 3)
+        assert env.launcher[0].pid == process.pid
+
+
+def test_a_missing_blender_binary_is_a_clear_error():
+    with pytest.raises(LaunchError, match="expected a Blender executable at '/nope/blender'"):
+        Launcher(ECHO_SCENE, 1, blender="/nope/blender")
+
+
+def test_oversized_frames_are_refused_before_sending():
+    with Launcher(ECHO_SCENE, 1, max_message_bytes=4096) as launcher:
+        client = Client(launcher.addresses[0], timeout=10)
+        assert client.hello()["max_message_bytes"] == 4096
+        with pytest.raises(ProtocolError, match="at most 4096 bytes.*got one of 40000 bytes"):
+            client.request("call", {"name": "array_sum", "args": [np.zeros(10_000, np.float32)]})
+        small = client.request("call", {"name": "array_sum", "args": [np.ones(100, np.float32)]})
+        assert small["result"] == 100.0
+        client.close()
+
+
+def test_launcher_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="num_instances >= 1"):
+        Launcher(ECHO_SCENE, 0)
+    with pytest.raises(ValueError, match="JSON-serializable"):
+        Launcher(ECHO_SCENE, 1, scene_kwargs={"f": object()})
+    assert os.environ.get("BTGYM_BLENDER") is None
