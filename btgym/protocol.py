@@ -172,7 +172,7 @@ def _unpack_array(dtype_str: Any, shape: Any, payload: Any, buffers: list[memory
             )
         raw: Any = buffers[payload]
     elif isinstance(payload, bytes):
-        raw = payload
+        raw = bytearray(payload)  # writable, like arrays viewing received frames
     else:
         raise DecodeError(f"expected array bytes or a frame index, got {_preview(payload)}")
     expected = math.prod(shape) * dtype.itemsize

@@ -128,7 +128,7 @@ class CubeScene(Scene):
         clear_scene()
         self.cube = add_mesh("Cube", CUBE_VERTICES, CUBE_FACES)
         self.cube.data.materials.append(object_color_material())
-        self.camera = add_camera((7.36, -6.93, 4.96), lens=50.0)
+        self.camera = add_camera((7.36, -6.93, 4.96), lens=75.0)
         add_sun()
         scene = bpy.context.scene
         scene.display.shading.light = "STUDIO"

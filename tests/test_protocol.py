@@ -159,6 +159,23 @@ def test_unsupported_spaces_are_refused_with_the_supported_list():
         space_from_data({"type": "Graph"})
 
 
+def test_decoded_arrays_are_writable_whether_inline_or_in_frames():
+    import zmq
+
+    context = zmq.Context.instance()
+    a, b = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
+    port = a.bind_to_random_port("tcp://127.0.0.1")
+    b.connect(f"tcp://127.0.0.1:{port}")
+    a.send_multipart(protocol.encode("x", [np.zeros(4), np.zeros(10_000)]), copy=False)
+    assert b.poll(5000)
+    small, large = protocol.decode(b.recv_multipart(copy=False)).body
+    small += 1
+    large += 1
+    assert small.sum() == 4 and large.sum() == 10_000
+    a.close(linger=0)
+    b.close(linger=0)
+
+
 def test_zero_copy_decode_views_the_received_buffer():
     array = np.arange(10_000, dtype=np.float32)
     frames = [bytes(memoryview(f)) for f in protocol.encode("x", array)]
