@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Stands in for a Blender binary: runs ``--python FILE`` with the bpy module, as Blender would."""
 
 import os

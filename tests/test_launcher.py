@@ -184,8 +184,11 @@ def test_a_users_blend_file_and_scene_script_are_loaded(tmp_path):
         np.testing.assert_allclose(obs, [0.5, 0.0, 0.0])
 
 
-def test_a_blender_binary_can_be_used_instead_of_the_bpy_module(monkeypatch):
-    monkeypatch.setenv("BTGYM_BLENDER", str(ROOT / "tests" / "fake_blender.py"))
+def test_a_blender_binary_can_be_used_instead_of_the_bpy_module(monkeypatch, tmp_path):
+    blender = tmp_path / "blender"  # an executable taking Blender's command line
+    blender.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{ROOT}/tests/fake_blender.py" "$@"\n')
+    blender.chmod(0o755)
+    monkeypatch.setenv("BTGYM_BLENDER", str(blender))
     with BlenderEnv("envs.cube:CubeScene", width=64, height=48) as env:
         process = psutil.Process(env.launcher[0].process.pid)
         assert "--python" in process.cmdline() and "--background" in process.cmdline()
