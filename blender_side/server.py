@@ -6,7 +6,6 @@ until a ``close`` request or until the process that started it goes away.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 import traceback
@@ -18,7 +17,6 @@ import zmq
 from blender_side.scene import Scene
 from btgym import protocol
 from btgym.errors import BtgymError, ProtocolError
-from btgym.shm import Arena, is_arena_path
 from btgym.space_codec import space_to_data
 from btgym.validation import check_action
 
@@ -56,7 +54,6 @@ class Server:
         self.socket.bind(_with_port_wildcard(bind))
         self.address: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.requests_served = 0
-        self._arenas: dict[str, Arena] = {}  # clients' shared memory, by path
         self._running = False
         self._handlers: dict[str, Callable[[Any], Any]] = {
             "hello": self._hello,
@@ -87,11 +84,6 @@ class Server:
                 self.requests_served += 1
         finally:
             self.socket.close()
-            for arena in self._arenas.values():
-                arena.close()
-                if reason == "parent process gone":  # its client was killed with it
-                    with contextlib.suppress(OSError):
-                        os.remove(arena.path)
         return reason
 
     def handle(self, frames: list[Any]) -> list[Any]:
@@ -109,9 +101,8 @@ class Server:
                     f"expected the {message.kind!r} request body as a map, "
                     f"got {type(body).__name__}"
                 )
-            arena = self._arena(body.pop("arena", None))
             body = handler(body)
-            return protocol.encode(protocol.REPLY_OK, body, arena)
+            return protocol.encode(protocol.REPLY_OK, body)
         except Exception as exc:  # every failure becomes an error reply; the server lives on
             return self._error_reply(exc)
 
@@ -126,17 +117,6 @@ class Server:
             return protocol.encode(
                 protocol.REPLY_ERROR, protocol.error_body(fallback, text, self.instance)
             )
-
-    def _arena(self, path: Any) -> Arena | None:
-        """The client's shared memory named in a request, if it is a valid arena here."""
-        if path is None:
-            return None
-        arena = self._arenas.get(path)
-        if arena is None and is_arena_path(path):
-            if len(self._arenas) >= 64:  # clients come and go: forget the oldest
-                self._arenas.pop(next(iter(self._arenas))).close()
-            arena = self._arenas[path] = Arena(path, create=False)
-        return arena
 
     def _parent_alive(self) -> bool:
         if self.parent_pid is None:
@@ -154,7 +134,6 @@ class Server:
     # -- operations ------------------------------------------------------------------
     def _hello(self, body: dict[str, Any]) -> dict[str, Any]:
         return {
-            "shm": True,
             "protocol": protocol.PROTOCOL_VERSION,
             "instance": self.instance,
             "pid": os.getpid(),

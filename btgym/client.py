@@ -29,7 +29,6 @@ from btgym.errors import (
     SpaceError,
     VersionMismatchError,
 )
-from btgym.shm import Arena, arena_path
 
 IDEMPOTENT = frozenset({"hello", "ping"})
 _POLL_SLICE_MS = 100
@@ -38,10 +37,9 @@ _POLL_SLICE_MS = 100
 class Client:
     """Talks to one server at ``address``.
 
-    ``timeout`` bounds every request in seconds. ``shared_memory``: receive large arrays
-    from a server on this machine through :mod:`btgym.shm` instead of the socket.
-    ``is_alive`` and ``log_tail``, when given (the launcher gives them), let errors say
-    that the process died and show the end of its log.
+    ``timeout`` bounds every request in seconds. ``is_alive`` and ``log_tail``, when
+    given (the launcher gives them), let errors say that the process died and show
+    the end of its log.
     """
 
     def __init__(
@@ -53,10 +51,8 @@ class Client:
         is_alive: Callable[[], bool] | None = None,
         log_tail: Callable[[], str] | None = None,
         context: zmq.Context | None = None,
-        shared_memory: bool = True,
     ) -> None:
         self.address = address
-        self.shared_memory = shared_memory
         self.timeout = timeout
         self.instance = instance
         self.retries = retries
@@ -66,7 +62,6 @@ class Client:
         self._socket: zmq.Socket | None = None
         self._pending: str | None = None
         self.max_message_bytes: int | None = None  # learnt from the server in hello()
-        self.arena: Arena | None = None  # ours, for large replies from a same-host server
         self._closed = False
         self._open_socket()
 
@@ -90,8 +85,6 @@ class Client:
             raise ProtocolError(
                 f"expected a reply to {self._pending!r} to be received before sending {op!r}"
             )
-        if self.arena is not None:
-            body = {**(body or {}), "arena": self.arena.path}
         frames = protocol.encode(op, body)
         if self.max_message_bytes is not None:
             largest = max(memoryview(frame).nbytes for frame in frames)
@@ -145,14 +138,7 @@ class Client:
         if info.get("protocol") != protocol.PROTOCOL_VERSION:
             raise VersionMismatchError(protocol.PROTOCOL_VERSION, info.get("protocol"), "server")
         self.max_message_bytes = info.get("max_message_bytes")
-        if info.get("shm") and self.shared_memory and self.same_host and self.arena is None:
-            self.arena = Arena(arena_path(f"{id(self):x}"), create=True)
         return info
-
-    @property
-    def same_host(self) -> bool:
-        """Whether the server is on this machine (loopback TCP or IPC): shm is possible."""
-        return self.address.startswith(("tcp://127.", "tcp://localhost:", "ipc://"))
 
     def close(self) -> None:
         """Close the socket (idempotent)."""
@@ -162,9 +148,6 @@ class Client:
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
-        if self.arena is not None:
-            self.arena.close()
-            self.arena = None
 
     @property
     def closed(self) -> bool:
@@ -172,7 +155,7 @@ class Client:
 
     # -- internals -------------------------------------------------------------------
     def _unpack_reply(self, op: str, frames: list[Any]) -> Any:
-        message = protocol.decode(frames, self.arena)
+        message = protocol.decode(frames)
         if message.kind == protocol.REPLY_OK:
             return message.body
         if message.kind == protocol.REPLY_ERROR:

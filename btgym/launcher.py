@@ -10,8 +10,6 @@ signal plus a watchdog in the server).
 from __future__ import annotations
 
 import atexit
-import contextlib
-import glob
 import json
 import os
 import shutil
@@ -27,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from btgym.errors import ClosedError, LaunchError
-from btgym.shm import SHM_DIR
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _LIVE_LAUNCHERS: weakref.WeakSet[Launcher] = weakref.WeakSet()
@@ -69,14 +66,6 @@ class Instance:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(grace)
-        remove_shm_files(self.process.pid)
-
-
-def remove_shm_files(pid: int) -> None:
-    """Remove the frame and arena files a (dead) server process left in shared memory."""
-    for path in glob.glob(os.path.join(SHM_DIR, f"btgym-*-{pid}-*")):
-        with contextlib.suppress(OSError):
-            os.remove(path)
 
 
 def blender_command(blender: str | None) -> list[str]:

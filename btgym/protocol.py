@@ -40,7 +40,6 @@ DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 _EXT_ARRAY = 1
 _EXT_SCALAR = 2
-_EXT_SHARED = 3  # [dtype, shape, offset] in the sender's shared-memory arena (btgym.shm)
 _ALLOWED_DTYPE_KINDS = frozenset("biufc")
 
 
@@ -52,23 +51,12 @@ class Message:
     body: Any
 
 
-def encode(kind: str, body: Any = None, arena: Any = None) -> list[Any]:
-    """Turn ``kind`` and ``body`` into frames for ``socket.send_multipart(copy=False)``.
-
-    With an ``arena`` (:class:`btgym.shm.Arena`), large arrays are copied there instead.
-    """
+def encode(kind: str, body: Any = None) -> list[Any]:
+    """Turn ``kind`` and ``body`` into frames for ``socket.send_multipart(copy=False)``."""
     buffers: list[Any] = []
-    if arena is not None:
-        arena.start_message()
 
     def default(value: Any) -> msgpack.ExtType:
         if isinstance(value, np.ndarray):
-            if arena is not None and value.nbytes >= arena_min_bytes():
-                _check_dtype(value.dtype)
-                offset = arena.put(value)
-                return msgpack.ExtType(
-                    _EXT_SHARED, msgpack.packb([value.dtype.str, list(value.shape), offset])
-                )
             return _pack_array(value, buffers)
         if isinstance(value, np.generic):
             array = np.asarray(value)
@@ -110,16 +98,8 @@ def _check_dtype(dtype: np.dtype) -> None:
         )
 
 
-def arena_min_bytes() -> int:
-    from btgym.shm import SHM_MIN_BYTES
-
-    return SHM_MIN_BYTES
-
-
-def decode(frames: Sequence[Any], arena: Any = None) -> Message:
+def decode(frames: Sequence[Any]) -> Message:
     """Parse frames (bytes or ``zmq.Frame``) into a :class:`Message`.
-
-    ``arena`` resolves arrays the sender placed in shared memory (see :mod:`btgym.shm`).
 
     Raises :class:`DecodeError` for anything that is not a btgym message and
     :class:`VersionMismatchError` for a message of another protocol version.
@@ -129,22 +109,12 @@ def decode(frames: Sequence[Any], arena: Any = None) -> Message:
     buffers = [_buffer_of(frame) for frame in frames]
 
     def ext_hook(code: int, data: bytes) -> Any:
-        if code not in (_EXT_ARRAY, _EXT_SCALAR, _EXT_SHARED):
-            raise DecodeError(
-                f"expected extension type 1 (array), 2 (scalar) or 3 (shared), got {code}"
-            )
+        if code not in (_EXT_ARRAY, _EXT_SCALAR):
+            raise DecodeError(f"expected extension type 1 (array) or 2 (scalar), got {code}")
         try:
             dtype_str, shape, payload = msgpack.unpackb(data, raw=False)
         except Exception as exc:
             raise DecodeError(f"malformed array descriptor: {exc}") from exc
-        if code == _EXT_SHARED:
-            if arena is None:
-                raise DecodeError("got a shared-memory array, but no arena was negotiated")
-            dtype = _safe_dtype(dtype_str)
-            _check_shape(shape)
-            if not isinstance(payload, int):
-                raise DecodeError(f"expected an arena offset, got {_preview(payload)}")
-            return arena.get(dtype, shape, payload)
         array = _unpack_array(dtype_str, shape, payload, buffers)
         return array[()] if code == _EXT_SCALAR else array
 
@@ -186,24 +156,15 @@ def _buffer_of(frame: Any) -> memoryview:
     return buffer if buffer is not None else memoryview(frame)
 
 
-def _safe_dtype(dtype_str: Any) -> np.dtype:
+def _unpack_array(dtype_str: Any, shape: Any, payload: Any, buffers: list[memoryview]):
     try:
         dtype = np.dtype(dtype_str)
     except TypeError as exc:
         raise DecodeError(f"expected a numpy dtype string, got {_preview(dtype_str)}") from exc
     if dtype.kind not in _ALLOWED_DTYPE_KINDS:
         raise DecodeError(f"expected a numeric or bool dtype, got {dtype!r}")
-    return dtype
-
-
-def _check_shape(shape: Any) -> None:
     if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape)):
         raise DecodeError(f"expected a shape of non-negative ints, got {_preview(shape)}")
-
-
-def _unpack_array(dtype_str: Any, shape: Any, payload: Any, buffers: list[memoryview]):
-    dtype = _safe_dtype(dtype_str)
-    _check_shape(shape)
     if isinstance(payload, int) and not isinstance(payload, bool):
         if not 1 <= payload < len(buffers):
             raise DecodeError(

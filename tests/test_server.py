@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 
@@ -21,7 +20,6 @@ from btgym.errors import (
     RemoteError,
     VersionMismatchError,
 )
-from btgym.launcher import Launcher
 from btgym.space_codec import space_to_data
 from tests.scenes.echo import all_spaces
 
@@ -192,52 +190,3 @@ def test_decode_error_type_is_kept_across_the_wire(echo_launcher):
         client.recv()
     client.close()
     assert issubclass(DecodeError, ProtocolError)
-
-
-def test_same_host_clients_get_large_arrays_through_their_own_shared_memory(echo_launcher):
-    address = echo_launcher.addresses[0]
-    fast_a, fast_b = Client(address, timeout=10), Client(address, timeout=10)
-    plain = Client(address, timeout=10, shared_memory=False)
-    for client in (fast_a, fast_b, plain):
-        client.hello()
-    assert fast_a.arena is not None and fast_b.arena is not None and plain.arena is None
-    assert fast_a.arena.path != fast_b.arena.path
-    big_a = np.arange(200_000, dtype=np.float64).reshape(1000, 200)  # 1.6 MB: grows the arena
-    big_b = -np.arange(40_000, dtype=np.int32).reshape(200, 200)
-    for _ in range(3):  # interleaved requests from several clients never mix their replies
-        fast_a.send("call", {"name": "array_sum", "args": [big_a]})
-        fast_b.send("call", {"name": "array_sum", "args": [big_b]})
-        plain.send("call", {"name": "get_attr", "args": ["counter"]})
-        np.testing.assert_array_equal(fast_a.recv()["result"], big_a.sum(axis=0))
-        np.testing.assert_array_equal(fast_b.recv()["result"], big_b.sum(axis=0))
-        assert plain.recv()["result"] == 0
-    paths = [fast_a.arena.path, fast_b.arena.path]
-    for client in (fast_a, fast_b, plain):
-        client.close()
-    assert not any(os.path.exists(path) for path in paths)  # the owner removes its arena
-
-
-def test_cube_frames_are_identical_through_shared_memory_and_through_the_socket():
-    with Launcher("envs.cube:CubeScene", 1, scene_kwargs={"width": 320, "height": 256}) as launcher:
-        fast = Client(launcher.addresses[0], timeout=30)
-        plain = Client(launcher.addresses[0], timeout=30, shared_memory=False)
-        fast.hello()
-        plain.hello()
-        frame_fast = fast.request("reset", {"seed": 4})["obs"]
-        frame_plain = plain.request("reset", {"seed": 4})["obs"]
-        assert fast.arena is not None and frame_fast.shape == (256, 320, 3)
-        np.testing.assert_array_equal(frame_fast, frame_plain)
-        fast.close()
-        plain.close()
-
-
-def test_servers_only_write_to_arena_files(echo_launcher, tmp_path):
-    victim = tmp_path / "victim.bin"
-    victim.write_bytes(b"\0" * 1_000_000)
-    client = Client(echo_launcher.addresses[0], timeout=10, shared_memory=False)
-    reply = client.request(
-        "call", {"name": "array_sum", "args": [np.ones((10, 20_000))], "arena": str(victim)}
-    )
-    np.testing.assert_array_equal(reply["result"], np.full(20_000, 10.0))  # sent as a frame
-    assert victim.read_bytes() == b"\0" * 1_000_000
-    client.close()
