@@ -10,6 +10,8 @@ signal plus a watchdog in the server).
 from __future__ import annotations
 
 import atexit
+import contextlib
+import glob
 import json
 import os
 import shutil
@@ -66,6 +68,15 @@ class Instance:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(grace)
+        remove_frame_files(self.process.pid)
+
+
+def remove_frame_files(pid: int) -> None:
+    """Remove the frame files a stopped server process left in shared memory."""
+    for directory in {"/dev/shm", tempfile.gettempdir()}:
+        for path in glob.glob(os.path.join(directory, f"btgym-frame-{pid}-*.tif")):
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
 def blender_command(blender: str | None) -> list[str]:
