@@ -51,8 +51,10 @@ def main() -> None:
             render_ms.append((t1 - t0) * 1000)
             write_ms.append((t2 - t1 - (t1 - t0)) * 1000)
             read_ms.append((t3 - t2) * 1000)
-        print(json.dumps({"step": step_ms, "render": render_ms, "write": write_ms,
-                          "read": read_ms}), flush=True)
+        print(
+            json.dumps({"step": step_ms, "render": render_ms, "write": write_ms, "read": read_ms}),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -53,9 +53,16 @@ def main() -> None:
     args = parser.parse_args()
 
     bare = subprocess.Popen(
-        [sys.executable, str(ROOT / "benchmarks" / "bare_cube_worker.py"), str(args.width),
-         str(args.height)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bare_cube_worker.py"),
+            str(args.width),
+            str(args.height),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     while bare.stdout.readline().strip() != "ready":
         pass
@@ -81,19 +88,28 @@ def main() -> None:
 
     bare_ms, env_ms = statistics.median(bare_medians), statistics.median(env_medians)
     part = {k: statistics.median(p[k] for p in parts) for k in parts[0]}
-    print(f"Cube-v0 {args.width}x{args.height}, {args.rounds} rounds x {args.steps} steps, "
-          "medians of per-round medians\n")
+    print(
+        f"Cube-v0 {args.width}x{args.height}, {args.rounds} rounds x {args.steps} steps, "
+        "medians of per-round medians\n"
+    )
     print("| loop | ms/step | steps/s |")
     print("|---|---|---|")
-    print(f"| bare bpy loop (render + read + corners, one process) | {bare_ms:.2f} | "
-          f"{1000 / bare_ms:.1f} |")
-    print(f"| BlenderEnv.step (protocol + server + same work) | {env_ms:.2f} | "
-          f"{1000 / env_ms:.1f} |")
-    print(f"\nprotocol share of a step: {env_ms - bare_ms:+.2f} ms "
-          f"(env/bare time ratio {env_ms / bare_ms:.3f}); ping round trip "
-          f"{statistics.median(pings):.3f} ms")
-    print(f"parts of the bare step: render {part['render']:.2f} ms, write TIFF "
-          f"{part['write']:.2f} ms, read {part['read']:.3f} ms")
+    print(
+        f"| bare bpy loop (render + read + corners, one process) | {bare_ms:.2f} | "
+        f"{1000 / bare_ms:.1f} |"
+    )
+    print(
+        f"| BlenderEnv.step (protocol + server + same work) | {env_ms:.2f} | {1000 / env_ms:.1f} |"
+    )
+    print(
+        f"\nprotocol share of a step: {env_ms - bare_ms:+.2f} ms "
+        f"(env/bare time ratio {env_ms / bare_ms:.3f}); ping round trip "
+        f"{statistics.median(pings):.3f} ms"
+    )
+    print(
+        f"parts of the bare step: render {part['render']:.2f} ms, write TIFF "
+        f"{part['write']:.2f} ms, read {part['read']:.3f} ms"
+    )
     print("per-round bare ms:", " ".join(f"{v:.2f}" for v in bare_medians))
     print("per-round env ms: ", " ".join(f"{v:.2f}" for v in env_medians))
 

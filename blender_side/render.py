@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+import sys
 import tempfile
 from typing import Any
 
@@ -71,6 +72,7 @@ class Renderer:
         self.samples, self.antialiasing = samples, antialiasing
         self.view_transform, self.quiet = view_transform, quiet
         self.scene = scene
+        # btgym.launcher.remove_frame_files relies on this name to clean up after a crash.
         self.path = os.path.join(frame_directory(), f"btgym-frame-{os.getpid()}-{id(self)}.tif")
         self.last_frame: np.ndarray | None = None
         self.configure()
@@ -173,21 +175,23 @@ def _read_ifd(data: np.ndarray, order: str, offset: int) -> dict[str, list[int]]
     return tags
 
 
+_DEVNULL: int | None = None
+
+
 @contextlib.contextmanager
 def _stdout_silenced(enabled: bool):
     """Send the C-level stdout to /dev/null: Blender prints a line per rendered frame."""
     if not enabled:
         yield
         return
-    import sys
-
+    global _DEVNULL
+    if _DEVNULL is None:
+        _DEVNULL = os.open(os.devnull, os.O_WRONLY)  # opened once, kept for the process
     sys.stdout.flush()
     saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, 1)
+        os.dup2(_DEVNULL, 1)
         yield
     finally:
         os.dup2(saved, 1)
         os.close(saved)
-        os.close(devnull)

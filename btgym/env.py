@@ -82,7 +82,6 @@ class BlenderEnv(gym.Env):
         self.action_space = space_from_data(self.remote["action_space"])
         self.observation_space = space_from_data(self.remote["observation_space"])
         self.metadata = {**type(self).metadata, **self.remote.get("metadata", {})}
-        self._last_frame: np.ndarray | None = None
 
     @property
     def scene_name(self) -> str:

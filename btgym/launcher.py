@@ -72,7 +72,11 @@ class Instance:
 
 
 def remove_frame_files(pid: int) -> None:
-    """Remove the frame files a stopped server process left in shared memory."""
+    """Remove the frame files a stopped server process left in shared memory.
+
+    The name pattern is the one ``blender_side.render.Renderer`` writes (not imported
+    here: the trainer side never imports bpy).
+    """
     for directory in {"/dev/shm", tempfile.gettempdir()}:
         for path in glob.glob(os.path.join(directory, f"btgym-frame-{pid}-*.tif")):
             with contextlib.suppress(OSError):
