@@ -158,13 +158,19 @@ class Server:
             raise ValueError("expected a step request with an 'action', got none")
         action = check_action(self.scene.action_space, body["action"])
         observation, reward, terminated, truncated, info = self.scene.step(action)
-        return {
+        reply = {
             "obs": observation,
             "reward": float(reward),
             "terminated": bool(terminated),
             "truncated": bool(truncated),
             "info": info or {},
         }
+        if body.get("autoreset") and (terminated or truncated):
+            # Same-step autoreset in one round trip: the next episode starts right away.
+            reply["final_obs"], reply["final_info"] = reply["obs"], reply["info"]
+            observation, info = self.scene.reset(seed=None, options=None)
+            reply["obs"], reply["info"] = observation, info or {}
+        return reply
 
     def _render(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"frame": self.scene.render()}

@@ -128,6 +128,13 @@ class Client:
                 )
 
     @property
+    def socket(self) -> zmq.Socket:
+        """The REQ socket, for polling several clients at once (do not send on it)."""
+        self._check_open()
+        assert self._socket is not None
+        return self._socket
+
+    @property
     def pending(self) -> str | None:
         """The operation awaiting its reply, if any."""
         return self._pending

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from btgym.client import Client
+from btgym.connection import connect
 from btgym.errors import ClosedError
-from btgym.launcher import Launcher
-from btgym.space_codec import restore, space_from_data
+from btgym.space_codec import restore
 from btgym.validation import check_action
 
 
@@ -41,46 +39,25 @@ class BlenderEnv(gym.Env):
         start_timeout: float = 120.0,
         **scene_kwargs: Any,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"expected render_mode in {self.metadata['render_modes']} or None, "
-                f"got {render_mode!r}"
-            )
-        if (scene is None) == (address is None):
-            raise ValueError("expected exactly one of scene= (to launch) or address= (to connect)")
-        if address is not None and (scene_kwargs or blend_file):
-            raise ValueError(
-                "scene kwargs and blend_file configure a launched instance; a server at "
-                f"{address} is already built, got {sorted(scene_kwargs) or ['blend_file']}"
-            )
+        check_render_mode(render_mode, self.metadata)
         self.render_mode = render_mode
-        self.launcher: Launcher | None = None
-        self.client: Client | None = None
+        self.connection = connect(
+            scene,
+            1,
+            addresses=None if address is None else [address],
+            seed=seed,
+            blend_file=blend_file,
+            blender=blender,
+            timeout=timeout,
+            start_timeout=start_timeout,
+            scene_kwargs=scene_kwargs,
+        )
         self._closed = False
-        if scene is not None:
-            self.launcher = Launcher(
-                scene,
-                1,
-                scene_kwargs=scene_kwargs,
-                seed=seed,
-                blend_file=blend_file,
-                blender=blender,
-                start_timeout=start_timeout,
-            )
-            instance = self.launcher[0]
-            address = str(instance.address)
-            self.client = Client(
-                address, timeout, instance=0, is_alive=instance.is_alive, log_tail=instance.log_tail
-            )
-        else:
-            self.client = Client(str(address), timeout)
-        try:
-            self.remote = self.client.hello()
-        except BaseException:
-            self.close()
-            raise
-        self.action_space = space_from_data(self.remote["action_space"])
-        self.observation_space = space_from_data(self.remote["observation_space"])
+        self.client = self.connection.clients[0]
+        self.launcher = self.connection.launcher
+        self.remote = self.connection.hellos[0]
+        self.action_space = self.connection.action_space
+        self.observation_space = self.connection.observation_space
         self.metadata = {**type(self).metadata, **self.remote.get("metadata", {})}
 
     @property
@@ -123,26 +100,24 @@ class BlenderEnv(gym.Env):
         if self._closed:
             return
         self._closed = True
-        try:
-            if self.client is not None and self.launcher is not None:
-                # Best effort: if the instance does not answer, the launcher terminates it.
-                with contextlib.suppress(Exception):
-                    self.client.request("close", timeout=2.0)
-        finally:
-            if self.client is not None:
-                self.client.close()
-            if self.launcher is not None:
-                self.launcher.close()
+        self.connection.close()
         super().close()
 
     def _request(self, op: str, body: Any = None) -> Any:
-        if self._closed or self.client is None:
+        if self._closed:
             raise ClosedError(f"expected an open env for {op!r}, but it is closed")
         return self.client.request(op, body)
 
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):
             self.close()
+
+
+def check_render_mode(render_mode: str | None, metadata: dict[str, Any]) -> None:
+    if render_mode is not None and render_mode not in metadata["render_modes"]:
+        raise ValueError(
+            f"expected render_mode in {metadata['render_modes']} or None, got {render_mode!r}"
+        )
 
 
 __all__ = ["BlenderEnv"]
