@@ -8,9 +8,18 @@ from btgym.env import BlenderEnv
 from btgym.errors import BtgymError
 from btgym.launcher import Launcher, launch
 from btgym.registration import register_builtin, register_scene
+from btgym.vector_env import BlenderVectorEnv
 
 __version__ = "0.1.0"
 
 register_builtin()
 
-__all__ = ["BlenderEnv", "BtgymError", "Launcher", "__version__", "launch", "register_scene"]
+__all__ = [
+    "BlenderEnv",
+    "BlenderVectorEnv",
+    "BtgymError",
+    "Launcher",
+    "__version__",
+    "launch",
+    "register_scene",
+]

@@ -119,13 +119,17 @@ class Client:
             if self._socket.poll(min(_POLL_SLICE_MS, max(1, int(remaining * 1000)))):
                 frames = self._socket.recv_multipart(copy=False)
                 return self._unpack_reply(op, frames)
-            if self._is_alive is not None and not self._is_alive():
+            if not self.is_alive():
                 self._reopen()
                 raise InstanceDiedError(
                     f"expected a reply to {op!r} from {self._where()}, but its process exited",
                     instance=self.instance,
                     log_tail=self._tail(),
                 )
+
+    def is_alive(self) -> bool:
+        """False when the instance's process is known to have exited."""
+        return self._is_alive is None or self._is_alive()
 
     @property
     def socket(self) -> zmq.Socket:

@@ -7,6 +7,7 @@ from typing import Any
 import gymnasium
 
 ENV_ENTRY_POINT = "btgym.env:BlenderEnv"
+VECTOR_ENTRY_POINT = "btgym.vector_env:BlenderVectorEnv"
 
 
 def register_scene(env_id: str, scene: str, **kwargs: Any) -> None:
@@ -18,8 +19,8 @@ def register_scene(env_id: str, scene: str, **kwargs: Any) -> None:
     gymnasium.register(
         id=env_id,
         entry_point=ENV_ENTRY_POINT,
+        vector_entry_point=VECTOR_ENTRY_POINT,
         kwargs={"scene": scene, **kwargs},
-        disable_env_checker=False,
     )
 
 

@@ -9,8 +9,8 @@ Observation: the rendered frame, ``(height, width, 3) uint8`` (default 640x512, 
 the paper's Table II). ``info["xy"]``: the cube's 8 corners in pixel coordinates
 (x right, y down, origin at the image's top-left corner), ``(8, 2) float32``.
 ``reset(options={"rotation_range": [...]})`` sets the range of the reset frame (full
-range by default). Reward is always 0; an episode is truncated after ``episode_length`` steps (never
-when None).
+range by default). Reward is always 0; an episode is truncated after
+``max_episode_steps`` steps (never when None).
 """
 
 from __future__ import annotations
@@ -111,14 +111,14 @@ class CubeScene(Scene):
         width: int = 640,
         height: int = 512,
         engine: str = "workbench",
-        episode_length: int | None = None,
+        max_episode_steps: int | None = None,
         samples: int | None = None,
     ) -> None:
         super().__init__()
-        if episode_length is not None and episode_length < 1:
-            raise ValueError(f"expected episode_length >= 1 or None, got {episode_length}")
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ValueError(f"expected max_episode_steps >= 1 or None, got {max_episode_steps}")
         self.renderer = Renderer(width, height, engine=engine, samples=samples)
-        self.episode_length = episode_length
+        self.max_episode_steps = max_episode_steps
         self.action_space = spaces.Box(0.0, 1.0, (3,), np.float32)
         self.observation_space = spaces.Box(0, 255, (height, width, 3), np.uint8)
         self.rotation_range = _as_range(FULL_RANGE)
@@ -150,7 +150,7 @@ class CubeScene(Scene):
         self.rotation_range = _as_range(action)
         self.steps += 1
         observation, info = self._randomize_and_render()
-        truncated = self.episode_length is not None and self.steps >= self.episode_length
+        truncated = self.max_episode_steps is not None and self.steps >= self.max_episode_steps
         return observation, 0.0, False, truncated, info
 
     def _randomize_and_render(self) -> tuple[np.ndarray, dict[str, Any]]:

@@ -88,10 +88,11 @@ def test_invalid_action_raises_before_sending(cube_env):
         cube_env.step(np.zeros(2))
 
 
-def test_episode_length_truncates():
-    with gym.make("btgym/Cube-v0", episode_length=3, **SMALL_CUBE) as env:
+def test_max_episode_steps_truncates_inside_the_scene():
+    with btgym.BlenderEnv("envs.cube:CubeScene", max_episode_steps=3, **SMALL_CUBE) as env:
         env.reset(seed=0)
         flags = [env.step(env.action_space.sample())[3] for _ in range(3)]
+        assert env.call("max_episode_steps") == 3
     assert flags == [False, False, True]
 
 

@@ -28,13 +28,14 @@ def all_spaces() -> spaces.Dict:
 class EchoScene(Scene):
     """Echoes actions; counts steps; can be told to fail, hang or exit."""
 
-    def __init__(self, episode_length: int = 5) -> None:
+    def __init__(self, max_episode_steps: int = 5) -> None:
         super().__init__()
         self.action_space = all_spaces()
         self.observation_space = all_spaces()
-        self.episode_length = episode_length
+        self.max_episode_steps = max_episode_steps
         self.counter = 0
         self.label = "echo"
+        self.step_delay = 0.0  # seconds; set per instance to make a straggler
 
     def build(self) -> None:
         import bpy
@@ -51,8 +52,10 @@ class EchoScene(Scene):
         }
 
     def step(self, action):
+        if self.step_delay:
+            time.sleep(self.step_delay)
         self.counter += 1
-        done = self.counter >= self.episode_length
+        done = self.counter >= self.max_episode_steps
         return action, float(self.counter), False, done, {"counter": self.counter}
 
     def add(self, a, b):

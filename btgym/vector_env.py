@@ -1,0 +1,387 @@
+"""``BlenderVectorEnv``: N Blender instances as one Gymnasium vector env.
+
+The trainer talks to every instance directly over the protocol: a step sends all
+requests first and then gathers the replies, so N renders run in parallel with no
+Python worker process in between (unlike ``AsyncVectorEnv``). Same-step autoreset
+happens inside the server in the same round trip.
+
+Asynchronous use, for stragglers (EnvPool's ``send``/``recv``)::
+
+    envs.async_reset(seed=0)
+    while training:
+        obs, rewards, terms, truncs, infos = envs.recv(batch_size=3)   # first 3 of N
+        envs.send(policy(obs), env_ids=infos["env_id"])
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import zmq
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
+
+from btgym.connection import connect
+from btgym.env import check_render_mode
+from btgym.errors import ClosedError, InstanceTimeoutError, InvalidActionError, ProtocolError
+from btgym.space_codec import restore
+from btgym.validation import check_action
+
+
+class BlenderVectorEnv(VectorEnv):
+    """``num_envs`` instances of ``scene`` (or servers at ``addresses``) as a vector env.
+
+    ``autoreset_mode``: ``NEXT_STEP`` (Gymnasium's default), ``SAME_STEP`` (``final_obs``
+    and ``final_info`` in infos; what SB3 expects) or ``DISABLED`` (reset ended envs
+    with ``reset(options={"reset_mask": mask})``). Instance ``i`` gets seed ``seed + i``.
+    ``max_episode_steps`` goes to the scene, which truncates its own episodes.
+    """
+
+    metadata: dict[str, Any] = {
+        "render_modes": ["rgb_array"],
+        "render_fps": 30,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
+
+    def __init__(
+        self,
+        scene: str | None = None,
+        num_envs: int | None = None,
+        *,
+        addresses: Sequence[str] | None = None,
+        render_mode: str | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        seed: int | None = None,
+        blend_file: str | None = None,
+        blender: str | None = None,
+        timeout: float = 30.0,
+        start_timeout: float = 120.0,
+        max_episode_steps: int | None = None,
+        **scene_kwargs: Any,
+    ) -> None:
+        check_render_mode(render_mode, self.metadata)
+        if addresses is not None:
+            num_envs = len(addresses) if num_envs is None else num_envs
+            if num_envs != len(addresses):
+                raise ValueError(f"expected {num_envs} addresses, got {len(addresses)}")
+        if num_envs is None or num_envs < 1:
+            raise ValueError(f"expected num_envs >= 1, got {num_envs}")
+        if max_episode_steps is not None:  # scenes truncate their episodes themselves
+            scene_kwargs["max_episode_steps"] = max_episode_steps
+        self.autoreset_mode = AutoresetMode(autoreset_mode)
+        self.render_mode = render_mode
+        self.connection = connect(
+            scene,
+            num_envs,
+            addresses=addresses,
+            seed=seed,
+            blend_file=blend_file,
+            blender=blender,
+            timeout=timeout,
+            start_timeout=start_timeout,
+            scene_kwargs=scene_kwargs,
+        )
+        self._closed_connection = False
+        self.clients = self.connection.clients
+        self.num_envs = num_envs
+        self.single_action_space = self.connection.action_space
+        self.single_observation_space = self.connection.observation_space
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        remote_metadata = self.connection.hellos[0].get("metadata", {})
+        self.metadata = {
+            **type(self).metadata,
+            **remote_metadata,
+            "autoreset_mode": self.autoreset_mode,
+        }
+        self._observations = create_empty_array(self.single_observation_space, num_envs)
+        self._autoreset = np.zeros(num_envs, dtype=np.bool_)
+        self._in_flight: set[int] = set()
+
+    # -- synchronous API -------------------------------------------------------------
+    def reset(
+        self,
+        *,
+        seed: int | list[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[Any, dict[str, Any]]:
+        self._check_idle()
+        super().reset(seed=seed if isinstance(seed, int) else None)
+        seeds = _seeds(seed, self.num_envs)
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if mask is not None:
+            mask = _check_mask(mask, self.num_envs)
+        else:
+            mask = np.ones(self.num_envs, dtype=np.bool_)
+        env_ids = np.flatnonzero(mask)
+        for i in env_ids:
+            self.clients[i].send("reset", {"seed": seeds[i], "options": options or None})
+        replies = self._gather(env_ids)
+        infos: dict[str, Any] = {}
+        observations = list(iterate(self.observation_space, self._observations))
+        for i, reply in zip(env_ids, replies, strict=True):
+            observations[i] = restore(self.single_observation_space, reply["obs"])
+            infos = self._add_info(infos, reply["info"], int(i))
+            self._autoreset[i] = False
+        self._observations = self._batch(observations)
+        return self._observations, infos
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
+        self._check_idle()
+        env_ids = np.arange(self.num_envs)
+        self._send_actions(actions, env_ids)
+        return self._collect(env_ids, self._gather(env_ids), full_batch=True)
+
+    # -- asynchronous API ------------------------------------------------------------
+    def async_reset(self, seed: int | list[int | None] | None = None, options=None) -> None:
+        """Start a reset of every instance; the replies come from :meth:`recv`."""
+        self._check_idle()
+        super().reset(seed=seed if isinstance(seed, int) else None)
+        seeds = _seeds(seed, self.num_envs)
+        for i, client in enumerate(self.clients):
+            client.send("reset", {"seed": seeds[i], "options": options})
+            self._in_flight.add(i)
+        self._autoreset[:] = False
+
+    def send(self, actions: Any, env_ids: Iterable[int] | None = None) -> None:
+        """Send one action to each of ``env_ids`` (all by default) without waiting."""
+        ids = np.arange(self.num_envs) if env_ids is None else np.asarray(list(env_ids), int)
+        busy = sorted(set(ids.tolist()) & self._in_flight)
+        if busy:
+            raise ProtocolError(f"expected idle envs for send(), envs {busy} are still in flight")
+        self._send_actions(actions, ids)
+        self._in_flight.update(ids.tolist())
+
+    def recv(
+        self, batch_size: int | None = None, timeout: float | None = None
+    ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """The first ``batch_size`` replies to arrive (all in flight by default).
+
+        ``infos["env_id"]`` says which instance each row came from; rows are in order of
+        arrival. A reply to ``async_reset`` comes with reward 0 and both flags False.
+        """
+        if not self._in_flight:
+            raise ProtocolError("expected requests in flight before recv(), got none")
+        size = len(self._in_flight) if batch_size is None else batch_size
+        if not 1 <= size <= len(self._in_flight):
+            raise ValueError(
+                f"expected 1 <= batch_size <= {len(self._in_flight)} (in flight), got {size}"
+            )
+        ready = self._wait_ready(size, timeout)
+        replies = self._gather(ready)
+        self._in_flight.difference_update(ready)
+        return self._collect(np.asarray(ready), replies, full_batch=False)
+
+    # -- scene access ----------------------------------------------------------------
+    def call(self, name: str, *args: Any, env_ids: Iterable[int] | None = None, **kwargs: Any):
+        """Call a public scene method (or read an attribute) on every or some instances."""
+        ids = self._ids(env_ids)
+        body = {"name": name, "args": list(args), "kwargs": kwargs}
+        return tuple(reply["result"] for reply in self._request_each("call", ids, body))
+
+    def get_attr(self, name: str, env_ids: Iterable[int] | None = None) -> tuple[Any, ...]:
+        return self.call("get_attr", name, env_ids=env_ids)
+
+    def set_attr(self, name: str, values: Any, env_ids: Iterable[int] | None = None) -> None:
+        """Set a scene attribute: one value for all, or a list with one value per env."""
+        ids = self._ids(env_ids)
+        if not isinstance(values, list | tuple):
+            values = [values] * len(ids)
+        if len(values) != len(ids):
+            raise ValueError(f"expected {len(ids)} values, got {len(values)}")
+        self._check_idle()
+        for i, value in zip(ids, values, strict=True):
+            self.clients[i].send("call", {"name": "set_attr", "args": [name, value]})
+        self._gather(ids)
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
+            return None
+        return tuple(reply["frame"] for reply in self._request_each("render", self._ids(None)))
+
+    def close_extras(self, **kwargs: Any) -> None:
+        if not self._closed_connection:
+            self._closed_connection = True
+            self.connection.close()
+
+    def __enter__(self) -> BlenderVectorEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed_connection", True):
+            self.close()
+
+    # -- internals -------------------------------------------------------------------
+    def _send_actions(self, actions: Any, env_ids: np.ndarray) -> None:
+        self._check_open()
+        try:
+            per_env = list(iterate(batch_space(self.single_action_space, len(env_ids)), actions))
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            raise InvalidActionError(
+                f"expected a batch of {len(env_ids)} actions for {self.single_action_space}, "
+                f"got {type(actions).__name__}: {exc}"
+            ) from exc
+        if len(per_env) != len(env_ids):
+            raise InvalidActionError(
+                f"expected a batch of {len(env_ids)} actions (one per env), got {len(per_env)}"
+            )
+        checked = [
+            check_action(self.single_action_space, action, f"actions[{i}]")
+            for i, action in zip(env_ids, per_env, strict=True)
+        ]
+        for i, action in zip(env_ids, checked, strict=True):
+            if self.autoreset_mode == AutoresetMode.NEXT_STEP and self._autoreset[i]:
+                self.clients[i].send("reset", {"seed": None, "options": None})
+            else:
+                if self.autoreset_mode == AutoresetMode.DISABLED and self._autoreset[i]:
+                    raise ProtocolError(
+                        f"expected env {i} to be reset (options={{'reset_mask': ...}}) before "
+                        "stepping again: its episode ended and autoreset is DISABLED"
+                    )
+                autoreset = self.autoreset_mode == AutoresetMode.SAME_STEP
+                self.clients[i].send("step", {"action": action, "autoreset": autoreset})
+
+    def _collect(self, env_ids: np.ndarray, replies: list[dict], full_batch: bool):
+        n = len(env_ids)
+        rewards = np.zeros(n, dtype=np.float64)
+        terminations = np.zeros(n, dtype=np.bool_)
+        truncations = np.zeros(n, dtype=np.bool_)
+        observations = []
+        infos: dict[str, Any] = {}
+        rows = _InfoRows(n)  # infos of a partial batch have n rows, not num_envs
+        for row, (i, reply) in enumerate(zip(env_ids, replies, strict=True)):
+            observation = restore(self.single_observation_space, reply["obs"])
+            observations.append(observation)
+            if "reward" in reply:  # a step; a reset reply (NEXT_STEP autoreset) has none
+                rewards[row] = reply["reward"]
+                terminations[row] = reply["terminated"]
+                truncations[row] = reply["truncated"]
+            if "final_obs" in reply:
+                final = restore(self.single_observation_space, reply["final_obs"])
+                infos = rows._add_info(
+                    infos, {"final_obs": final, "final_info": reply["final_info"]}, row
+                )
+            infos = rows._add_info(infos, reply["info"], row)
+            ended = bool(terminations[row] or truncations[row])
+            self._autoreset[i] = ended and self.autoreset_mode != AutoresetMode.SAME_STEP
+        batch = self._batch(observations)
+        if full_batch:
+            self._observations = batch
+        else:
+            infos["env_id"] = np.asarray(env_ids, dtype=np.int64)
+        return batch, rewards, terminations, truncations, infos
+
+    def _batch(self, observations: list[Any]) -> Any:
+        """A new batch array (never a buffer a later step overwrites)."""
+        space = self.single_observation_space
+        return concatenate(space, observations, create_empty_array(space, len(observations)))
+
+    def _gather(self, env_ids: Iterable[int]) -> list[Any]:
+        """Receive the reply of each env in ``env_ids``; drain all before raising an error."""
+        replies, first_error = [], None
+        for i in env_ids:
+            try:
+                replies.append(self.clients[i].recv())
+            except Exception as exc:  # keep draining: every REQ socket must be left idle
+                replies.append(None)
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+        return replies
+
+    def _request_each(self, op: str, env_ids: list[int], body: Any = None) -> list[Any]:
+        self._check_idle()
+        for i in env_ids:
+            self.clients[i].send(op, body)
+        return self._gather(env_ids)
+
+    def _wait_ready(self, size: int, timeout: float | None) -> list[int]:
+        """Env ids whose replies have arrived, in arrival order, until ``size`` are ready."""
+        limit = self.clients[0].timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        poller = zmq.Poller()
+        by_socket = {}
+        for i in self._in_flight:
+            socket = self.clients[i].socket
+            poller.register(socket, zmq.POLLIN)
+            by_socket[socket] = i
+        ready: list[int] = []
+        while len(ready) < size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                waiting = sorted(self._in_flight - set(ready))
+                raise InstanceTimeoutError(
+                    f"expected {size} replies within {limit:g} s, got {len(ready)}; "
+                    f"envs {waiting} did not answer"
+                )
+            for socket, _ in poller.poll(min(100, max(1, int(remaining * 1000)))):
+                i = by_socket[socket]
+                if i not in ready:
+                    ready.append(i)
+                    poller.unregister(socket)
+            for i in sorted(self._in_flight - set(ready)):
+                if not self.clients[i].is_alive():
+                    ready.append(i)  # recv() reports the death with the instance's log
+        return ready[:size] if len(ready) > size else ready
+
+    def _ids(self, env_ids: Iterable[int] | None) -> list[int]:
+        if env_ids is None:
+            return list(range(self.num_envs))
+        ids = [int(i) for i in env_ids]
+        bad = [i for i in ids if not 0 <= i < self.num_envs]
+        if bad:
+            raise IndexError(f"expected env ids in [0, {self.num_envs}), got {bad}")
+        return ids
+
+    def _check_open(self) -> None:
+        if self._closed_connection:
+            raise ClosedError("expected an open vector env, but it is closed")
+
+    def _check_idle(self) -> None:
+        self._check_open()
+        if self._in_flight:
+            raise ProtocolError(
+                f"expected no requests in flight, envs {sorted(self._in_flight)} await recv()"
+            )
+
+
+class _InfoRows:
+    """Gymnasium's info batching (``_key`` masks) for a batch of ``n`` rows."""
+
+    _add_info = VectorEnv._add_info
+
+    def __init__(self, n: int) -> None:
+        self.num_envs = n
+
+
+def _seeds(seed: int | list[int | None] | None, n: int) -> list[int | None]:
+    if seed is None:
+        return [None] * n
+    if isinstance(seed, int | np.integer):
+        return [int(seed) + i for i in range(n)]
+    seeds = list(seed)
+    if len(seeds) != n:
+        raise ValueError(f"expected {n} seeds, got {len(seeds)}")
+    return seeds
+
+
+def _check_mask(mask: Any, n: int) -> np.ndarray:
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != (n,):
+        raise ValueError(
+            f"expected options['reset_mask'] as a bool array of shape ({n},), got {mask!r}"
+        )
+    if not mask.any():
+        raise ValueError("expected options['reset_mask'] with at least one True entry")
+    return mask
+
+
+__all__ = ["BlenderVectorEnv"]

@@ -1,0 +1,181 @@
+"""BlenderVectorEnv on real Blender instances: autoreset modes, seeds, scene access, async."""
+
+from __future__ import annotations
+
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+import btgym
+from btgym import BlenderVectorEnv
+from btgym.errors import ClosedError, InvalidActionError, ProtocolError
+from tests.conftest import ECHO_SCENE, SMALL_CUBE
+
+EPISODE = 2  # the echo scene truncates after this many steps
+
+
+@pytest.fixture(scope="module")
+def echo_launcher3():
+    from btgym.launcher import Launcher
+
+    with Launcher(ECHO_SCENE, 3, seed=0, scene_kwargs={"max_episode_steps": EPISODE}) as launcher:
+        yield launcher
+
+
+def make(launcher, mode):
+    return BlenderVectorEnv(addresses=launcher.addresses, autoreset_mode=mode, timeout=20)
+
+
+def counters(infos):
+    return [int(c) for c in infos["counter"]]
+
+
+def test_make_vec_builds_the_native_vector_env():
+    envs = gym.make_vec("btgym/Cube-v0", num_envs=2, **SMALL_CUBE)
+    try:
+        assert isinstance(envs, BlenderVectorEnv)
+        assert envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+        assert envs.single_observation_space.shape == (128, 160, 3)
+        assert envs.observation_space.shape == (2, 128, 160, 3)
+        assert envs.action_space.shape == (2, 3)
+        obs, infos = envs.reset(seed=0)
+        assert obs.shape == (2, 128, 160, 3) and infos["xy"].shape == (2, 8, 2)
+        assert infos["_xy"].tolist() == [True, True]
+    finally:
+        envs.close()
+    envs.close()  # idempotent
+    with pytest.raises(ClosedError):
+        envs.step(np.zeros((2, 3), np.float32))
+
+
+def test_next_step_autoreset_resets_on_the_step_after_the_end(echo_launcher3):
+    envs = make(echo_launcher3, AutoresetMode.NEXT_STEP)
+    envs.reset(seed=0)
+    actions = envs.action_space.sample()
+    _, rewards, _, truncated, infos = envs.step(actions)
+    assert counters(infos) == [1, 1, 1] and not truncated.any()
+    _, rewards, _, truncated, infos = envs.step(actions)
+    assert truncated.all() and rewards.tolist() == [2.0, 2.0, 2.0]
+    assert "final_obs" not in infos
+    obs, rewards, terminated, truncated, infos = envs.step(actions)  # the reset step
+    assert rewards.tolist() == [0.0, 0.0, 0.0] and not (terminated | truncated).any()
+    assert "counter" not in infos and "draw" in infos  # a reset's info, not a step's
+    _, _, _, _, infos = envs.step(actions)
+    assert counters(infos) == [1, 1, 1]
+
+
+def test_same_step_autoreset_returns_final_obs_and_the_new_episode(echo_launcher3):
+    envs = make(echo_launcher3, AutoresetMode.SAME_STEP)
+    envs.reset(seed=0)
+    envs.step(envs.action_space.sample())
+    actions = envs.action_space.sample()
+    obs, _, _, truncated, infos = envs.step(actions)
+    assert truncated.all()
+    assert infos["_final_obs"].tolist() == [True, True, True]
+    for i in range(3):
+        np.testing.assert_array_equal(infos["final_obs"][i]["box"], actions["box"][i])
+        assert infos["final_info"]["counter"][i] == EPISODE
+        assert not np.array_equal(obs["box"][i], actions["box"][i])  # the new episode's obs
+    _, _, _, truncated, infos = envs.step(actions)
+    assert counters(infos) == [1, 1, 1] and "final_obs" not in infos
+
+
+def test_disabled_autoreset_needs_a_masked_reset(echo_launcher3):
+    envs = make(echo_launcher3, AutoresetMode.DISABLED)
+    envs.reset(seed=0)
+    actions = envs.action_space.sample()
+    envs.step(actions)
+    _, _, _, truncated, _ = envs.step(actions)
+    assert truncated.all()
+    with pytest.raises(ProtocolError, match="env 0 to be reset"):
+        envs.step(actions)
+    envs.reset(options={"reset_mask": np.array([True, True, True])})
+    last_obs, _, _, _, infos = envs.step(actions)
+    assert counters(infos) == [1, 1, 1]
+    obs, infos = envs.reset(options={"reset_mask": np.array([False, True, False])})
+    assert infos["_draw"].tolist() == [False, True, False]
+    for key in ("box", "ibox"):  # envs 0 and 2 keep their last observation
+        np.testing.assert_array_equal(obs[key][[0, 2]], last_obs[key][[0, 2]])
+    _, _, _, _, infos = envs.step(actions)
+    assert counters(infos) == [2, 1, 2]
+    with pytest.raises(ValueError, match="reset_mask"):
+        envs.reset(options={"reset_mask": np.array([1, 0, 0])})
+
+
+def test_seeds_reproduce_trajectories_and_match_single_envs():
+    actions = np.array([[0.2, 0.4, 1.0], [1.0, 0.0, 0.5]], np.float32)
+
+    def rollout():
+        with btgym.BlenderVectorEnv("envs.cube:CubeScene", 2, **SMALL_CUBE) as envs:
+            frames = [envs.reset(seed=10)[0]]
+            frames += [envs.step(actions)[0] for _ in range(3)]
+        return np.stack(frames)
+
+    first, second = rollout(), rollout()
+    np.testing.assert_array_equal(first, second)
+    with gym.make("btgym/Cube-v0", **SMALL_CUBE) as env:  # sub-env 1 was seeded 10 + 1
+        np.testing.assert_array_equal(env.reset(seed=11)[0], first[0, 1])
+        np.testing.assert_array_equal(env.step(actions[1])[0], first[1, 1])
+
+
+def test_call_get_attr_and_set_attr_reach_the_right_instances(echo_launcher3):
+    envs = make(echo_launcher3, AutoresetMode.NEXT_STEP)
+    envs.set_attr("label", "all")
+    envs.set_attr("label", "middle", env_ids=[1])
+    assert envs.get_attr("label") == ("all", "middle", "all")
+    envs.set_attr("label", ["a", "b", "c"])
+    assert envs.get_attr("label", env_ids=[2, 0]) == ("c", "a")
+    assert envs.call("add", 1, b=2) == (3, 3, 3)
+    with pytest.raises(IndexError, match=r"\[0, 3\)"):
+        envs.get_attr("label", env_ids=[3])
+
+
+def test_bad_action_batches_are_refused_before_sending(echo_launcher3):
+    envs = BlenderVectorEnv("envs.cube:CubeScene", 2, **SMALL_CUBE)
+    try:
+        envs.reset(seed=0)
+        with pytest.raises(InvalidActionError, match=r"actions\[1\]"):
+            envs.step(np.array([[0.5, 0.5, 0.5], [2.0, 0.0, 0.0]], np.float32))
+        obs, *_ = envs.step(np.full((2, 3), 0.5, np.float32))  # still usable
+        assert obs.shape == (2, 128, 160, 3)
+    finally:
+        envs.close()
+
+
+def test_async_batches_return_every_env_exactly_once_per_round(echo_launcher3):
+    envs = make(echo_launcher3, AutoresetMode.SAME_STEP)
+    envs.async_reset(seed=0)
+    seen = []
+    for _ in range(3):
+        _, _, _, _, infos = envs.recv(batch_size=1)
+        seen.extend(infos["env_id"].tolist())
+    assert sorted(seen) == [0, 1, 2]
+    for _ in range(4):  # rounds: send to all, then receive in batches of 2 and 1
+        envs.send(envs.action_space.sample())
+        first = envs.recv(batch_size=2)[4]["env_id"].tolist()
+        rest = envs.recv()[4]["env_id"].tolist()
+        assert sorted(first + rest) == [0, 1, 2]
+    with pytest.raises(ProtocolError, match="no requests in flight"):
+        envs.send(envs.action_space.sample())
+        envs.step(envs.action_space.sample())
+    envs.recv()
+
+
+def test_a_straggler_does_not_stall_the_batch(echo_launcher3):
+    envs = make(echo_launcher3, AutoresetMode.SAME_STEP)
+    envs.set_attr("step_delay", 1.0, env_ids=[0])
+    try:
+        envs.async_reset(seed=0)
+        envs.recv()
+        envs.send(envs.action_space.sample())
+        started = time.monotonic()
+        _, _, _, _, infos = envs.recv(batch_size=2)
+        assert sorted(infos["env_id"].tolist()) == [1, 2]
+        assert time.monotonic() - started < 0.8
+        _, _, _, _, infos = envs.recv()
+        assert infos["env_id"].tolist() == [0]
+    finally:
+        envs.set_attr("step_delay", 0.0)
