@@ -18,18 +18,6 @@ from typing import Any
 
 import numpy as np
 
-#: PPO settings that solve classic CartPole (rl-zoo's tuned values, scaled to n_envs).
-CARTPOLE_PPO = {
-    "n_steps": 32,
-    "batch_size": 256,
-    "gae_lambda": 0.8,
-    "gamma": 0.98,
-    "n_epochs": 20,
-    "ent_coef": 0.0,
-    "learning_rate": 1e-3,
-    "clip_range": 0.2,
-}
-
 
 def policy_for(observation_space: Any) -> str:
     """``CnnPolicy`` for image observations, ``MlpPolicy`` otherwise."""
@@ -56,8 +44,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     envs = make_vec_env(env_id, n_envs=n_envs, seed=seed, **(env_kwargs or {}))
     try:
-        settings = dict(CARTPOLE_PPO if "CartPole" in env_id else {})
-        settings.update(ppo_kwargs or {})
+        settings = dict(ppo_kwargs or {})  # SB3's defaults otherwise
         model = PPO(
             policy_for(envs.observation_space),
             envs,
@@ -80,6 +67,7 @@ def train(
         "env_steps_per_s": round(timesteps / wall, 1),
         "model": str(out / "model.zip"),
         "env_kwargs": env_kwargs or {},
+        "ppo_kwargs": settings,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -133,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--out", type=Path, default=Path("runs/ppo"))
     run.add_argument("--no-progress", action="store_true")
     run.add_argument("--env-kwargs", type=json.loads, default={}, help="JSON scene kwargs")
+    run.add_argument("--ppo-kwargs", type=json.loads, default={}, help="JSON PPO settings")
     run.add_argument("--eval-episodes", type=int, default=10)
     check = commands.add_parser("eval", help="mean episode return of a saved model")
     check.add_argument("model", type=Path)

@@ -101,6 +101,7 @@ class BlenderVectorEnv(VectorEnv):
         self._observations = create_empty_array(self.single_observation_space, num_envs)
         self._autoreset = np.zeros(num_envs, dtype=np.bool_)
         self._in_flight: set[int] = set()
+        self._action_batch_spaces = {num_envs: self.action_space}
 
     # -- synchronous API -------------------------------------------------------------
     def reset(
@@ -224,7 +225,7 @@ class BlenderVectorEnv(VectorEnv):
     def _send_actions(self, actions: Any, env_ids: np.ndarray) -> None:
         self._check_open()
         try:
-            per_env = list(iterate(batch_space(self.single_action_space, len(env_ids)), actions))
+            per_env = list(iterate(self._action_batch_space(len(env_ids)), actions))
         except (TypeError, ValueError, KeyError, IndexError) as exc:
             raise InvalidActionError(
                 f"expected a batch of {len(env_ids)} actions for {self.single_action_space}, "
@@ -249,6 +250,13 @@ class BlenderVectorEnv(VectorEnv):
                     )
                 autoreset = self.autoreset_mode == AutoresetMode.SAME_STEP
                 self.clients[i].send("step", {"action": action, "autoreset": autoreset})
+
+    def _action_batch_space(self, n: int) -> gym.Space:
+        """The batched action space for ``n`` envs, built once (building it costs ~0.1 ms)."""
+        space = self._action_batch_spaces.get(n)
+        if space is None:
+            space = self._action_batch_spaces[n] = batch_space(self.single_action_space, n)
+        return space
 
     def _collect(self, env_ids: np.ndarray, replies: list[dict], full_batch: bool):
         n = len(env_ids)
