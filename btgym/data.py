@@ -1,0 +1,319 @@
+"""Stream rendered, annotated items from Blender instances into PyTorch (needs ``btgym[torch]``).
+
+    dataset = StreamDataset("btgym/Cube-v0", num_instances=4, items=10_000, seed=0)
+    loader = DataLoader(dataset, batch_size=32, num_workers=2, collate_fn=collate,
+                        persistent_workers=True)
+    for batch in loader:
+        train(batch["obs"], batch["info"])
+        dataset.set_params(new_randomization)      # feedback: reaches every instance
+
+Each item is one step (or reset) of one instance: ``obs``, ``info``, and where it came
+from: ``env_id``, ``episode``, ``step``, ``seed`` (the episode's seed: the same seed and
+params reproduce the item) and ``params`` (the action, i.e. the randomization, sent
+with that step; for reset items, the params in effect).
+
+Every instance always has one request in flight while the trainer works, so renders
+overlap training; no more than one reply per instance waits to be consumed, so memory
+stays bounded and the simulation waits when training falls behind (back-pressure).
+Instances are split across ``DataLoader`` workers (and DDP ranks); each worker starts
+its own instances when iterated, never in ``__init__``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import zmq
+from gymnasium import spaces
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+import btgym  # noqa: F401  (registers the env ids)
+from btgym.connection import Connection, connect
+from btgym.errors import InstanceTimeoutError
+from btgym.recording import ShardReader
+from btgym.space_codec import restore
+from btgym.validation import check_action
+
+
+class StreamDataset(IterableDataset):
+    """An endless (or ``items``-long) stream from ``num_instances`` instances of an env id.
+
+    ``env_id``: a registered btgym id (``btgym/Cube-v0``) or a scene spec
+    (``module:Class``). ``env_kwargs`` go to the scene. ``params``: the initial action
+    (randomization parameters) for every instance; for a ``Box`` action space they can
+    be changed while streaming with :meth:`set_params`, also from the main process while
+    ``DataLoader`` workers stream. ``items``: total number of items across all workers
+    (``None``: endless). Instance ``i`` has seed ``seed + i``; its episode ``e`` is reset
+    with a seed derived from both, carried by every item.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        num_instances: int = 1,
+        *,
+        items: int | None = None,
+        seed: int = 0,
+        params: Any = None,
+        env_kwargs: dict[str, Any] | None = None,
+        timeout: float = 60.0,
+        start_timeout: float = 120.0,
+    ) -> None:
+        super().__init__()
+        if num_instances < 1:
+            raise ValueError(f"expected num_instances >= 1, got {num_instances}")
+        if items is not None and items < 0:
+            raise ValueError(f"expected items >= 0 or None, got {items}")
+        self.scene, spec_kwargs = _resolve(env_id)
+        self.env_kwargs = {**spec_kwargs, **(env_kwargs or {})}
+        self.num_instances = num_instances
+        self.items = items
+        self.seed = seed
+        self.timeout = timeout
+        self.start_timeout = start_timeout
+        self.initial_params = params
+        # The feedback channel: one row of parameters per instance in shared memory, so
+        # that DataLoader workers (forked or spawned) see what the main process sets.
+        self._shared: torch.Tensor | None = None
+        self._version = torch.zeros(num_instances, dtype=torch.int64).share_memory_()
+        if params is not None and _is_flat(np.asarray(params)):
+            row = torch.as_tensor(np.asarray(params, dtype=np.float64)).reshape(-1)
+            self._shared = row.repeat(num_instances, 1).share_memory_()
+
+    # -- feedback --------------------------------------------------------------------
+    def set_params(self, params: Any, env_ids: Sequence[int] | None = None) -> None:
+        """Change the randomization parameters of all (or some) instances while streaming.
+
+        Items produced from the next request on carry the new parameters.
+        """
+        if self._shared is None:
+            raise ValueError(
+                "expected a StreamDataset created with params= (a flat array matching a Box "
+                "action space) to change parameters while streaming"
+            )
+        ids = list(range(self.num_instances)) if env_ids is None else list(env_ids)
+        values = torch.as_tensor(np.asarray(params, dtype=np.float64)).reshape(-1)
+        if values.numel() != self._shared.shape[1]:
+            raise ValueError(f"expected {self._shared.shape[1]} parameters, got {values.numel()}")
+        self._shared[ids] = values
+        self._version[ids] += 1
+
+    def params(self, env_id: int) -> np.ndarray | None:
+        """The parameters instance ``env_id`` uses now."""
+        if self._shared is None:
+            return None if self.initial_params is None else np.asarray(self.initial_params)
+        return self._shared[env_id].numpy().copy()
+
+    # -- iteration -------------------------------------------------------------------
+    def assignment(self) -> tuple[list[int], int | None]:
+        """The instance ids and item count of the calling worker (and DDP rank)."""
+        worker = get_worker_info()
+        workers, worker_id = (1, 0) if worker is None else (worker.num_workers, worker.id)
+        rank, world = _ddp_rank()
+        total_workers, index = world * workers, rank * workers + worker_id
+        if total_workers > self.num_instances:
+            raise ValueError(
+                f"expected at most {self.num_instances} DataLoader workers x ranks (one "
+                f"instance each at least), got {total_workers}"
+            )
+        ids = [i for i in range(self.num_instances) if i % total_workers == index]
+        if self.items is None:
+            return ids, None
+        count = self.items // total_workers + (1 if index < self.items % total_workers else 0)
+        return ids, count
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        ids, count = self.assignment()
+        if count == 0:
+            return
+        stream = _Stream(self, ids)
+        try:
+            produced = 0
+            while count is None or produced < count:
+                produced += 1
+                yield stream.next_item(remaining=None if count is None else count - produced)
+        finally:
+            stream.close()
+
+    def __len__(self) -> int:
+        if self.items is None:
+            raise TypeError("an endless StreamDataset has no length; pass items=")
+        return self.items
+
+
+class _Stream:
+    """One worker's instances: keeps one request in flight per instance."""
+
+    def __init__(self, dataset: StreamDataset, ids: list[int]) -> None:
+        self.dataset = dataset
+        self.ids = ids
+        self.connection: Connection = connect(
+            dataset.scene,
+            len(ids),
+            seed=dataset.seed + ids[0],
+            timeout=dataset.timeout,
+            start_timeout=dataset.start_timeout,
+            scene_kwargs=dataset.env_kwargs,
+        )
+        self.clients = dict(zip(ids, self.connection.clients, strict=True))
+        self.action_space = self.connection.action_space
+        self.observation_space = self.connection.observation_space
+        self.episode = dict.fromkeys(ids, -1)
+        self.step = dict.fromkeys(ids, 0)
+        self.episode_seed = dict.fromkeys(ids, 0)
+        self.sent_params: dict[int, Any] = {}
+        self.done = dict.fromkeys(ids, True)
+        self.in_flight: set[int] = set()
+        self.poller = zmq.Poller()
+        self.by_socket = {}
+        for env_id, client in self.clients.items():
+            self.by_socket[client.socket] = env_id
+        for env_id in ids:
+            self._send(env_id)
+
+    def _send(self, env_id: int) -> None:
+        client = self.clients[env_id]
+        params = self.dataset.params(env_id)
+        if self.done[env_id]:
+            self.episode[env_id] += 1
+            self.step[env_id] = 0
+            seed = _episode_seed(self.dataset.seed, env_id, self.episode[env_id])
+            self.episode_seed[env_id] = seed
+            client.send("reset", {"seed": seed, "options": None})
+            self.done[env_id] = False
+        else:
+            self.step[env_id] += 1
+            action = params if params is not None else self.action_space.sample()
+            action = check_action(self.action_space, _as_action(self.action_space, action))
+            client.send("step", {"action": action})
+        self.sent_params[env_id] = params
+        self.in_flight.add(env_id)
+        self.poller.register(client.socket, zmq.POLLIN)
+
+    def next_item(self, remaining: int | None = None) -> dict[str, Any]:
+        """The next reply to arrive, as an item; its instance gets the next request at once.
+
+        ``remaining``: items still wanted after this one (None: endless); no request is
+        sent that no item would come from.
+        """
+        env_id = self._wait()
+        client = self.clients[env_id]
+        self.poller.unregister(client.socket)
+        self.in_flight.discard(env_id)
+        reply = client.recv()
+        item = {
+            "obs": restore(self.observation_space, reply["obs"]),
+            "info": reply["info"],
+            "env_id": env_id,
+            "episode": self.episode[env_id],
+            "step": self.step[env_id],
+            "seed": self.episode_seed[env_id],
+            "params": self.sent_params[env_id],
+        }
+        if reply.get("terminated") or reply.get("truncated"):
+            self.done[env_id] = True
+        if remaining is None or len(self.in_flight) < remaining:
+            self._send(env_id)
+        return item
+
+    def _wait(self) -> int:
+        deadline = time.monotonic() + self.dataset.timeout
+        while True:
+            events = self.poller.poll(100)
+            if events:
+                return self.by_socket[events[0][0]]
+            for env_id in self.in_flight:
+                if not self.clients[env_id].is_alive():
+                    return env_id  # recv() raises InstanceDiedError with the log tail
+            if time.monotonic() > deadline:
+                raise InstanceTimeoutError(
+                    f"expected an item within {self.dataset.timeout:g} s from instances "
+                    f"{sorted(self.in_flight)}, got none"
+                )
+
+    def close(self) -> None:
+        for env_id in list(self.in_flight):  # leave every REQ socket idle before closing
+            try:
+                self.clients[env_id].recv(timeout=5.0)
+            except Exception:  # noqa: BLE001 - we are closing anyway; the launcher reaps it
+                continue
+        self.connection.close()
+
+
+class ReplayDataset(Dataset):
+    """A recorded stream (:func:`btgym.recording.record`) as a map-style dataset.
+
+    No Blender needed; ``shuffle=True`` works. ``transform`` is applied to each item.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], transform: Any = None) -> None:
+        self.reader = ShardReader(directory)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.reader[index]
+        return self.transform(item) if self.transform is not None else item
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Batch stream items: observations stacked into a tensor; infos kept as a list.
+
+    Annotations vary in length from item to item, so ``info`` stays a list of dicts;
+    ``env_id``, ``episode``, ``step`` and ``seed`` become int64 tensors and ``params``
+    a stacked tensor when every item has array parameters.
+    """
+    batch: dict[str, Any] = {
+        "obs": torch.as_tensor(np.stack([item["obs"] for item in items])),
+        "info": [item["info"] for item in items],
+    }
+    for key in ("env_id", "episode", "step", "seed"):
+        batch[key] = torch.as_tensor([item[key] for item in items], dtype=torch.int64)
+    params = [item["params"] for item in items]
+    if all(p is not None for p in params):
+        batch["params"] = torch.as_tensor(np.stack([np.asarray(p) for p in params]))
+    else:
+        batch["params"] = params
+    return batch
+
+
+def _episode_seed(seed: int, env_id: int, episode: int) -> int:
+    """A reset seed unique to (dataset seed, instance, episode)."""
+    return int(np.random.SeedSequence([seed, env_id, episode]).generate_state(1)[0])
+
+
+def _resolve(env_id: str) -> tuple[str, dict[str, Any]]:
+    """A registered btgym env id -> (scene spec, registered kwargs); a scene spec as is."""
+    if env_id in gym.registry:
+        kwargs = dict(gym.spec(env_id).kwargs)
+        return str(kwargs.pop("scene")), kwargs
+    if ":" in env_id:
+        return env_id, {}
+    raise ValueError(f"expected a registered btgym env id or a 'module:Class' spec, got {env_id!r}")
+
+
+def _is_flat(params: np.ndarray) -> bool:
+    return params.dtype.kind in "biuf" and params.ndim <= 1
+
+
+def _as_action(space: spaces.Space, params: Any) -> Any:
+    if isinstance(space, spaces.Box):
+        return np.asarray(params, dtype=space.dtype).reshape(space.shape)
+    return params
+
+
+def _ddp_rank() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+__all__ = ["ReplayDataset", "StreamDataset", "collate"]

@@ -1,0 +1,218 @@
+"""Record stream items to WebDataset-style tar shards, and read them back without btgym.
+
+A sample is a group of files sharing a key ``<env_id>-<episode>-<step>`` inside a tar:
+
+* ``KEY.png``: the observation when it is an ``(H, W, 3) uint8`` image, else ``KEY.obs.npy``;
+* ``KEY.json``: ``env_id``, ``episode``, ``step``, ``seed``, ``params`` and the ``info``,
+  where every numpy array or scalar is replaced by ``{"npy": NAME}``;
+* ``KEY.NAME.npy``: those arrays (``numpy.save``, ``allow_pickle=False``).
+
+PNG, JSON, NPY and tar are read by any tool (``webdataset``, ``tar``, numpy, PIL);
+nothing is pickled. Shards are written as ``shard-NNNNNN.tar.partial`` and renamed to
+``.tar`` when complete, so a crash loses at most the open shard.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+class ShardWriter:
+    """Writes samples into tar shards of ``shard_size`` samples each under ``directory``."""
+
+    def __init__(self, directory: str | os.PathLike[str], shard_size: int = 1000) -> None:
+        if shard_size < 1:
+            raise ValueError(f"expected shard_size >= 1, got {shard_size}")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.shard_size = shard_size
+        self.shards: list[Path] = []
+        self._tar: tarfile.TarFile | None = None
+        self._partial: Path | None = None
+        self._count = 0
+        self._keys: set[str] = set()
+
+    def write(self, item: dict[str, Any]) -> str:
+        """Add one stream item; return its key."""
+        key = f"{int(item['env_id']):03d}-{int(item['episode']):06d}-{int(item['step']):05d}"
+        if key in self._keys:
+            raise ValueError(f"expected unique samples, got key {key} twice")
+        self._keys.add(key)
+        if self._tar is None:
+            self._open_shard()
+        files: dict[str, bytes] = {}
+        obs = np.asarray(item["obs"])
+        if obs.dtype == np.uint8 and obs.ndim == 3 and obs.shape[2] == 3:
+            buffer = io.BytesIO()
+            Image.fromarray(obs).save(buffer, format="PNG", compress_level=1)
+            files[f"{key}.png"] = buffer.getvalue()
+        else:
+            files[f"{key}.obs.npy"] = _npy(obs)
+        arrays: dict[str, bytes] = {}
+        meta = {
+            "env_id": int(item["env_id"]),
+            "episode": int(item["episode"]),
+            "step": int(item["step"]),
+            "seed": int(item["seed"]),
+            "params": _to_json(item.get("params"), "params", arrays),
+            "info": _to_json(item.get("info", {}), "info", arrays),
+        }
+        files[f"{key}.json"] = json.dumps(meta).encode()
+        for name, data in arrays.items():
+            files[f"{key}.{name}.npy"] = data
+        assert self._tar is not None
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            self._tar.addfile(info, io.BytesIO(data))
+        self._count += 1
+        if self._count >= self.shard_size:
+            self._finish_shard()
+        return key
+
+    def close(self) -> None:
+        """Complete the open shard (idempotent)."""
+        if self._tar is not None:
+            self._finish_shard()
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open_shard(self) -> None:
+        index = len(self.shards)
+        self._partial = self.directory / f"shard-{index:06d}.tar.partial"
+        self._tar = tarfile.open(self._partial, "w")  # noqa: SIM115 - spans many writes
+        self._count = 0
+
+    def _finish_shard(self) -> None:
+        assert self._tar is not None and self._partial is not None
+        self._tar.close()
+        final = self._partial.with_suffix("")  # drop ".partial"
+        os.replace(self._partial, final)
+        self.shards.append(final)
+        self._tar = None
+
+
+def record(
+    items: Iterable[dict[str, Any]],
+    directory: str | os.PathLike[str],
+    shard_size: int = 1000,
+    limit: int | None = None,
+) -> list[Path]:
+    """Write ``items`` (e.g. a :class:`btgym.data.StreamDataset`) to shards; return them."""
+    with ShardWriter(directory, shard_size) as writer:
+        for count, item in enumerate(items):
+            if limit is not None and count >= limit:
+                break
+            writer.write(item)
+    return writer.shards
+
+
+class ShardReader:
+    """Random access to the samples of the complete shards in ``directory``."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.shards = sorted(Path(directory).glob("shard-*.tar"))
+        self.index: list[tuple[int, dict[str, tuple[int, int]]]] = []
+        for number, shard in enumerate(self.shards):
+            samples: dict[str, dict[str, tuple[int, int]]] = {}
+            with tarfile.open(shard, "r") as tar:
+                for member in tar:
+                    key, _, suffix = member.name.partition(".")
+                    samples.setdefault(key, {})[suffix] = (member.offset_data, member.size)
+            self.index.extend((number, files) for files in samples.values())
+        self._handles: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        number, files = self.index[i]
+        raw = {suffix: self._read(number, *where) for suffix, where in files.items()}
+        meta = json.loads(raw["json"])
+        arrays = {
+            suffix[: -len(".npy")]: np.load(io.BytesIO(data), allow_pickle=False)
+            for suffix, data in raw.items()
+            if suffix.endswith(".npy")
+        }
+        if "png" in raw:
+            obs = np.asarray(Image.open(io.BytesIO(raw["png"])).convert("RGB"))
+        else:
+            obs = arrays["obs"]
+        return {
+            "obs": obs,
+            "info": _from_json(meta["info"], arrays),
+            "env_id": meta["env_id"],
+            "episode": meta["episode"],
+            "step": meta["step"],
+            "seed": meta["seed"],
+            "params": _from_json(meta["params"], arrays),
+        }
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def _read(self, number: int, offset: int, size: int) -> bytes:
+        handle = self._handles.get(number)
+        if handle is None or handle.closed:
+            handle = self._handles[number] = open(self.shards[number], "rb")  # noqa: SIM115
+        handle.seek(offset)
+        return handle.read(size)
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+        self._handles.clear()
+
+    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers open their own files
+        return {**self.__dict__, "_handles": {}}
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _to_json(value: Any, path: str, arrays: dict[str, bytes]) -> Any:
+    """JSON-able copy of ``value``; arrays and numpy scalars go to ``arrays`` by name."""
+    if isinstance(value, np.ndarray | np.generic):
+        arrays[path] = _npy(np.asarray(value))
+        return {"npy": path, "scalar": isinstance(value, np.generic)}
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str) or "." in key:
+                raise ValueError(f"expected info keys as strings without '.', got {key!r}")
+        return {"map": {k: _to_json(v, f"{path}-{k}", arrays) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return [_to_json(v, f"{path}-{i}", arrays) for i, v in enumerate(value)]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise ValueError(f"expected JSON-able or numpy values in a recorded item, got {type(value)}")
+
+
+def _from_json(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+    if isinstance(value, dict) and "npy" in value:
+        array = arrays[value["npy"]]
+        return array[()] if value.get("scalar") else array
+    if isinstance(value, dict):
+        return {k: _from_json(v, arrays) for k, v in value["map"].items()}
+    if isinstance(value, list):
+        return [_from_json(v, arrays) for v in value]
+    return value
+
+
+__all__ = ["ShardReader", "ShardWriter", "record"]
