@@ -78,6 +78,8 @@ class StreamDataset(IterableDataset):
         self.timeout = timeout
         self.start_timeout = start_timeout
         self.initial_params = params
+        #: The streams this process is iterating now (for introspection and tests).
+        self.streams: list[_Stream] = []
         # The feedback channel: one row of parameters per instance in shared memory, so
         # that DataLoader workers (forked or spawned) see what the main process sets.
         self._shared: torch.Tensor | None = None
@@ -133,6 +135,7 @@ class StreamDataset(IterableDataset):
         if count == 0:
             return
         stream = _Stream(self, ids)
+        self.streams.append(stream)
         try:
             produced = 0
             while count is None or produced < count:
@@ -140,6 +143,7 @@ class StreamDataset(IterableDataset):
                 yield stream.next_item(remaining=None if count is None else count - produced)
         finally:
             stream.close()
+            self.streams.remove(stream)
 
     def __len__(self) -> int:
         if self.items is None:

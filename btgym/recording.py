@@ -133,7 +133,7 @@ class ShardReader:
                     key, _, suffix = member.name.partition(".")
                     samples.setdefault(key, {})[suffix] = (member.offset_data, member.size)
             self.index.extend((number, files) for files in samples.values())
-        self._handles: dict[int, Any] = {}
+        self._fds: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self.index)
@@ -166,19 +166,19 @@ class ShardReader:
             yield self[i]
 
     def _read(self, number: int, offset: int, size: int) -> bytes:
-        handle = self._handles.get(number)
-        if handle is None or handle.closed:
-            handle = self._handles[number] = open(self.shards[number], "rb")  # noqa: SIM115
-        handle.seek(offset)
-        return handle.read(size)
+        # pread keeps no file position, so forked DataLoader workers can share the fds.
+        fd = self._fds.get(number)
+        if fd is None:
+            fd = self._fds[number] = os.open(self.shards[number], os.O_RDONLY)
+        return os.pread(fd, size, offset)
 
     def close(self) -> None:
-        for handle in self._handles.values():
-            handle.close()
-        self._handles.clear()
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
 
-    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers open their own files
-        return {**self.__dict__, "_handles": {}}
+    def __getstate__(self) -> dict[str, Any]:  # spawned workers open their own files
+        return {**self.__dict__, "_fds": {}}
 
 
 def _npy(array: np.ndarray) -> bytes:
