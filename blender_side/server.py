@@ -167,9 +167,12 @@ class Server:
         }
         if body.get("autoreset") and (terminated or truncated):
             # Same-step autoreset in one round trip: the next episode starts right away.
+            # The new episode gets an explicit seed drawn from the scene's generator: the
+            # chain stays deterministic, and the seed travels so the episode can be replayed.
             reply["final_obs"], reply["final_info"] = reply["obs"], reply["info"]
-            observation, info = self.scene.reset(seed=None, options=None)
-            reply["obs"], reply["info"] = observation, info or {}
+            seed = int(self.scene.np_random.integers(2**31))
+            observation, info = self.scene.reset(seed=seed, options=None)
+            reply["obs"], reply["info"], reply["reset_seed"] = observation, info or {}, seed
         return reply
 
     def _render(self, body: dict[str, Any]) -> dict[str, Any]:

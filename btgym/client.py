@@ -114,7 +114,7 @@ class Client:
                     f"expected a reply to {op!r} within {limit:g} s from {self._where()}, "
                     "got none (the instance is hung or overloaded)",
                     instance=self.instance,
-                    log_tail=self._tail(),
+                    log_tail=self.log_tail(),
                 )
             if self._socket.poll(min(_POLL_SLICE_MS, max(1, int(remaining * 1000)))):
                 frames = self._socket.recv_multipart(copy=False)
@@ -124,7 +124,7 @@ class Client:
                 raise InstanceDiedError(
                     f"expected a reply to {op!r} from {self._where()}, but its process exited",
                     instance=self.instance,
-                    log_tail=self._tail(),
+                    log_tail=self.log_tail(),
                 )
 
     def is_alive(self) -> bool:
@@ -170,7 +170,7 @@ class Client:
         if message.kind == protocol.REPLY_OK:
             return message.body
         if message.kind == protocol.REPLY_ERROR:
-            raise _remote_exception(message.body, self.instance)
+            raise remote_exception(message.body, self.instance)
         raise ProtocolError(f"expected an 'ok' or 'error' reply to {op!r}, got {message.kind!r}")
 
     def _open_socket(self) -> None:
@@ -193,11 +193,12 @@ class Client:
         name = f"instance {self.instance}" if self.instance is not None else "server"
         return f"{name} at {self.address}"
 
-    def _tail(self) -> str:
+    def log_tail(self) -> str:
+        """The end of the instance's log, when the launcher told us where it is."""
         return self._log_tail() if self._log_tail is not None else ""
 
 
-def _remote_exception(body: Any, instance: Any) -> Exception:
+def remote_exception(body: Any, instance: Any) -> Exception:
     """Rebuild the error a server sent: protocol and action errors keep their btgym type."""
     if not isinstance(body, dict):
         return ProtocolError(f"expected an error reply body as a dict, got {body!r:.80}")

@@ -12,9 +12,10 @@ from: ``env_id``, ``episode``, ``step``, ``seed`` (the episode's seed: the same 
 params reproduce the item) and ``params`` (the action, i.e. the randomization, sent
 with that step; for reset items, the params in effect).
 
-Every instance always has one request in flight while the trainer works, so renders
-overlap training; no more than one reply per instance waits to be consumed, so memory
-stays bounded and the simulation waits when training falls behind (back-pressure).
+Every instance always has ``depth`` requests (default 2) queued while the trainer
+works, so renders overlap transfer and training; no more than ``depth`` replies per
+instance wait to be consumed, so memory stays bounded and the simulation waits when
+training falls behind (back-pressure).
 Instances are split across ``DataLoader`` workers (and DDP ranks); each worker starts
 its own instances when iterated, never in ``__init__``.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -36,6 +38,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 import btgym  # noqa: F401  (registers the env ids)
 from btgym.connection import Connection, connect
 from btgym.errors import InstanceTimeoutError
+from btgym.pipeline import PipelinedClient
 from btgym.recording import ShardReader
 from btgym.space_codec import restore
 from btgym.validation import check_action
@@ -49,8 +52,10 @@ class StreamDataset(IterableDataset):
     (randomization parameters) for every instance; for a ``Box`` action space they can
     be changed while streaming with :meth:`set_params`, also from the main process while
     ``DataLoader`` workers stream. ``items``: total number of items across all workers
-    (``None``: endless). Instance ``i`` has seed ``seed + i``; its episode ``e`` is reset
-    with a seed derived from both, carried by every item.
+    (``None``: endless). Instance ``i``'s first episode is reset with a seed derived from
+    ``seed`` and ``i``; later episodes get seeds drawn by the scene; every item carries
+    its episode's seed. ``depth``: requests queued per instance (renders overlap the
+    transfer and the training; at most ``depth`` unconsumed items per instance).
     """
 
     def __init__(
@@ -64,6 +69,7 @@ class StreamDataset(IterableDataset):
         env_kwargs: dict[str, Any] | None = None,
         timeout: float = 60.0,
         start_timeout: float = 120.0,
+        depth: int = 2,
     ) -> None:
         super().__init__()
         if num_instances < 1:
@@ -73,6 +79,7 @@ class StreamDataset(IterableDataset):
         self.scene, spec_kwargs = _resolve(env_id)
         self.env_kwargs = {**spec_kwargs, **(env_kwargs or {})}
         self.num_instances = num_instances
+        self.depth = depth
         self.items = items
         self.seed = seed
         self.timeout = timeout
@@ -139,8 +146,8 @@ class StreamDataset(IterableDataset):
         try:
             produced = 0
             while count is None or produced < count:
-                produced += 1
                 yield stream.next_item(remaining=None if count is None else count - produced)
+                produced += 1
         finally:
             stream.close()
             self.streams.remove(stream)
@@ -152,11 +159,16 @@ class StreamDataset(IterableDataset):
 
 
 class _Stream:
-    """One worker's instances: keeps one request in flight per instance."""
+    """One worker's instances, each with up to ``depth`` requests queued at its server.
+
+    The first request of an instance is a seeded ``reset``; every later one is a ``step``
+    with server-side autoreset, so requests can be queued ahead without knowing where
+    episodes end. A reply that ends an episode yields two items: the last frame of the
+    episode and the first of the next (with the seed the server drew for it).
+    """
 
     def __init__(self, dataset: StreamDataset, ids: list[int]) -> None:
         self.dataset = dataset
-        self.ids = ids
         self.connection: Connection = connect(
             dataset.scene,
             len(ids),
@@ -165,66 +177,84 @@ class _Stream:
             start_timeout=dataset.start_timeout,
             scene_kwargs=dataset.env_kwargs,
         )
-        self.clients = dict(zip(ids, self.connection.clients, strict=True))
         self.action_space = self.connection.action_space
         self.observation_space = self.connection.observation_space
-        self.episode = dict.fromkeys(ids, -1)
+        self.pipes = {
+            env_id: PipelinedClient(
+                client.address,
+                dataset.depth,
+                dataset.timeout,
+                instance=env_id,
+                is_alive=client.is_alive,
+                log_tail=client.log_tail,
+            )
+            for env_id, client in zip(ids, self.connection.clients, strict=True)
+        }
+        self.episode = dict.fromkeys(ids, 0)
         self.step = dict.fromkeys(ids, 0)
-        self.episode_seed = dict.fromkeys(ids, 0)
-        self.sent_params: dict[int, Any] = {}
-        self.done = dict.fromkeys(ids, True)
-        self.in_flight: set[int] = set()
+        self.seed = {env_id: _episode_seed(dataset.seed, env_id, 0) for env_id in ids}
+        self.ready: deque[dict[str, Any]] = deque()
         self.poller = zmq.Poller()
-        self.by_socket = {}
-        for env_id, client in self.clients.items():
-            self.by_socket[client.socket] = env_id
-        for env_id in ids:
-            self._send(env_id)
+        self.by_socket = {pipe.socket: env_id for env_id, pipe in self.pipes.items()}
+        for env_id, pipe in self.pipes.items():
+            pipe.send("reset", {"seed": self.seed[env_id], "options": None}, tag=None)
+            self.poller.register(pipe.socket, zmq.POLLIN)
 
-    def _send(self, env_id: int) -> None:
-        client = self.clients[env_id]
-        params = self.dataset.params(env_id)
-        if self.done[env_id]:
-            self.episode[env_id] += 1
-            self.step[env_id] = 0
-            seed = _episode_seed(self.dataset.seed, env_id, self.episode[env_id])
-            self.episode_seed[env_id] = seed
-            client.send("reset", {"seed": seed, "options": None})
-            self.done[env_id] = False
-        else:
-            self.step[env_id] += 1
+    @property
+    def in_flight(self) -> int:
+        return sum(len(pipe.pending) for pipe in self.pipes.values())
+
+    def _fill(self, env_id: int, remaining: int | None) -> None:
+        pipe = self.pipes[env_id]
+        while not pipe.full and (remaining is None or self.in_flight + len(self.ready) < remaining):
+            params = self.dataset.params(env_id)
             action = params if params is not None else self.action_space.sample()
             action = check_action(self.action_space, _as_action(self.action_space, action))
-            client.send("step", {"action": action})
-        self.sent_params[env_id] = params
-        self.in_flight.add(env_id)
-        self.poller.register(client.socket, zmq.POLLIN)
+            pipe.send("step", {"action": action, "autoreset": True}, tag=params)
 
     def next_item(self, remaining: int | None = None) -> dict[str, Any]:
-        """The next reply to arrive, as an item; its instance gets the next request at once.
+        """The next item; instances are topped up to ``depth`` requests as replies arrive.
 
-        ``remaining``: items still wanted after this one (None: endless); no request is
-        sent that no item would come from.
+        ``remaining``: items still wanted including this one (None: endless); no request
+        is sent that no item would come from.
         """
-        env_id = self._wait()
-        client = self.clients[env_id]
-        self.poller.unregister(client.socket)
-        self.in_flight.discard(env_id)
-        reply = client.recv()
-        item = {
-            "obs": restore(self.observation_space, reply["obs"]),
-            "info": reply["info"],
+        while not self.ready:
+            env_id = self._wait()
+            params, reply = self.pipes[env_id].recv()
+            self._unpack(env_id, params, reply)
+            self._fill(env_id, remaining)
+        return self.ready.popleft()
+
+    def _unpack(self, env_id: int, params: Any, reply: dict[str, Any]) -> None:
+        ended = "final_obs" in reply
+        if "reward" in reply:  # a step (the first reply of an instance is its reset)
+            self.step[env_id] += 1
+        else:
+            params = self.dataset.params(env_id)
+        self.ready.append(
+            self._item(
+                env_id,
+                reply["final_obs" if ended else "obs"],
+                reply["final_info" if ended else "info"],
+                params,
+            )
+        )
+        if ended:
+            self.episode[env_id] += 1
+            self.step[env_id] = 0
+            self.seed[env_id] = int(reply["reset_seed"])
+            self.ready.append(self._item(env_id, reply["obs"], reply["info"], params))
+
+    def _item(self, env_id: int, obs: Any, info: Any, params: Any) -> dict[str, Any]:
+        return {
+            "obs": restore(self.observation_space, obs),
+            "info": info,
             "env_id": env_id,
             "episode": self.episode[env_id],
             "step": self.step[env_id],
-            "seed": self.episode_seed[env_id],
-            "params": self.sent_params[env_id],
+            "seed": self.seed[env_id],
+            "params": params,
         }
-        if reply.get("terminated") or reply.get("truncated"):
-            self.done[env_id] = True
-        if remaining is None or len(self.in_flight) < remaining:
-            self._send(env_id)
-        return item
 
     def _wait(self) -> int:
         deadline = time.monotonic() + self.dataset.timeout
@@ -232,21 +262,23 @@ class _Stream:
             events = self.poller.poll(100)
             if events:
                 return self.by_socket[events[0][0]]
-            for env_id in self.in_flight:
-                if not self.clients[env_id].is_alive():
+            for env_id, pipe in self.pipes.items():
+                if pipe.pending and not pipe.is_alive():
                     return env_id  # recv() raises InstanceDiedError with the log tail
             if time.monotonic() > deadline:
                 raise InstanceTimeoutError(
                     f"expected an item within {self.dataset.timeout:g} s from instances "
-                    f"{sorted(self.in_flight)}, got none"
+                    f"{sorted(self.pipes)}, got none"
                 )
 
     def close(self) -> None:
-        for env_id in list(self.in_flight):  # leave every REQ socket idle before closing
-            try:
-                self.clients[env_id].recv(timeout=5.0)
-            except Exception:  # noqa: BLE001 - we are closing anyway; the launcher reaps it
-                continue
+        for pipe in self.pipes.values():  # drain, so no server is left mid-reply to us
+            while pipe.pending:
+                try:
+                    pipe.recv(timeout=5.0)
+                except Exception:  # noqa: BLE001 - closing anyway; the launcher reaps it
+                    break
+            pipe.close()
         self.connection.close()
 
 

@@ -1,0 +1,106 @@
+"""A pipelining client: several requests in flight to one server (ZeroMQ DEALER to REP).
+
+A REQ socket allows one request at a time, so every frame costs a full round trip in
+which the server idles. For streaming, :class:`PipelinedClient` keeps up to ``depth``
+requests queued at the server: it renders the next frame while the last one travels
+and the trainer works. The REP server answers a peer's requests in order, so replies
+are matched to requests by position. Memory stays bounded by ``depth`` replies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from btgym import protocol
+from btgym.client import remote_exception
+from btgym.errors import ClosedError, InstanceDiedError, InstanceTimeoutError, ProtocolError
+
+
+class PipelinedClient:
+    """Up to ``depth`` requests in flight to the server at ``address``; replies in order."""
+
+    def __init__(
+        self,
+        address: str,
+        depth: int = 2,
+        timeout: float = 30.0,
+        instance: Any = None,
+        is_alive: Callable[[], bool] | None = None,
+        log_tail: Callable[[], str] | None = None,
+        context: zmq.Context | None = None,
+    ) -> None:
+        if depth < 1:
+            raise ValueError(f"expected depth >= 1, got {depth}")
+        self.address, self.depth, self.timeout, self.instance = address, depth, timeout, instance
+        self._is_alive, self._log_tail = is_alive, log_tail
+        self.socket = (context or zmq.Context.instance()).socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(address)
+        self.pending: deque[Any] = deque()  # one tag per request in flight, oldest first
+        self.closed = False
+
+    def is_alive(self) -> bool:
+        """False when the instance's process is known to have exited."""
+        return self._is_alive is None or self._is_alive()
+
+    @property
+    def full(self) -> bool:
+        return len(self.pending) >= self.depth
+
+    def send(self, op: str, body: Any = None, tag: Any = None) -> None:
+        """Queue a request; ``tag`` comes back with its reply."""
+        if self.closed:
+            raise ClosedError(f"pipelined client for {self.address} is closed")
+        if self.full:
+            raise ProtocolError(f"expected at most {self.depth} requests in flight, got more")
+        # An empty delimiter frame makes the DEALER message look like a REQ one to REP.
+        self.socket.send_multipart([b"", *protocol.encode(op, body)], copy=False)
+        self.pending.append(tag)
+
+    def recv(self, timeout: float | None = None) -> tuple[Any, Any]:
+        """The oldest request's ``(tag, reply body)``; raises on error replies and timeouts."""
+        if not self.pending:
+            raise ProtocolError("expected a request in flight before recv(), got none")
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while not self.socket.poll(min(100, max(1, int((deadline - time.monotonic()) * 1000)))):
+            if not self.is_alive():
+                raise InstanceDiedError(
+                    f"expected a reply from instance {self.instance} at {self.address}, but its "
+                    "process exited",
+                    instance=self.instance,
+                    log_tail=self._tail(),
+                )
+            if time.monotonic() >= deadline:
+                raise InstanceTimeoutError(
+                    f"expected a reply within {limit:g} s from instance {self.instance} at "
+                    f"{self.address}, got none",
+                    instance=self.instance,
+                    log_tail=self._tail(),
+                )
+        frames = self.socket.recv_multipart(copy=False)
+        tag = self.pending.popleft()
+        if len(frames) < 2 or frames[0].bytes != b"":
+            raise ProtocolError("expected an empty delimiter frame before the reply")
+        message = protocol.decode(frames[1:])
+        if message.kind == protocol.REPLY_ERROR:
+            raise remote_exception(message.body, self.instance)
+        if message.kind != protocol.REPLY_OK:
+            raise ProtocolError(f"expected an 'ok' or 'error' reply, got {message.kind!r}")
+        return tag, message.body
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.socket.close(linger=0)
+
+    def _tail(self) -> str:
+        return self._log_tail() if self._log_tail is not None else ""
+
+
+__all__ = ["PipelinedClient"]
