@@ -12,7 +12,7 @@ from: ``env_id``, ``episode``, ``step``, ``seed`` (the episode's seed: the same 
 params reproduce the item) and ``params`` (the action, i.e. the randomization, sent
 with that step; for reset items, the params in effect).
 
-Every instance always has ``depth`` requests (default 2) queued while the trainer
+Every instance always has ``depth`` requests (default 4) queued while the trainer
 works, so renders overlap transfer and training; no more than ``depth`` replies per
 instance wait to be consumed, so memory stays bounded and the simulation waits when
 training falls behind (back-pressure).
@@ -69,7 +69,7 @@ class StreamDataset(IterableDataset):
         env_kwargs: dict[str, Any] | None = None,
         timeout: float = 60.0,
         start_timeout: float = 120.0,
-        depth: int = 2,
+        depth: int = 4,
     ) -> None:
         super().__init__()
         if num_instances < 1:

@@ -1,0 +1,55 @@
+"""Runs inside bpy: a scene stepped in a loop in-process (no server), or published
+BlendTorch-style (pickled dicts over ZeroMQ PUSH) for the transport comparison.
+
+    python bare_scene_worker.py SPEC KWARGS_JSON loop      # reads step counts on stdin
+    python bare_scene_worker.py SPEC KWARGS_JSON push ADDR # publishes frames until killed
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from blender_side.loading import load_scene_class  # noqa: E402
+
+
+def main() -> None:
+    spec, kwargs, mode = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+    scene = load_scene_class(spec)(**kwargs)
+    scene.build()
+    scene.reset(seed=0)
+    scene.action_space.seed(0)
+    action = scene.action_space.sample()
+
+    def step():
+        obs, _, terminated, truncated, info = scene.step(action)
+        if terminated or truncated:
+            obs, info = scene.reset()
+        return obs, info
+
+    if mode == "loop":
+        print("ready", flush=True)
+        for line in sys.stdin:
+            steps = int(line)
+            started = time.perf_counter()
+            for _ in range(steps):
+                step()
+            print(json.dumps({"fps": steps / (time.perf_counter() - started)}), flush=True)
+    else:  # BlendTorch's transport: a dict per frame, pickled, PUSHed
+        import zmq
+
+        socket = zmq.Context.instance().socket(zmq.PUSH)
+        socket.setsockopt(zmq.SNDHWM, 10)
+        socket.connect(sys.argv[4])
+        while True:
+            obs, info = step()
+            socket.send(pickle.dumps({"image": obs, **info}))
+
+
+if __name__ == "__main__":
+    main()

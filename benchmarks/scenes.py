@@ -1,0 +1,25 @@
+"""Scenes used only by benchmarks."""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from blender_side import Scene
+
+
+class FrameScene(Scene):
+    """Returns a ready 640x512 frame per step (no render): isolates the transport's cost."""
+
+    def __init__(self, width: int = 640, height: int = 512) -> None:
+        super().__init__()
+        self.action_space = spaces.Box(0.0, 1.0, (3,), np.float32)
+        self.observation_space = spaces.Box(0, 255, (height, width, 3), np.uint8)
+        self.frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed, options=options)
+        return self.frame.copy(), {}
+
+    def step(self, action):
+        return self.frame.copy(), 0.0, False, False, {"xy": np.zeros((8, 2), np.float32)}

@@ -1,0 +1,85 @@
+"""Export detection annotations of stream or replay items as COCO JSON (pycocotools reads it).
+
+Each item's ``info`` holds per-object arrays: ``boxes`` ``(M, 4)`` as ``[x0, y0, x1, y1]``
+in pixels, ``classes`` ``(M,)`` class ids, optionally ``visibility`` ``(M,)``; the key
+names are arguments. Objects below ``min_visibility`` are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def to_coco(
+    items: Iterable[dict[str, Any]],
+    class_names: Sequence[str],
+    *,
+    boxes_key: str = "boxes",
+    classes_key: str = "classes",
+    visibility_key: str | None = "visibility",
+    min_visibility: float = 0.0,
+    file_name: str = "{env_id:03d}-{episode:06d}-{step:05d}.png",
+) -> dict[str, Any]:
+    """A COCO detection dict: ``images``, ``annotations`` and ``categories`` (ids from 1)."""
+    images, annotations = [], []
+    for image_id, item in enumerate(items, start=1):
+        height, width = np.asarray(item["obs"]).shape[:2]
+        images.append(
+            {
+                "id": image_id,
+                "width": int(width),
+                "height": int(height),
+                "file_name": file_name.format(**item),
+            }
+        )
+        info = item["info"]
+        boxes = np.asarray(info.get(boxes_key, np.zeros((0, 4))), dtype=np.float64).reshape(-1, 4)
+        classes = np.asarray(info.get(classes_key, np.zeros(0)), dtype=np.int64).reshape(-1)
+        if len(boxes) != len(classes):
+            raise ValueError(
+                f"expected as many {classes_key!r} as {boxes_key!r}, got {len(classes)} and "
+                f"{len(boxes)} in item {image_id}"
+            )
+        visibility = (
+            np.asarray(info[visibility_key], dtype=np.float64).reshape(-1)
+            if visibility_key and visibility_key in info
+            else np.ones(len(boxes))
+        )
+        for box, cls, visible in zip(boxes, classes, visibility, strict=True):
+            width_box, height_box = box[2] - box[0], box[3] - box[1]
+            if visible < min_visibility or width_box <= 0 or height_box <= 0:
+                continue
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": int(cls) + 1,
+                    "bbox": [float(box[0]), float(box[1]), float(width_box), float(height_box)],
+                    "area": float(width_box * height_box),
+                    "iscrowd": 0,
+                    "visibility": float(visible),
+                }
+            )
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(class_names)]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def write_coco(
+    path: str | os.PathLike[str],
+    items: Iterable[dict[str, Any]],
+    class_names: Sequence[str],
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """:func:`to_coco`, written to ``path``."""
+    coco = to_coco(items, class_names, **kwargs)
+    with open(path, "w") as f:
+        json.dump(coco, f)
+    return coco
+
+
+__all__ = ["to_coco", "write_coco"]
