@@ -196,13 +196,17 @@ class Launcher:
             args += ["--blend", os.path.abspath(blend_file)]
         if self.max_message_bytes:
             args += ["--max-message-bytes", str(self.max_message_bytes)]
+        # Blender's temporary directory goes inside the log directory, so that whatever a
+        # killed instance leaves there is removed with it.
+        temp = self.log_dir / f"instance-{index}.tmp"
+        temp.mkdir(exist_ok=True)
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 args,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=env,
+                env={**env, "TMPDIR": str(temp), "TEMP": str(temp)},
                 cwd=os.getcwd(),
             )
         return Instance(index, seed, process, log_path, ready_path)
