@@ -152,6 +152,8 @@ class CartPoleScene(Scene):
         else:
             self.observation_space = spaces.Box(0, 255, (height, width, 3), np.uint8)
         self.steps = 0
+        #: Randomization parameter for curricula: the push force (N), applied at each reset.
+        self.force_mag = FORCE_MAG
         self._x = self._theta = 0.0
         self._state = np.zeros(4, np.float32)
         self._pose = 0  # counts resets and steps: which pose the scene is in
@@ -216,6 +218,7 @@ class CartPoleScene(Scene):
         bpy.ops.ptcache.free_bake_all()  # drop the last episode's simulated frames
         scene.frame_set(START_FRAME)
         self.motor.motor_lin_target_velocity = 0.0
+        self.motor.motor_lin_max_impulse = float(self.force_mag)
         self.cart.location = (x, 0.0, 0.0)
         self.hinge.location = (x, 0.0, PIVOT_Z)
         half = POLE_LENGTH / 2
@@ -226,7 +229,7 @@ class CartPoleScene(Scene):
         self._pose += 1
         self._x, self._theta = self._read_pose()
         self._state = np.array([self._x, 0.0, self._theta, 0.0], np.float32)
-        return self._observation(), {"state": self._state.copy()}
+        return self._observation(), {"state": self._state.copy(), "force_mag": self.force_mag}
 
     def step(self, action: Any):
         # Measured: a positive motor target moves the cart (the constraint's object2) to -x,

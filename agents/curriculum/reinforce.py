@@ -1,0 +1,110 @@
+"""REINFORCE over a parametric distribution of simulation parameters.
+
+"Learning to Simulate" (Ruiz et al., 2019) and BlendTorch's ``densityopt`` example: the
+simulation parameters are drawn from a distribution with learnable parameters (here a
+diagonal Gaussian, or a log-normal for positive parameters); each outcome is a reward
+for the sample that produced it, and the distribution follows the score-function
+gradient ``(reward - baseline) * grad log p(params)``, with a moving-average baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from agents.curriculum.base import Controller, Proposal, Record
+
+
+class ReinforceController(Controller):
+    """Learns ``mean`` and ``log_std`` of the parameter distribution from rewards.
+
+    ``log_normal=True`` samples ``exp(z)`` with ``z ~ N(mean, std)``, so ``mean`` is the
+    log of the typical value. Updates use Adam with learning rate ``lr``.
+    """
+
+    def __init__(
+        self,
+        mean: Any,
+        std: Any,
+        lr: float = 0.05,
+        log_normal: bool = False,
+        baseline_smoothing: float = 0.9,
+        min_std: float = 1e-3,
+        seed: int | None = None,
+    ) -> None:
+        self.mean = np.asarray(mean, dtype=np.float64).copy()
+        self.log_std = np.log(np.broadcast_to(np.asarray(std, float), self.mean.shape)).copy()
+        self.lr, self.log_normal = lr, log_normal
+        self.baseline_smoothing, self.min_std = baseline_smoothing, min_std
+        self.baseline: float | None = None
+        self.rng = np.random.default_rng(seed)
+        self._adam_m = np.zeros(2 * self.mean.size)
+        self._adam_v = np.zeros(2 * self.mean.size)
+        self._t = 0
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.maximum(np.exp(self.log_std), self.min_std)
+
+    def typical(self) -> np.ndarray:
+        """The distribution's centre in parameter units (the median for log-normal)."""
+        return np.exp(self.mean) if self.log_normal else self.mean.copy()
+
+    def propose(self, env_ids: Sequence[int]) -> list[Proposal]:
+        proposals = []
+        for _ in env_ids:
+            z = self.rng.normal(self.mean, self.std)
+            proposals.append(Proposal(np.exp(z) if self.log_normal else z, tag=z))
+        return proposals
+
+    def update(self, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        z = np.stack([np.asarray(r.tag, dtype=np.float64) for r in records])
+        rewards = np.array([float(r.outcome) for r in records])  # type: ignore[arg-type]
+        if self.baseline is None:
+            self.baseline = float(rewards.mean())
+        advantages = rewards - self.baseline
+        self.baseline = self.baseline_smoothing * self.baseline + (
+            1 - self.baseline_smoothing
+        ) * float(rewards.mean())
+        std = self.std
+        grad_mean = (advantages[:, None] * (z - self.mean) / std**2).mean(axis=0)
+        grad_log_std = (advantages[:, None] * (((z - self.mean) / std) ** 2 - 1)).mean(axis=0)
+        self._ascend(np.concatenate([grad_mean, grad_log_std]))
+
+    def _ascend(self, gradient: np.ndarray) -> None:
+        self._t += 1
+        self._adam_m = 0.9 * self._adam_m + 0.1 * gradient
+        self._adam_v = 0.999 * self._adam_v + 0.001 * gradient**2
+        m_hat = self._adam_m / (1 - 0.9**self._t)
+        v_hat = self._adam_v / (1 - 0.999**self._t)
+        step = self.lr * m_hat / (np.sqrt(v_hat) + 1e-8)
+        n = self.mean.size
+        self.mean += step[:n]
+        self.log_std += step[n:]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "mean": self.mean.tolist(),
+            "log_std": self.log_std.tolist(),
+            "baseline": self.baseline,
+            "adam": [self._adam_m.tolist(), self._adam_v.tolist()],
+            "t": self._t,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.mean = np.asarray(state["mean"], dtype=np.float64)
+        self.log_std = np.asarray(state["log_std"], dtype=np.float64)
+        self.baseline = state["baseline"]
+        self._adam_m, self._adam_v = (np.asarray(a, dtype=np.float64) for a in state["adam"])
+        self._t = state["t"]
+        self.rng.bit_generator.state = state["rng"]
+
+    def metrics(self) -> dict[str, float]:
+        out = {f"reinforce/mean/{i}": float(v) for i, v in enumerate(self.typical())}
+        out |= {f"reinforce/std/{i}": float(v) for i, v in enumerate(self.std)}
+        return out

@@ -1,0 +1,142 @@
+"""Curriculum controllers on toy outcomes with known answers, and their glue on real Blender."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.curriculum import (
+    ADRController,
+    ClassReweighting,
+    FixedController,
+    Record,
+    ReinforceController,
+    UniformController,
+)
+
+
+def run(controller, outcome, rounds, batch=32):
+    for _ in range(rounds):
+        proposals = controller.propose(range(batch))
+        controller.update(
+            [Record(i, p.params, outcome(p.params), tag=p.tag) for i, p in enumerate(proposals)]
+        )
+
+
+def test_fixed_and_uniform_baselines():
+    assert np.array_equal(FixedController([1, 2]).propose([0])[0].params, [1.0, 2.0])
+    uniform = UniformController([0, 10], [1, 20], seed=0)
+    samples = np.stack([p.params for p in uniform.propose(range(500))])
+    assert samples.min(axis=0).tolist() >= [0, 10] and samples.max(axis=0).tolist() <= [1, 20]
+    state = uniform.state_dict()
+    first = uniform.propose([0])[0].params
+    uniform.load_state_dict(state)
+    np.testing.assert_array_equal(uniform.propose([0])[0].params, first)
+
+
+def test_class_reweighting_draws_hard_classes_more_often_but_keeps_a_floor():
+    controller = ClassReweighting(4, temperature=0.2, floor=0.2)
+    losses = {0: 0.1, 1: 0.1, 2: 1.0, 3: 0.3}
+    for _ in range(20):
+        controller.update([Record(0, np.zeros(4), losses)])
+    p = controller.probabilities
+    assert p.sum() == pytest.approx(1.0)
+    assert p.argmax() == 2 and p[2] > 0.5
+    assert p.min() >= 0.2 / 4 - 1e-12
+    assert p[3] > p[0]
+    scores = ClassReweighting(2, higher_is_better=True)
+    scores.update([Record(0, np.zeros(2), {0: 0.9, 1: 0.2})])  # class 1 has low AP
+    assert scores.probabilities[1] > scores.probabilities[0]
+    assert set(controller.metrics()) == {f"class_prob/{c}" for c in range(4)}
+
+
+def test_adr_grows_ranges_to_where_the_policy_stops_coping():
+    # The "policy" succeeds when every parameter is within 0.5 of nominal (0): ADR must
+    # widen both bounds of both parameters up to about +-0.5 and stop there.
+    controller = ADRController(
+        nominal=[0.0, 0.0], step=0.05, limit_low=-3, limit_high=3, queue_length=10, seed=0
+    )
+    rng = np.random.default_rng(0)
+
+    def success(params):
+        return float(np.all(np.abs(params) <= 0.5) and rng.random() < 0.95)
+
+    run(controller, success, rounds=400)
+    np.testing.assert_allclose(controller.high, [0.5, 0.5], atol=0.1)
+    np.testing.assert_allclose(controller.low, [-0.5, -0.5], atol=0.1)
+    state = controller.state_dict()
+    restored = ADRController([0.0, 0.0], 0.05, -3, 3, queue_length=10)
+    restored.load_state_dict(state)
+    np.testing.assert_array_equal(restored.high, controller.high)
+    assert controller.metrics()["adr/0/high"] == controller.high[0]
+
+
+def test_adr_narrows_a_bound_when_performance_drops():
+    controller = ADRController([0.0], 0.1, -1, 1, queue_length=5, boundary_prob=1.0, seed=1)
+    controller.low[:], controller.high[:] = -0.8, 0.8
+    run(controller, lambda p: 0.0, rounds=20)  # always failing: back to nominal
+    assert controller.low[0] == 0.0 and controller.high[0] == 0.0
+
+
+@pytest.mark.parametrize("log_normal", [False, True])
+def test_reinforce_finds_the_rewarding_parameters(log_normal):
+    target = np.array([2.25, 2.25])
+    start = np.log([1.2, 3.0]) if log_normal else np.array([1.2, 3.0])
+    controller = ReinforceController(
+        start, 0.3 if log_normal else 0.5, lr=0.05, log_normal=log_normal, seed=0
+    )
+    run(controller, lambda p: -float(np.sum((p - target) ** 2)), rounds=300)
+    np.testing.assert_allclose(controller.typical(), target, rtol=0.1)
+    state = controller.state_dict()
+    copy = ReinforceController(start, 0.5, log_normal=log_normal)
+    copy.load_state_dict(state)
+    np.testing.assert_array_equal(copy.mean, controller.mean)
+
+
+def test_sb3_callback_pushes_parameters_into_blender_and_learns_from_episode_returns():
+    from stable_baselines3 import PPO
+
+    from agents.curriculum.glue import CurriculumCallback
+    from btgym.sb3 import make_vec_env
+
+    controller = UniformController([5.0], [15.0], seed=0)
+    callback = CurriculumCallback(controller, "force_mag", to_value=lambda p: float(p[0]))
+    envs = make_vec_env("btgym/CartPole-v0", n_envs=2, seed=0)
+    try:
+        PPO("MlpPolicy", envs, n_steps=128, batch_size=64, n_epochs=1, seed=0).learn(
+            256, callback=callback
+        )
+        assert len(callback.records) >= 4  # random policies end episodes every ~20 steps
+        assert all(r.outcome >= 1 for r in callback.records)  # returns: 1 per step survived
+        assert {r.env_id for r in callback.records} == {0, 1}
+        in_blender = envs.get_attr("force_mag")
+        assert in_blender == [float(callback.current[i].params[0]) for i in range(2)]
+        assert all(5.0 <= value <= 15.0 for value in in_blender)
+    finally:
+        envs.close()
+
+
+def test_stream_hook_sets_parameters_per_instance_and_feeds_outcomes_back():
+    from agents.curriculum.glue import StreamCurriculum
+    from btgym.data import StreamDataset
+
+    dataset = StreamDataset(
+        "btgym/Cube-v0", 2, seed=0, params=[1.0, 1.0, 1.0], env_kwargs={"width": 64, "height": 48}
+    )
+    controller = ReinforceController([0.5, 0.5, 0.5], 0.1, seed=0)
+    hook = StreamCurriculum(dataset, controller, transform=lambda p: np.clip(p, 0, 1))
+    stream = iter(dataset)
+    next(stream)
+    proposed = hook.apply()
+    assert not np.array_equal(proposed[0], proposed[1])  # one proposal per instance
+    late = [next(stream) for _ in range(30)][-6:]
+    for item in late:
+        np.testing.assert_allclose(item["params"], proposed[item["env_id"]])
+        np.testing.assert_allclose(
+            item["info"]["rotation_range"], proposed[item["env_id"]], rtol=1e-6
+        )
+    before = controller.mean.copy()
+    hook.report({0: 1.0, 1: -1.0})
+    assert not np.array_equal(controller.mean, before)
+    assert set(hook.metrics()) >= {"curriculum/reinforce/mean/0"}
+    del stream
