@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import btgym  # noqa: F401  (registers the env ids)
-
 from agents.curriculum import (
     ADRController,
     ClassReweighting,
