@@ -7,10 +7,11 @@
         train(batch["obs"], batch["info"])
         dataset.set_params(new_randomization)      # feedback: reaches every instance
 
-Each item is one step (or reset) of one instance: ``obs``, ``info``, and where it came
-from: ``env_id``, ``episode``, ``step``, ``seed`` (the episode's seed: the same seed and
-params reproduce the item) and ``params`` (the action, i.e. the randomization, sent
-with that step; for reset items, the params in effect).
+Each item is one frame of one instance: ``obs``, ``info``, and where it came from:
+``env_id``, ``episode``, ``step``, ``seed`` (the episode's seed) and ``params``: the
+action, i.e. the randomization, sent with the request that produced the frame (for
+the first frame of an episode started inside a step, that step's action; ``None`` for
+an instance's very first reset). The same seed and params reproduce the item.
 
 Every instance always has ``depth`` requests (default 4) queued while the trainer
 works, so renders overlap transfer and training; no more than ``depth`` replies per
@@ -210,7 +211,7 @@ class _Stream:
             params = self.dataset.params(env_id)
             action = params if params is not None else self.action_space.sample()
             action = check_action(self.action_space, _as_action(self.action_space, action))
-            pipe.send("step", {"action": action, "autoreset": True}, tag=params)
+            pipe.send("step", {"action": action, "autoreset": True}, tag=action)
 
     def next_item(self, remaining: int | None = None) -> dict[str, Any]:
         """The next item; instances are topped up to ``depth`` requests as replies arrive.
@@ -229,8 +230,6 @@ class _Stream:
         ended = "final_obs" in reply
         if "reward" in reply:  # a step (the first reply of an instance is its reset)
             self.step[env_id] += 1
-        else:
-            params = self.dataset.params(env_id)
         self.ready.append(
             self._item(
                 env_id,
@@ -304,8 +303,8 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Batch stream items: observations stacked into a tensor; infos kept as a list.
 
     Annotations vary in length from item to item, so ``info`` stays a list of dicts;
-    ``env_id``, ``episode``, ``step`` and ``seed`` become int64 tensors and ``params``
-    a stacked tensor when every item has array parameters.
+    ``env_id``, ``episode``, ``step`` and ``seed`` become int64 tensors and numeric
+    ``params`` a stacked float64 tensor (NaN rows for items without params).
     """
     batch: dict[str, Any] = {
         "obs": torch.as_tensor(np.stack([item["obs"] for item in items])),
@@ -314,8 +313,12 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     for key in ("env_id", "episode", "step", "seed"):
         batch[key] = torch.as_tensor([item[key] for item in items], dtype=torch.int64)
     params = [item["params"] for item in items]
-    if all(p is not None for p in params):
-        batch["params"] = torch.as_tensor(np.stack([np.asarray(p) for p in params]))
+    shapes = {np.shape(p) for p in params if p is not None}
+    if len(shapes) == 1 and all(p is None or np.asarray(p).dtype.kind in "biuf" for p in params):
+        # Numeric params stack into one tensor; items without params get a NaN row.
+        (shape,) = shapes
+        rows = [np.full(shape, np.nan) if p is None else np.asarray(p, np.float64) for p in params]
+        batch["params"] = torch.as_tensor(np.stack(rows))
     else:
         batch["params"] = params
     return batch

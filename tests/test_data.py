@@ -42,8 +42,13 @@ def test_items_carry_their_origin_and_batches_collate():
     batch = batches[0]
     assert batch["obs"].shape == (4, 48, 64, 3) and batch["obs"].dtype == torch.uint8
     assert batch["env_id"].dtype == torch.int64 and len(batch["info"]) == 4
-    steps = [item for item in batches[1]["info"] if "rotation_range" in item]
-    np.testing.assert_allclose(steps[-1]["rotation_range"], [0.1, 0.2, 0.3], rtol=1e-6)
+    for batch in batches:  # steps echo the params they were rendered with
+        for info, step, params in zip(batch["info"], batch["step"], batch["params"], strict=True):
+            if step > 0:
+                np.testing.assert_allclose(info["rotation_range"], [0.1, 0.2, 0.3], rtol=1e-6)
+                np.testing.assert_allclose(params, [0.1, 0.2, 0.3], rtol=1e-6)
+            else:  # an instance's first reset: no action produced it
+                assert torch.isnan(params).all()
     # An item's seed and params reproduce it: re-render a reset item in a fresh env.
     first = next(iter(StreamDataset("btgym/Cube-v0", 1, items=1, seed=0, env_kwargs=TINY)))
     with btgym.BlenderEnv("envs.cube:CubeScene", **TINY) as env:
@@ -81,7 +86,7 @@ def test_parameters_changed_mid_stream_reach_the_scenes_and_are_echoed():
     loader = DataLoader(dataset, batch_size=None, num_workers=2, persistent_workers=False)
     changed_at, late = None, []
     for count, item in enumerate(loader):
-        if "rotation_range" in item["info"]:
+        if item["step"] > 0:  # every step frame was rendered with the params it carries
             np.testing.assert_allclose(item["info"]["rotation_range"], item["params"], rtol=1e-6)
         if count == 10:
             dataset.set_params([0.0, 0.0, 0.25])
