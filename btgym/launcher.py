@@ -127,6 +127,8 @@ class Launcher:
         env: dict[str, str] | None = None,
         keep_logs: bool = False,
         max_message_bytes: int | None = None,
+        max_restarts: int = 5,
+        restart_window: float = 300.0,
     ) -> None:
         if num_instances < 1:
             raise ValueError(f"expected num_instances >= 1, got {num_instances}")
@@ -147,31 +149,21 @@ class Launcher:
         self.instances: list[Instance] = []
         self._closed = False
         _LIVE_LAUNCHERS.add(self)
-        command = blender_command(blender)
-        process_env = _child_env(env)
+        self.start_timeout = start_timeout
+        self.max_restarts, self.restart_window = max_restarts, restart_window
+        self.restarts: list[list[float]] = [[] for _ in range(num_instances)]
+        self._launch = (blender_command(blender), kwargs_json, blend_file, bind, _child_env(env))
         try:
             for index, instance_seed in enumerate(self.seeds):
-                self.instances.append(
-                    self._start(
-                        index, instance_seed, command, kwargs_json, blend_file, bind, process_env
-                    )
-                )
-            self._wait_ready(start_timeout)
+                self.instances.append(self._start(index, instance_seed))
+            self._wait_ready(self.instances, start_timeout)
         except BaseException:
             self.close()
             raise
 
     # -- start-up --------------------------------------------------------------------
-    def _start(
-        self,
-        index: int,
-        seed: int,
-        command: list[str],
-        kwargs_json: str,
-        blend_file: str | None,
-        bind: str,
-        env: dict[str, str],
-    ) -> Instance:
+    def _start(self, index: int, seed: int) -> Instance:
+        command, kwargs_json, blend_file, bind, env = self._launch
         log_path = self.log_dir / f"instance-{index}.log"
         ready_path = self.log_dir / f"instance-{index}.ready.json"
         ready_path.unlink(missing_ok=True)
@@ -201,6 +193,8 @@ class Launcher:
         temp = self.log_dir / f"instance-{index}.tmp"
         temp.mkdir(exist_ok=True)
         with open(log_path, "ab") as log:
+            log.write(f"--- btgym: starting instance {index} (seed {seed}) ---\n".encode())
+            log.flush()
             process = subprocess.Popen(
                 args,
                 stdin=subprocess.DEVNULL,
@@ -211,9 +205,35 @@ class Launcher:
             )
         return Instance(index, seed, process, log_path, ready_path)
 
-    def _wait_ready(self, timeout: float) -> None:
+    def restart(self, index: int) -> Instance:
+        """Replace instance ``index`` (dead, hung or leaking) by a fresh process.
+
+        Same id and seed, a new address. At most ``max_restarts`` restarts of one instance
+        within ``restart_window`` seconds; beyond that the instance gives up with a
+        :class:`LaunchError` that shows its log.
+        """
+        self._check_open()
+        old = self.instances[index]
+        now = time.monotonic()
+        recent = [t for t in self.restarts[index] if now - t < self.restart_window]
+        if len(recent) >= self.max_restarts:
+            raise LaunchError(
+                f"expected Blender instance {index} to stay up, but it needed {len(recent)} "
+                f"restarts within {self.restart_window:g} s (max_restarts={self.max_restarts}); "
+                "giving up",
+                instance=index,
+                log_tail=old.log_tail(),
+            )
+        self.restarts[index] = [*recent, now]
+        old.stop(grace=1.0)
+        fresh = self._start(index, old.seed)
+        self.instances[index] = fresh
+        self._wait_ready([fresh], self.start_timeout)
+        return fresh
+
+    def _wait_ready(self, instances: list[Instance], timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        waiting = list(self.instances)
+        waiting = list(instances)
         while waiting:
             for instance in list(waiting):
                 if instance.ready_path.exists():

@@ -25,11 +25,20 @@ import zmq
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
 
+from btgym.client import Client
 from btgym.connection import connect
 from btgym.env import check_render_mode
-from btgym.errors import ClosedError, InstanceTimeoutError, InvalidActionError, ProtocolError
+from btgym.errors import (
+    ClosedError,
+    InstanceDiedError,
+    InstanceTimeoutError,
+    InvalidActionError,
+    ProtocolError,
+)
 from btgym.space_codec import restore
 from btgym.validation import check_action
+
+RECOVERABLE = ("step", "reset")
 
 
 class BlenderVectorEnv(VectorEnv):
@@ -39,6 +48,9 @@ class BlenderVectorEnv(VectorEnv):
     and ``final_info`` in infos; what SB3 expects) or ``DISABLED`` (reset ended envs
     with ``reset(options={"reset_mask": mask})``). Instance ``i`` gets seed ``seed + i``.
     ``max_episode_steps`` goes to the scene, which truncates its own episodes.
+    ``recover``: an instance that dies or hangs is restarted (within the launcher's
+    restart limits); its episode ends as truncated with ``info["instance_restarted"]``,
+    and the other instances are unaffected.
     """
 
     metadata: dict[str, Any] = {
@@ -61,6 +73,7 @@ class BlenderVectorEnv(VectorEnv):
         timeout: float = 30.0,
         start_timeout: float = 120.0,
         max_episode_steps: int | None = None,
+        recover: bool = True,
         **scene_kwargs: Any,
     ) -> None:
         check_render_mode(render_mode, self.metadata)
@@ -102,6 +115,11 @@ class BlenderVectorEnv(VectorEnv):
         self._autoreset = np.zeros(num_envs, dtype=np.bool_)
         self._in_flight: set[int] = set()
         self._action_batch_spaces = {num_envs: self.action_space}
+        self.recover = recover
+        #: Restarts per instance since this env was made.
+        self.restarts = [0] * num_envs
+        self._last_obs: list[Any] = [None] * num_envs
+        self._reset_bodies: dict[int, dict[str, Any]] = {}
 
     # -- synchronous API -------------------------------------------------------------
     def reset(
@@ -121,12 +139,15 @@ class BlenderVectorEnv(VectorEnv):
             mask = np.ones(self.num_envs, dtype=np.bool_)
         env_ids = np.flatnonzero(mask)
         for i in env_ids:
-            self.clients[i].send("reset", {"seed": seeds[i], "options": options or None})
+            self._reset_bodies[i] = {"seed": seeds[i], "options": options or None}
+            self.clients[i].send("reset", self._reset_bodies[i])
         replies = self._gather(env_ids)
         infos: dict[str, Any] = {}
         observations = list(iterate(self.observation_space, self._observations))
         for i, reply in zip(env_ids, replies, strict=True):
-            observations[i] = restore(self.single_observation_space, reply["obs"])
+            observations[i] = self._last_obs[i] = restore(
+                self.single_observation_space, reply["obs"]
+            )
             infos = self._add_info(infos, reply["info"], int(i))
             self._autoreset[i] = False
         self._observations = self._batch(observations)
@@ -269,6 +290,7 @@ class BlenderVectorEnv(VectorEnv):
         for row, (i, reply) in enumerate(zip(env_ids, replies, strict=True)):
             observation = restore(self.single_observation_space, reply["obs"])
             observations.append(observation)
+            self._last_obs[i] = observation
             if "reward" in reply:  # a step; a reset reply (NEXT_STEP autoreset) has none
                 rewards[row] = reply["reward"]
                 terminations[row] = reply["terminated"]
@@ -294,17 +316,76 @@ class BlenderVectorEnv(VectorEnv):
         return concatenate(space, observations, create_empty_array(space, len(observations)))
 
     def _gather(self, env_ids: Iterable[int]) -> list[Any]:
-        """Receive the reply of each env in ``env_ids``; drain all before raising an error."""
+        """Receive the reply of each env in ``env_ids``; drain all before raising an error.
+
+        A step or reset whose instance died or hung is recovered (see :meth:`_recover`)
+        when this env launched its instances and ``recover`` is on.
+        """
         replies, first_error = [], None
         for i in env_ids:
+            op = self.clients[i].pending
             try:
                 replies.append(self.clients[i].recv())
+                continue
+            except (InstanceDiedError, InstanceTimeoutError) as exc:
+                error: Exception = exc
+                if self.recover and self.connection.launcher is not None and op in RECOVERABLE:
+                    try:
+                        replies.append(self._recover(i, op, exc))
+                        continue
+                    except Exception as failure:  # noqa: BLE001 - reported below
+                        error = failure
             except Exception as exc:  # keep draining: every REQ socket must be left idle
-                replies.append(None)
-                first_error = first_error or exc
+                error = exc
+            replies.append(None)
+            first_error = first_error or error
         if first_error is not None:
             raise first_error
         return replies
+
+    def _recover(self, i: int, op: str, exc: Exception) -> dict[str, Any]:
+        """Restart instance ``i`` and answer for it: its episode ends as truncated.
+
+        ``info["instance_restarted"]`` says why. In ``SAME_STEP`` mode the restarted
+        instance is reset at once (``final_obs`` is the last observation it delivered);
+        otherwise the last observation is returned and the next step resets it.
+        """
+        instance = self.connection.launcher.restart(i)  # type: ignore[union-attr]
+        old = self.clients[i]
+        old.close()
+        client = Client(
+            str(instance.address),
+            old.timeout,
+            instance=i,
+            is_alive=instance.is_alive,
+            log_tail=instance.log_tail,
+        )
+        client.hello()
+        self.clients[i] = self.connection.clients[i] = client
+        self.restarts[i] += 1
+        why = {"instance_restarted": True, "restart_reason": type(exc).__name__}
+        gym.logger.warn(f"btgym: restarted instance {i} after {type(exc).__name__}: {exc}")
+        if op == "reset":
+            reply = client.request("reset", self._reset_bodies.get(i, {"seed": None}))
+            return {**reply, "info": {**reply["info"], **why}}
+        if self.autoreset_mode == AutoresetMode.SAME_STEP:
+            reply = client.request("reset", {"seed": None, "options": None})
+            return {
+                "obs": reply["obs"],
+                "info": {**reply["info"], **why},
+                "reward": 0.0,
+                "terminated": False,
+                "truncated": True,
+                "final_obs": self._last_obs[i],
+                "final_info": why,
+            }
+        return {
+            "obs": self._last_obs[i],
+            "info": why,
+            "reward": 0.0,
+            "terminated": False,
+            "truncated": True,
+        }
 
     def _request_each(self, op: str, env_ids: list[int], body: Any = None) -> list[Any]:
         self._check_idle()

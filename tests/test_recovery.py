@@ -1,0 +1,78 @@
+"""Fault injection: instances killed (SIGKILL) or hung (SIGSTOP) during rollouts and streams."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+from btgym import BlenderVectorEnv
+from btgym.errors import LaunchError
+from tests.conftest import ECHO_SCENE
+
+
+def kill(envs, i, sig=signal.SIGKILL):
+    os.kill(envs.connection.launcher[i].process.pid, sig)
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test_a_killed_instance_is_restarted_and_only_its_episode_ends(mode):
+    with BlenderVectorEnv(
+        ECHO_SCENE, 3, autoreset_mode=mode, seed=0, timeout=10, max_episode_steps=50
+    ) as envs:
+        envs.reset(seed=0)
+        actions = envs.action_space.sample()
+        last_obs, *_ = envs.step(actions)
+        old_pid = envs.connection.launcher[1].process.pid
+        kill(envs, 1)
+        obs, rewards, terminated, truncated, infos = envs.step(actions)
+        assert truncated.tolist() == [False, True, False] and not terminated.any()
+        assert infos["instance_restarted"][1] and infos["_instance_restarted"].tolist() == [
+            False,
+            True,
+            False,
+        ]
+        assert infos["counter"][[0, 2]].tolist() == [2, 2]  # the others stepped on
+        assert envs.restarts == [0, 1, 0]
+        assert envs.connection.launcher[1].process.pid != old_pid
+        if mode == AutoresetMode.SAME_STEP:
+            np.testing.assert_array_equal(infos["final_obs"][1]["box"], last_obs["box"][1])
+        for _ in range(3):  # the restarted instance serves again
+            _, _, _, truncated, infos = envs.step(actions)
+        assert not truncated.any() and infos["counter"][1] >= 2
+
+
+def test_a_hung_instance_is_restarted_after_the_timeout():
+    with BlenderVectorEnv(ECHO_SCENE, 2, autoreset_mode="SameStep", seed=0, timeout=1.0) as envs:
+        envs.reset(seed=0)
+        kill(envs, 0, signal.SIGSTOP)
+        _, _, _, truncated, infos = envs.step(envs.action_space.sample())
+        assert truncated.tolist() == [True, False]
+        assert infos["restart_reason"][0] == "InstanceTimeoutError"
+        _, _, _, truncated, _ = envs.step(envs.action_space.sample())
+        assert not truncated.any()
+
+
+def test_an_instance_that_keeps_dying_gives_up_with_its_log():
+    with BlenderVectorEnv(ECHO_SCENE, 1, seed=0, timeout=10) as envs:
+        envs.connection.launcher.max_restarts = 2
+        envs.reset(seed=0)
+        for _ in range(2):
+            kill(envs, 0)
+            envs.step(envs.action_space.sample())
+        kill(envs, 0)
+        with pytest.raises(LaunchError, match="2 restarts within .* giving up"):
+            envs.step(envs.action_space.sample())
+
+
+def test_recovery_can_be_turned_off():
+    from btgym.errors import InstanceDiedError
+
+    with BlenderVectorEnv(ECHO_SCENE, 2, seed=0, timeout=10, recover=False) as envs:
+        envs.reset(seed=0)
+        kill(envs, 1)
+        with pytest.raises(InstanceDiedError, match="process exited"):
+            envs.step(envs.action_space.sample())
