@@ -38,7 +38,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 import btgym  # noqa: F401  (registers the env ids)
 from btgym.connection import Connection, connect
-from btgym.errors import InstanceTimeoutError
+from btgym.errors import InstanceDiedError, InstanceTimeoutError
 from btgym.pipeline import PipelinedClient
 from btgym.recording import ShardReader
 from btgym.space_codec import restore
@@ -191,6 +191,8 @@ class _Stream:
             )
             for env_id, client in zip(ids, self.connection.clients, strict=True)
         }
+        self.ids = ids
+        self.restarts = 0
         self.episode = dict.fromkeys(ids, 0)
         self.step = dict.fromkeys(ids, 0)
         self.seed = {env_id: _episode_seed(dataset.seed, env_id, 0) for env_id in ids}
@@ -221,10 +223,47 @@ class _Stream:
         """
         while not self.ready:
             env_id = self._wait()
-            params, reply = self.pipes[env_id].recv()
+            try:
+                params, reply = self.pipes[env_id].recv()
+            except (InstanceDiedError, InstanceTimeoutError) as exc:
+                self._restart(env_id, exc)
+                continue
             self._unpack(env_id, params, reply)
             self._fill(env_id, remaining)
         return self.ready.popleft()
+
+    def _restart(self, env_id: int, exc: Exception) -> None:
+        """Replace a dead or hung instance; its requests in flight are issued again.
+
+        Items are made only from replies, so none is repeated; the lost requests are
+        re-sent to the fresh instance, which starts a new episode.
+        """
+        launcher = self.connection.launcher
+        if launcher is None:
+            raise exc
+        local = self.ids.index(env_id)
+        instance = launcher.restart(local)
+        old = self.pipes[env_id]
+        self.poller.unregister(old.socket)
+        del self.by_socket[old.socket]
+        old.close()
+        pipe = PipelinedClient(
+            str(instance.address),
+            self.dataset.depth,
+            self.dataset.timeout,
+            instance=env_id,
+            is_alive=instance.is_alive,
+            log_tail=instance.log_tail,
+        )
+        self.pipes[env_id] = pipe
+        self.by_socket[pipe.socket] = env_id
+        self.poller.register(pipe.socket, zmq.POLLIN)
+        self.restarts += 1
+        self.episode[env_id] += 1
+        self.step[env_id] = 0
+        self.seed[env_id] = _episode_seed(self.dataset.seed, env_id, self.episode[env_id])
+        pipe.send("reset", {"seed": self.seed[env_id], "options": None}, tag=None)
+        gym.logger.warn(f"btgym: restarted stream instance {env_id} after {type(exc).__name__}")
 
     def _unpack(self, env_id: int, params: Any, reply: dict[str, Any]) -> None:
         ended = "final_obs" in reply
@@ -262,8 +301,8 @@ class _Stream:
             if events:
                 return self.by_socket[events[0][0]]
             for env_id, pipe in self.pipes.items():
-                if pipe.pending and not pipe.is_alive():
-                    return env_id  # recv() raises InstanceDiedError with the log tail
+                if pipe.pending and (not pipe.is_alive() or pipe.oldest_age() > pipe.timeout):
+                    return env_id  # recv() raises InstanceDiedError/TimeoutError at once
             if time.monotonic() > deadline:
                 raise InstanceTimeoutError(
                     f"expected an item within {self.dataset.timeout:g} s from instances "

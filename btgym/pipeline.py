@@ -42,6 +42,7 @@ class PipelinedClient:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.connect(address)
         self.pending: deque[Any] = deque()  # one tag per request in flight, oldest first
+        self.sent_at: deque[float] = deque()
         self.closed = False
 
     def is_alive(self) -> bool:
@@ -61,13 +62,18 @@ class PipelinedClient:
         # An empty delimiter frame makes the DEALER message look like a REQ one to REP.
         self.socket.send_multipart([b"", *protocol.encode(op, body)], copy=False)
         self.pending.append(tag)
+        self.sent_at.append(time.monotonic())
+
+    def oldest_age(self) -> float:
+        """Seconds since the oldest request in flight was sent (0 when none)."""
+        return time.monotonic() - self.sent_at[0] if self.sent_at else 0.0
 
     def recv(self, timeout: float | None = None) -> tuple[Any, Any]:
         """The oldest request's ``(tag, reply body)``; raises on error replies and timeouts."""
         if not self.pending:
             raise ProtocolError("expected a request in flight before recv(), got none")
         limit = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
+        deadline = max(time.monotonic(), self.sent_at[0] + limit)  # from when it was sent
         while not self.socket.poll(min(100, max(1, int((deadline - time.monotonic()) * 1000)))):
             if not self.is_alive():
                 raise InstanceDiedError(
@@ -85,6 +91,7 @@ class PipelinedClient:
                 )
         frames = self.socket.recv_multipart(copy=False)
         tag = self.pending.popleft()
+        self.sent_at.popleft()
         if len(frames) < 2 or frames[0].bytes != b"":
             raise ProtocolError("expected an empty delimiter frame before the reply")
         message = protocol.decode(frames[1:])

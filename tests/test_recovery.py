@@ -76,3 +76,22 @@ def test_recovery_can_be_turned_off():
         kill(envs, 1)
         with pytest.raises(InstanceDiedError, match="process exited"):
             envs.step(envs.action_space.sample())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP])
+def test_streams_survive_killed_and_hung_instances_without_losing_or_repeating_items(sig):
+    from btgym.data import StreamDataset
+
+    dataset = StreamDataset(
+        "btgym/Cube-v0", 2, items=40, seed=0, timeout=2.0, env_kwargs={"width": 64, "height": 48}
+    )
+    stream = iter(dataset)
+    items = [next(stream) for _ in range(10)]
+    (active,) = dataset.streams
+    os.kill(active.connection.launcher[0].process.pid, sig)
+    items += list(stream)
+    keys = [(i["env_id"], i["episode"], i["step"]) for i in items]
+    assert len(items) == 40 and len(set(keys)) == 40  # nothing lost, nothing repeated
+    assert active.restarts == 1
+    after = [i for i in items[10:] if i["env_id"] == 0]
+    assert after and max(i["episode"] for i in after) == 1  # a new episode after the restart
