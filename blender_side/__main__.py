@@ -34,6 +34,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when it is gone")
     parser.add_argument("--ready-file", default=None, help="where to announce the address")
     parser.add_argument("--max-message-bytes", type=int, default=None)
+    parser.add_argument("--curve-secret", default=None, help="server secret key file (CURVE)")
+    parser.add_argument("--curve-clients", default=None, help="directory of client public keys")
     if "--" in argv:  # Blender binary: our arguments follow "--"
         argv = argv[argv.index("--") + 1 :]
     return parser.parse_args(argv)
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         instance=instance,
         parent_pid=args.parent_pid,
         max_message_bytes=args.max_message_bytes or protocol.DEFAULT_MAX_MESSAGE_BYTES,
+        curve_secret=args.curve_secret,
+        curve_clients=args.curve_clients,
     )
     announcement = {
         "address": server.address,

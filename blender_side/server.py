@@ -17,6 +17,7 @@ import zmq
 from blender_side.scene import Scene
 from btgym import protocol
 from btgym.errors import BtgymError, ProtocolError
+from btgym.security import ZAP_DOMAIN, secure_server
 from btgym.space_codec import space_to_data
 from btgym.validation import check_action
 
@@ -38,6 +39,8 @@ class Server:
         max_message_bytes: int = protocol.DEFAULT_MAX_MESSAGE_BYTES,
         watchdog_interval: float = 0.25,
         context: zmq.Context | None = None,
+        curve_secret: str | None = None,
+        curve_clients: str | None = None,
     ) -> None:
         self.scene = scene
         self.instance = instance
@@ -48,9 +51,11 @@ class Server:
         self.socket = self.context.socket(zmq.REP)
         self.socket.setsockopt(zmq.LINGER, 1000)
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
-        # A ZAP domain makes libzmq refuse legacy ZMTP 1.0/2.0 peers, as which random bytes
-        # on the port would otherwise be parsed (and could disturb the REP state machine).
-        self.socket.setsockopt(zmq.ZAP_DOMAIN, b"btgym")
+        self.socket.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
+        # Off loopback, CURVE is required: only listed client keys get in, traffic encrypted.
+        self.authenticator = secure_server(
+            self.socket, bind, curve_secret, curve_clients, self.context
+        )
         self.socket.bind(_with_port_wildcard(bind))
         self.address: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.requests_served = 0
@@ -84,6 +89,8 @@ class Server:
                 self.requests_served += 1
         finally:
             self.socket.close()
+            if self.authenticator is not None:
+                self.authenticator.stop()
         return reason
 
     def handle(self, frames: list[Any]) -> list[Any]:

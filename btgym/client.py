@@ -29,6 +29,7 @@ from btgym.errors import (
     SpaceError,
     VersionMismatchError,
 )
+from btgym.security import ClientKeys
 
 IDEMPOTENT = frozenset({"hello", "ping"})
 _POLL_SLICE_MS = 100
@@ -51,8 +52,10 @@ class Client:
         is_alive: Callable[[], bool] | None = None,
         log_tail: Callable[[], str] | None = None,
         context: zmq.Context | None = None,
+        curve: ClientKeys | None = None,
     ) -> None:
         self.address = address
+        self.curve = curve
         self.timeout = timeout
         self.instance = instance
         self.retries = retries
@@ -176,6 +179,8 @@ class Client:
     def _open_socket(self) -> None:
         socket = self._context.socket(zmq.REQ)
         socket.setsockopt(zmq.LINGER, 0)
+        if self.curve is not None:
+            self.curve.apply(socket)
         socket.connect(self.address)
         self._socket = socket
 

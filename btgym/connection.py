@@ -11,6 +11,7 @@ from gymnasium import spaces
 from btgym.client import Client
 from btgym.errors import SpaceError
 from btgym.launcher import Launcher
+from btgym.security import ClientKeys
 from btgym.space_codec import space_from_data
 
 
@@ -47,10 +48,14 @@ def connect(
     timeout: float = 30.0,
     start_timeout: float = 120.0,
     scene_kwargs: dict[str, Any] | None = None,
+    curve: ClientKeys | None = None,
+    launch_options: dict[str, Any] | None = None,
 ) -> Connection:
     """Launch ``num_instances`` of ``scene``, or connect to ``addresses``; shake hands with all.
 
     Every instance must describe the same spaces; a mismatch is a :class:`SpaceError`.
+    ``curve``: client keys for CURVE servers. ``launch_options``: more
+    :class:`~btgym.launcher.Launcher` arguments (``bind``, ``curve_secret``, ...).
     """
     if (scene is None) == (addresses is None):
         raise ValueError("expected exactly one of scene= (to launch) or addresses= (to connect)")
@@ -62,7 +67,9 @@ def connect(
                 "scene kwargs and blend_file configure launched instances; servers at "
                 f"{list(addresses)} are already built, got {given}"
             )
-        clients = [Client(address, timeout, instance=i) for i, address in enumerate(addresses)]
+        clients = [
+            Client(address, timeout, instance=i, curve=curve) for i, address in enumerate(addresses)
+        ]
     else:
         launcher = Launcher(
             str(scene),
@@ -72,6 +79,7 @@ def connect(
             blend_file=blend_file,
             blender=blender,
             start_timeout=start_timeout,
+            **(launch_options or {}),
         )
         clients = [
             Client(
@@ -80,6 +88,7 @@ def connect(
                 instance=instance.index,
                 is_alive=instance.is_alive,
                 log_tail=instance.log_tail,
+                curve=curve,
             )
             for instance in launcher.instances
         ]

@@ -9,6 +9,7 @@ import numpy as np
 
 from btgym.connection import connect
 from btgym.errors import ClosedError
+from btgym.security import ClientKeys
 from btgym.space_codec import restore
 from btgym.validation import check_action
 
@@ -21,7 +22,9 @@ class BlenderEnv(gym.Env):
     with ``address=``, connects to a server that is already running.
 
     ``timeout`` bounds every request (seconds); a dead or hung instance raises a
-    :class:`btgym.errors.InstanceError` instead of hanging.
+    :class:`btgym.errors.InstanceError` instead of hanging. ``curve``: client keys for a
+    CURVE-protected server; ``launch_options``: more :class:`~btgym.launcher.Launcher`
+    arguments (``bind``, ``curve_secret``, ``curve_clients``, ``max_restarts``, ...).
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 30}
@@ -37,6 +40,8 @@ class BlenderEnv(gym.Env):
         blender: str | None = None,
         timeout: float = 30.0,
         start_timeout: float = 120.0,
+        curve: ClientKeys | None = None,
+        launch_options: dict[str, Any] | None = None,
         **scene_kwargs: Any,
     ) -> None:
         check_render_mode(render_mode, self.metadata)
@@ -51,6 +56,8 @@ class BlenderEnv(gym.Env):
             timeout=timeout,
             start_timeout=start_timeout,
             scene_kwargs=scene_kwargs,
+            curve=curve,
+            launch_options=launch_options,
         )
         self._closed = False
         self.client = self.connection.clients[0]

@@ -129,6 +129,8 @@ class Launcher:
         max_message_bytes: int | None = None,
         max_restarts: int = 5,
         restart_window: float = 300.0,
+        curve_secret: str | os.PathLike[str] | None = None,
+        curve_clients: str | os.PathLike[str] | None = None,
     ) -> None:
         if num_instances < 1:
             raise ValueError(f"expected num_instances >= 1, got {num_instances}")
@@ -144,6 +146,11 @@ class Launcher:
         self._own_log_dir = log_dir is None
         self.keep_logs = keep_logs
         self.max_message_bytes = max_message_bytes
+        self.curve_args = (
+            ["--curve-secret", str(curve_secret), "--curve-clients", str(curve_clients)]
+            if curve_secret is not None
+            else []
+        )
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="btgym-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.instances: list[Instance] = []
@@ -188,6 +195,7 @@ class Launcher:
             args += ["--blend", os.path.abspath(blend_file)]
         if self.max_message_bytes:
             args += ["--max-message-bytes", str(self.max_message_bytes)]
+        args += self.curve_args
         # Blender's temporary directory goes inside the log directory, so that whatever a
         # killed instance leaves there is removed with it.
         temp = self.log_dir / f"instance-{index}.tmp"

@@ -19,6 +19,7 @@ import zmq
 from btgym import protocol
 from btgym.client import remote_exception
 from btgym.errors import ClosedError, InstanceDiedError, InstanceTimeoutError, ProtocolError
+from btgym.security import ClientKeys
 
 
 class PipelinedClient:
@@ -33,6 +34,7 @@ class PipelinedClient:
         is_alive: Callable[[], bool] | None = None,
         log_tail: Callable[[], str] | None = None,
         context: zmq.Context | None = None,
+        curve: ClientKeys | None = None,
     ) -> None:
         if depth < 1:
             raise ValueError(f"expected depth >= 1, got {depth}")
@@ -40,6 +42,8 @@ class PipelinedClient:
         self._is_alive, self._log_tail = is_alive, log_tail
         self.socket = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        if curve is not None:
+            curve.apply(self.socket)
         self.socket.connect(address)
         self.pending: deque[Any] = deque()  # one tag per request in flight, oldest first
         self.sent_at: deque[float] = deque()

@@ -35,6 +35,7 @@ from btgym.errors import (
     InvalidActionError,
     ProtocolError,
 )
+from btgym.security import ClientKeys
 from btgym.space_codec import restore
 from btgym.validation import check_action
 
@@ -74,6 +75,8 @@ class BlenderVectorEnv(VectorEnv):
         start_timeout: float = 120.0,
         max_episode_steps: int | None = None,
         recover: bool = True,
+        curve: ClientKeys | None = None,
+        launch_options: dict[str, Any] | None = None,
         **scene_kwargs: Any,
     ) -> None:
         check_render_mode(render_mode, self.metadata)
@@ -97,6 +100,8 @@ class BlenderVectorEnv(VectorEnv):
             timeout=timeout,
             start_timeout=start_timeout,
             scene_kwargs=scene_kwargs,
+            curve=curve,
+            launch_options=launch_options,
         )
         self._closed_connection = False
         self.clients = self.connection.clients
@@ -359,6 +364,7 @@ class BlenderVectorEnv(VectorEnv):
             instance=i,
             is_alive=instance.is_alive,
             log_tail=instance.log_tail,
+            curve=old.curve,
         )
         client.hello()
         self.clients[i] = self.connection.clients[i] = client
