@@ -233,7 +233,7 @@ class Launcher:
                 log_tail=old.log_tail(),
             )
         self.restarts[index] = [*recent, now]
-        old.stop(grace=1.0)
+        old.stop(grace=0.2)  # it failed already: a hung process ignores SIGTERM anyway
         fresh = self._start(index, old.seed)
         self.instances[index] = fresh
         self._wait_ready([fresh], self.start_timeout)
