@@ -59,7 +59,9 @@ def connect(
     """
     if (scene is None) == (addresses is None):
         raise ValueError("expected exactly one of scene= (to launch) or addresses= (to connect)")
-    launcher = None
+    launcher: Any = None
+    options = dict(launch_options or {})
+    backend = options.pop("backend", "local")
     if addresses is not None:
         if scene_kwargs or blend_file:
             given = sorted(scene_kwargs or {}) or ["blend_file"]
@@ -71,16 +73,32 @@ def connect(
             Client(address, timeout, instance=i, curve=curve) for i, address in enumerate(addresses)
         ]
     else:
-        launcher = Launcher(
-            str(scene),
-            num_instances,
-            scene_kwargs=scene_kwargs,
-            seed=seed,
-            blend_file=blend_file,
-            blender=blender,
-            start_timeout=start_timeout,
-            **(launch_options or {}),
-        )
+        if backend == "ray":
+            from btgym.ray_backend import RayLauncher
+
+            launcher = RayLauncher(
+                str(scene),
+                num_instances,
+                scene_kwargs=scene_kwargs,
+                seed=seed,
+                blend_file=blend_file,
+                start_timeout=start_timeout,
+                curve=curve,
+                **options,
+            )
+        elif backend == "local":
+            launcher = Launcher(
+                str(scene),
+                num_instances,
+                scene_kwargs=scene_kwargs,
+                seed=seed,
+                blend_file=blend_file,
+                blender=blender,
+                start_timeout=start_timeout,
+                **options,
+            )
+        else:
+            raise ValueError(f"expected backend 'local' or 'ray', got {backend!r}")
         clients = [
             Client(
                 str(instance.address),
@@ -88,7 +106,7 @@ def connect(
                 instance=instance.index,
                 is_alive=instance.is_alive,
                 log_tail=instance.log_tail,
-                curve=curve,
+                curve=instance_keys(launcher, instance, curve),
             )
             for instance in launcher.instances
         ]
@@ -114,6 +132,12 @@ def connect(
     return Connection(clients, hellos, launcher, action_space, observation_space)
 
 
+def instance_keys(launcher: Any, instance: Any, default: ClientKeys | None) -> ClientKeys | None:
+    """The CURVE keys to reach ``instance``: the backend's own (Ray), else ``default``."""
+    keys_for = getattr(launcher, "client_keys", None)
+    return keys_for(instance) if keys_for is not None else default
+
+
 def _close_servers(clients: list[Client]) -> None:
     """Send ``close`` to every open client at once; errors are ignored (we reap anyway)."""
     sent = []
@@ -131,4 +155,4 @@ def _close_servers(clients: list[Client]) -> None:
             continue
 
 
-__all__ = ["Connection", "connect"]
+__all__ = ["Connection", "connect", "instance_keys"]

@@ -37,7 +37,7 @@ from gymnasium import spaces
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 import btgym  # noqa: F401  (registers the env ids)
-from btgym.connection import Connection, connect
+from btgym.connection import Connection, connect, instance_keys
 from btgym.errors import InstanceDiedError, InstanceTimeoutError
 from btgym.pipeline import PipelinedClient
 from btgym.recording import ShardReader
@@ -57,6 +57,8 @@ class StreamDataset(IterableDataset):
     ``seed`` and ``i``; later episodes get seeds drawn by the scene; every item carries
     its episode's seed. ``depth``: requests queued per instance (renders overlap the
     transfer and the training; at most ``depth`` unconsumed items per instance).
+    ``launch_options`` go to the launcher (``{"backend": "ray", "num_cpus": 1}`` puts
+    the instances in Ray actors); ``curve``: client keys for CURVE servers.
     """
 
     def __init__(
@@ -71,6 +73,8 @@ class StreamDataset(IterableDataset):
         timeout: float = 60.0,
         start_timeout: float = 120.0,
         depth: int = 4,
+        curve: Any = None,
+        launch_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if num_instances < 1:
@@ -81,6 +85,8 @@ class StreamDataset(IterableDataset):
         self.env_kwargs = {**spec_kwargs, **(env_kwargs or {})}
         self.num_instances = num_instances
         self.depth = depth
+        self.curve = curve
+        self.launch_options = dict(launch_options or {})
         self.items = items
         self.seed = seed
         self.timeout = timeout
@@ -177,6 +183,8 @@ class _Stream:
             timeout=dataset.timeout,
             start_timeout=dataset.start_timeout,
             scene_kwargs=dataset.env_kwargs,
+            curve=dataset.curve,
+            launch_options=dataset.launch_options,
         )
         self.action_space = self.connection.action_space
         self.observation_space = self.connection.observation_space
@@ -188,6 +196,7 @@ class _Stream:
                 instance=env_id,
                 is_alive=client.is_alive,
                 log_tail=client.log_tail,
+                curve=client.curve,
             )
             for env_id, client in zip(ids, self.connection.clients, strict=True)
         }
@@ -254,6 +263,7 @@ class _Stream:
             instance=env_id,
             is_alive=instance.is_alive,
             log_tail=instance.log_tail,
+            curve=instance_keys(launcher, instance, self.dataset.curve),
         )
         self.pipes[env_id] = pipe
         self.by_socket[pipe.socket] = env_id

@@ -131,6 +131,7 @@ class Launcher:
         restart_window: float = 300.0,
         curve_secret: str | os.PathLike[str] | None = None,
         curve_clients: str | os.PathLike[str] | None = None,
+        first_index: int = 0,
     ) -> None:
         if num_instances < 1:
             raise ValueError(f"expected num_instances >= 1, got {num_instances}")
@@ -146,6 +147,7 @@ class Launcher:
         self._own_log_dir = log_dir is None
         self.keep_logs = keep_logs
         self.max_message_bytes = max_message_bytes
+        self.first_index = first_index  # the id the first instance reports in errors
         self.curve_args = (
             ["--curve-secret", str(curve_secret), "--curve-clients", str(curve_clients)]
             if curve_secret is not None
@@ -183,7 +185,7 @@ class Launcher:
             "--bind",
             bind,
             "--instance",
-            str(index),
+            str(self.first_index + index),
             "--seed",
             str(seed),
             "--parent-pid",

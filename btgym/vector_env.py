@@ -26,7 +26,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
 
 from btgym.client import Client
-from btgym.connection import connect
+from btgym.connection import connect, instance_keys
 from btgym.env import check_render_mode
 from btgym.errors import (
     ClosedError,
@@ -364,7 +364,7 @@ class BlenderVectorEnv(VectorEnv):
             instance=i,
             is_alive=instance.is_alive,
             log_tail=instance.log_tail,
-            curve=old.curve,
+            curve=instance_keys(self.connection.launcher, instance, old.curve),
         )
         client.hello()
         self.clients[i] = self.connection.clients[i] = client

@@ -1,0 +1,242 @@
+"""The Ray launcher backend (``btgym[ray]``): each Blender server lives in a Ray actor.
+
+Ray places the actors by their declared resources (``num_cpus``, optional ``num_gpus``)
+anywhere in the cluster and restarts an actor whose process dies (``max_restarts``);
+the data path stays ZeroMQ, directly between the trainer and each Blender server. An
+actor on the trainer's machine binds to loopback; on another machine it binds to its
+node's address with CURVE: it creates the server keys there and allow-lists the
+trainer's public key, so the trainer's traffic is authenticated and encrypted.
+
+    envs = BlenderVectorEnv("envs.cube:CubeScene", 8, launch_options={"backend": "ray"})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from btgym.errors import ClosedError, LaunchError
+from btgym.launcher import Launcher
+from btgym.security import ClientKeys, generate_keys
+
+
+class _BlenderServerActor:
+    """Runs one Blender server process (through a local :class:`Launcher`) on its node."""
+
+    def __init__(
+        self,
+        scene: str,
+        index: int,
+        seed: int,
+        scene_kwargs: dict[str, Any],
+        blend_file: str | None,
+        start_timeout: float,
+        trainer_ip: str,
+        trainer_public_key: bytes | None,
+    ) -> None:
+        self.node_ip = ray.util.get_node_ip_address()
+        self.server_public: bytes | None = None
+        options: dict[str, Any] = {}
+        if self.node_ip != trainer_ip:  # off the trainer's machine: CURVE, always
+            if trainer_public_key is None:
+                raise LaunchError("expected the trainer's public key for a remote instance")
+            keys = Path(tempfile.mkdtemp(prefix="btgym-keys-"))
+            public, secret = generate_keys(keys, "server")
+            (keys / "clients").mkdir()
+            (keys / "clients" / "trainer.key").write_text(
+                'metadata\ncurve\n    public-key = "' + trainer_public_key.decode() + '"\n'
+            )
+            self.server_public = public.read_text().split('"')[1].encode()
+            options = {
+                "bind": f"tcp://{self.node_ip}:0",
+                "curve_secret": secret,
+                "curve_clients": keys / "clients",
+            }
+        self.launcher = Launcher(
+            scene,
+            1,
+            scene_kwargs=scene_kwargs,
+            seed=seed,
+            blend_file=blend_file,
+            start_timeout=start_timeout,
+            first_index=index,
+            **options,
+        )
+
+    def info(self) -> dict[str, Any]:
+        instance = self.launcher[0]
+        return {
+            "address": instance.address,
+            "pid": instance.pid,
+            "node_ip": self.node_ip,
+            "server_public": self.server_public,
+        }
+
+    def is_alive(self) -> bool:
+        return self.launcher[0].is_alive()
+
+    def log_tail(self, lines: int = 30) -> str:
+        return self.launcher[0].log_tail(lines)
+
+    def restart(self) -> dict[str, Any]:
+        self.launcher.restart(0)
+        return self.info()
+
+    def close(self) -> None:
+        self.launcher.close()
+
+
+class RayInstance:
+    """The trainer's view of one actor-hosted server (the :class:`Instance` interface)."""
+
+    def __init__(
+        self, index: int, seed: int, actor: Any, info: dict[str, Any], timeout: float
+    ) -> None:
+        self.index, self.seed, self.actor, self.timeout = index, seed, actor, timeout
+        self._update(info)
+
+    def _update(self, info: dict[str, Any]) -> None:
+        self.address, self.pid = info["address"], info["pid"]
+        self.node_ip, self.server_public = info["node_ip"], info["server_public"]
+
+    def is_alive(self) -> bool:
+        try:
+            return bool(ray.get(self.actor.is_alive.remote(), timeout=self.timeout))
+        except Exception:  # noqa: BLE001 - a dead, restarting or unreachable actor
+            return False
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return str(ray.get(self.actor.log_tail.remote(lines), timeout=self.timeout))
+        except Exception as exc:  # noqa: BLE001 - the actor (and its log) may be gone
+            return f"(log unavailable: {type(exc).__name__})"
+
+
+class RayLauncher:
+    """The :class:`~btgym.launcher.Launcher` interface, with instances in Ray actors.
+
+    ``num_cpus``/``num_gpus`` are each actor's resource request; ``max_restarts`` how
+    often Ray recreates a dead actor. Connects to a running Ray cluster, or starts a
+    local one (``ray.init``) if none is up. ``curve`` holds the trainer's keys for
+    instances on other machines (created when not given).
+    """
+
+    def __init__(
+        self,
+        scene: str,
+        num_instances: int = 1,
+        *,
+        scene_kwargs: dict[str, Any] | None = None,
+        seed: int | None = None,
+        blend_file: str | None = None,
+        start_timeout: float = 120.0,
+        num_cpus: float = 1,
+        num_gpus: float = 0,
+        max_restarts: int = 3,
+        curve: ClientKeys | None = None,
+        **unused: Any,
+    ) -> None:
+        if unused.pop("backend", "ray") != "ray" or unused:
+            raise ValueError(f"unexpected options for the ray backend: {sorted(unused)}")
+        if not ray.is_initialized():
+            ray.init(ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+        self.scene, self.seeds = scene, [(seed or 0) + i for i in range(num_instances)]
+        self.trainer_ip = ray.util.get_node_ip_address()
+        if curve is None:
+            keys = Path(tempfile.mkdtemp(prefix="btgym-trainer-keys-"))
+            public, secret = generate_keys(keys, "trainer")
+            self.trainer_public = public.read_text().split('"')[1].encode()
+            self._trainer_secret = secret
+        else:
+            self.trainer_public, self._trainer_secret = curve.public, None
+        actor_class = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=max_restarts)(
+            _BlenderServerActor
+        )
+        self._closed = False
+        self.start_timeout = start_timeout
+        self.actors = [
+            actor_class.remote(
+                scene,
+                i,
+                s,
+                dict(scene_kwargs or {}),
+                blend_file,
+                start_timeout,
+                self.trainer_ip,
+                self.trainer_public,
+            )
+            for i, s in enumerate(self.seeds)
+        ]
+        try:
+            infos = ray.get([a.info.remote() for a in self.actors], timeout=start_timeout)
+        except Exception as exc:
+            self.close()
+            raise LaunchError(
+                f"expected {num_instances} Ray actors to start a server: {exc}"
+            ) from exc
+        self.instances = [
+            RayInstance(i, s, a, info, 10.0)
+            for i, (s, a, info) in enumerate(zip(self.seeds, self.actors, infos, strict=True))
+        ]
+
+    @property
+    def addresses(self) -> list[str]:
+        self._check_open()
+        return [str(instance.address) for instance in self.instances]
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+    def __getitem__(self, index: int) -> RayInstance:
+        return self.instances[index]
+
+    def restart(self, index: int) -> RayInstance:
+        """A fresh server for instance ``index``: in the same actor, or in the actor Ray
+        recreated after its process died."""
+        instance = self.instances[index]
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            try:
+                info = ray.get(instance.actor.restart.remote(), timeout=self.start_timeout)
+                break
+            except ray.exceptions.RayActorError:
+                # The actor died; Ray is recreating it (its __init__ starts a new server).
+                try:
+                    info = ray.get(instance.actor.info.remote(), timeout=self.start_timeout)
+                    break
+                except ray.exceptions.RayActorError as exc:
+                    if time.monotonic() > deadline:
+                        raise LaunchError(f"expected actor {index} to come back: {exc}") from exc
+                    time.sleep(0.5)
+        instance._update(info)
+        return instance
+
+    def client_keys(self, instance: RayInstance) -> ClientKeys | None:
+        """The trainer's CURVE keys for a remote instance (None on the trainer's node)."""
+        if instance.server_public is None:
+            return None
+        if self._trainer_secret is None:
+            raise LaunchError("expected the trainer's secret key for a remote instance")
+        keys = ClientKeys.load(self._trainer_secret, self._trainer_secret)
+        return ClientKeys(keys.public, keys.secret, instance.server_public)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for actor in getattr(self, "actors", []):
+            with contextlib.suppress(Exception):  # a dead actor has nothing left to close
+                ray.get(actor.close.remote(), timeout=10)
+            ray.kill(actor, no_restart=True)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("ray launcher is closed")
+
+
+__all__ = ["RayInstance", "RayLauncher"]

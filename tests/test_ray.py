@@ -1,0 +1,58 @@
+"""The Ray backend on a local Ray cluster started by the test (2 CPUs)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+ray = pytest.importorskip("ray")  # btgym[ray]; installed by `make test`
+
+from btgym import BlenderVectorEnv  # noqa: E402
+from btgym.data import StreamDataset  # noqa: E402
+from tests.conftest import ECHO_SCENE  # noqa: E402
+
+RAY = {"backend": "ray", "num_cpus": 0.5}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_a_vector_env_runs_on_instances_in_ray_actors_and_survives_a_killed_actor():
+    with BlenderVectorEnv(
+        ECHO_SCENE, 2, seed=0, timeout=15, autoreset_mode="SameStep", launch_options=RAY
+    ) as envs:
+        launcher = envs.connection.launcher
+        assert type(launcher).__name__ == "RayLauncher"
+        envs.reset(seed=0)
+        _, _, _, _, infos = envs.step(envs.action_space.sample())
+        assert infos["counter"].tolist() == [1, 1]
+        # Kill the actor's worker process: Ray recreates the actor, btgym reconnects.
+        actor_pid = ray.get(launcher.actors[1].__ray_call__.remote(lambda self: os.getpid()))
+        os.kill(actor_pid, signal.SIGKILL)
+        _, _, _, truncated, infos = envs.step(envs.action_space.sample())
+        assert truncated.tolist() == [False, True] and infos["instance_restarted"][1]
+        _, _, _, truncated, infos = envs.step(envs.action_space.sample())
+        assert not truncated.any() and infos["counter"].tolist()[0] == 3
+
+
+def test_a_stream_runs_on_instances_in_ray_actors():
+    dataset = StreamDataset(
+        "btgym/Cube-v0",
+        2,
+        items=12,
+        seed=0,
+        launch_options=RAY,
+        env_kwargs={"width": 64, "height": 48},
+    )
+    started = time.monotonic()
+    items = list(dataset)
+    assert len({(i["env_id"], i["episode"], i["step"]) for i in items}) == 12
+    assert {i["env_id"] for i in items} == {0, 1}
+    assert time.monotonic() - started < 60
