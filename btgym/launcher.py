@@ -29,6 +29,7 @@ import numpy as np
 from btgym.errors import ClosedError, LaunchError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+KILL_WAIT = 10.0  # seconds to reap a process after SIGKILL
 _LIVE_LAUNCHERS: weakref.WeakSet[Launcher] = weakref.WeakSet()
 
 
@@ -67,7 +68,7 @@ class Instance:
                 self.process.wait(grace)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                self.process.wait(grace)
+                self.process.wait(KILL_WAIT)  # SIGKILL cannot be ignored; reaping can lag
         remove_frame_files(self.process.pid)
 
 
