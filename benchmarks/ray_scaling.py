@@ -30,9 +30,8 @@ def rate(backend: str, n: int, items: int) -> float:
     dataset = StreamDataset(
         "btgym/Cube-v0", n, items=warm + items, seed=0, env_kwargs=FRAME, launch_options=options
     )
-    count, started = 0, None
-    for _ in dataset:
-        count += 1
+    started = None
+    for count, _ in enumerate(dataset, start=1):
         if count == warm:
             started = time.perf_counter()
     return items / (time.perf_counter() - started)
