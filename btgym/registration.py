@@ -27,6 +27,7 @@ def register_scene(env_id: str, scene: str, **kwargs: Any) -> None:
 BUILTIN_SCENES: dict[str, str] = {
     "btgym/Cube-v0": "envs.cube:CubeScene",
     "btgym/CartPole-v0": "envs.cartpole:CartPoleScene",
+    "btgym/Supershape-v0": "envs.supershape:SupershapeScene",
     "btgym/Parts-v0": "envs.parts:PartsScene",
 }
 

@@ -21,7 +21,10 @@ class ReinforceController(Controller):
     """Learns ``mean`` and ``log_std`` of the parameter distribution from rewards.
 
     ``log_normal=True`` samples ``exp(z)`` with ``z ~ N(mean, std)``, so ``mean`` is the
-    log of the typical value. Updates use Adam with learning rate ``lr``.
+    log of the typical value. Updates use Adam with learning rate ``lr``;
+    ``learn_std=False`` keeps the exploration width fixed (steadier with noisy rewards
+    such as a discriminator's); ``standardize`` uses batch-standardized advantages;
+    ``lr_half_life`` halves the learning rate every that many updates.
     """
 
     def __init__(
@@ -32,12 +35,16 @@ class ReinforceController(Controller):
         log_normal: bool = False,
         baseline_smoothing: float = 0.9,
         min_std: float = 1e-3,
+        learn_std: bool = True,
+        standardize: bool = False,
+        lr_half_life: float | None = None,
         seed: int | None = None,
     ) -> None:
         self.mean = np.asarray(mean, dtype=np.float64).copy()
         self.log_std = np.log(np.broadcast_to(np.asarray(std, float), self.mean.shape)).copy()
         self.lr, self.log_normal = lr, log_normal
         self.baseline_smoothing, self.min_std = baseline_smoothing, min_std
+        self.learn_std, self.standardize, self.lr_half_life = learn_std, standardize, lr_half_life
         self.baseline: float | None = None
         self.rng = np.random.default_rng(seed)
         self._adam_m = np.zeros(2 * self.mean.size)
@@ -67,12 +74,16 @@ class ReinforceController(Controller):
         if self.baseline is None:
             self.baseline = float(rewards.mean())
         advantages = rewards - self.baseline
+        if self.standardize:  # the batch is its own baseline; the reward's scale drops out
+            advantages = (rewards - rewards.mean()) / (rewards.std() + 1e-8)
         self.baseline = self.baseline_smoothing * self.baseline + (
             1 - self.baseline_smoothing
         ) * float(rewards.mean())
         std = self.std
         grad_mean = (advantages[:, None] * (z - self.mean) / std**2).mean(axis=0)
         grad_log_std = (advantages[:, None] * (((z - self.mean) / std) ** 2 - 1)).mean(axis=0)
+        if not self.learn_std:  # a fixed exploration width: only the mean moves
+            grad_log_std = np.zeros_like(grad_log_std)
         self._ascend(np.concatenate([grad_mean, grad_log_std]))
 
     def _ascend(self, gradient: np.ndarray) -> None:
@@ -81,10 +92,14 @@ class ReinforceController(Controller):
         self._adam_v = 0.999 * self._adam_v + 0.001 * gradient**2
         m_hat = self._adam_m / (1 - 0.9**self._t)
         v_hat = self._adam_v / (1 - 0.999**self._t)
-        step = self.lr * m_hat / (np.sqrt(v_hat) + 1e-8)
+        lr = self.lr if self.lr_half_life is None else self.lr * 0.5 ** (self.t_decay())
+        step = lr * m_hat / (np.sqrt(v_hat) + 1e-8)
         n = self.mean.size
         self.mean += step[:n]
         self.log_std += step[n:]
+
+    def t_decay(self) -> float:
+        return self._t / float(self.lr_half_life or 1.0)
 
     def state_dict(self) -> dict[str, Any]:
         return {
