@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--fault-every", type=float, default=60.0, help="seconds")
     parser.add_argument("--instances", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=5.0)
+    parser.add_argument("--max-rate", type=float, default=30.0, help="items/s consumed")
     args = parser.parse_args()
     rng = random.Random(0)
     dataset = StreamDataset(
@@ -78,9 +79,10 @@ def main() -> None:
         if now >= next_fault:
             victim = rng.randrange(args.instances)
             how = rng.choice(["SIGKILL", "SIGSTOP"])
-            os.kill(launcher[victim].process.pid, getattr(signal, how))
-            faults.append((how, now - started, victim))
-            pending_fault[victim] = now
+            if victim not in pending_fault and launcher[victim].is_alive():
+                os.kill(launcher[victim].process.pid, getattr(signal, how))
+                faults.append((how, now - started, victim))
+                pending_fault[victim] = now
             next_fault = now + args.fault_every
         if now >= next_sample:
             rss = sum(
