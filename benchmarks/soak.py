@@ -39,7 +39,7 @@ def main() -> None:
         args.instances,
         seed=0,
         timeout=args.timeout,
-        env_kwargs={"width": 320, "height": 256, "max_episode_steps": 200},
+        env_kwargs={"width": 160, "height": 128, "max_episode_steps": 200},
     )
     stream = iter(dataset)
     first = next(stream)
@@ -60,6 +60,7 @@ def main() -> None:
     item = first
     while time.monotonic() - started < args.minutes * 60:
         if items:
+            time.sleep(1.0 / args.max_rate)  # a trainer working on each item
             item = next(stream)
         items += 1
         key = (item["env_id"], item["episode"], item["step"])
@@ -96,7 +97,7 @@ def main() -> None:
     del stream
     print(
         f"command: python benchmarks/soak.py --minutes {args.minutes:g} "
-        f"--fault-every {args.fault_every:g} --instances {args.instances}\n"
+        f"--fault-every {args.fault_every:g} --instances {args.instances} --max-rate {args.max_rate:g}\n"
     )
     print("| figure | value |\n|---|---|")
     print(f"| duration | {elapsed / 60:.1f} min |")
