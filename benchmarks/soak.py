@@ -97,7 +97,8 @@ def main() -> None:
     del stream
     print(
         f"command: python benchmarks/soak.py --minutes {args.minutes:g} "
-        f"--fault-every {args.fault_every:g} --instances {args.instances} --max-rate {args.max_rate:g}\n"
+        f"--fault-every {args.fault_every:g} --instances {args.instances} "
+        f"--max-rate {args.max_rate:g}\n"
     )
     print("| figure | value |\n|---|---|")
     print(f"| duration | {elapsed / 60:.1f} min |")
