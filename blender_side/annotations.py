@@ -10,9 +10,12 @@ Reusable by any scene. The pieces:
   :class:`~blender_side.render.Renderer`); with ``depth=True`` a compositor puts the
   Workbench depth pass in the alpha channel of a float32 EXR that is parsed with numpy.
 - :func:`silhouette_areas`: each object's *unoccluded* pixel count, i.e. the pixels its
-  silhouette would cover if it were alone in the scene, found by rasterizing its projected
-  triangles in numpy (scanline spans, unioned per object with a difference array and one
-  cumulative sum). This is the denominator of BOP's ``visib_fract``; no extra render.
+  silhouette would cover if it were alone in the scene (and the frame were larger), found
+  by rasterizing its projected triangles in numpy (scanline spans, unioned per object with
+  a difference array and one cumulative sum). This is the denominator of BOP's
+  ``visib_fract``; no extra render. Measured against rendering each object alone in the
+  id pass: at most 2 pixels apart (126 objects of 1,700-23,000 pixels), in ~2 ms for a
+  whole pile instead of ~20 ms per object.
 - :func:`visible_stats`: visible pixel count and tight box per id from the id frame.
 - :func:`annotate`: all of it for a list of objects and a camera.
 
@@ -374,10 +377,11 @@ def annotate(
     ``px_count_all`` ``(n,) int32``, ``visib_fract`` ``(n,) float32``, ``obj_pose``
     ``(n, 4, 4) float32`` (world from object), ``K`` ``(3, 3)`` and ``cam_pose`` ``(4, 4)``
     float64. ``bbox_full`` is the box of all projected mesh vertices (it may extend past
-    the frame); ``px_count_all`` counts the unoccluded silhouette inside the frame (at
-    least ``px_count_visib``), and ``visib_fract = px_count_visib / px_count_all`` (0 for
-    objects out of view). Triangles with a vertex behind the camera's near plane are left
-    out of the silhouette.
+    the frame); ``px_count_all`` counts the pixels of the unoccluded silhouette, also those
+    outside the frame (as BOP's ``visib_fract``: an object cut by the frame's edge is
+    partly invisible; up to one frame size beyond each edge), at least ``px_count_visib``;
+    ``visib_fract = px_count_visib / px_count_all`` (0 for objects out of view). Triangles
+    with a vertex behind the camera's near plane are left out of the silhouette.
     Call ``bpy.context.view_layer.update()`` after moving objects and before this.
     """
     scene = scene if scene is not None else bpy.context.scene
@@ -408,7 +412,10 @@ def annotate(
     tri_index = np.concatenate(tris) if n else np.zeros((0, 3), np.int64)
     owner = np.repeat(np.arange(n), [len(t) for t in tris]) if n else np.zeros(0, np.int64)
     front = (z[tri_index] > camera.data.clip_start).all(1)
-    px_all = silhouette_areas(uv[tri_index[front]], owner[front], n, width, height)
+    # As BOP: the whole silhouette counts, also where it leaves the frame (a canvas of three
+    # times the frame's size, the frame in its middle), so cut-off objects are less visible.
+    shifted = uv[tri_index[front]] + np.array([width, height], np.float64)
+    px_all = silhouette_areas(shifted, owner[front], n, 3 * width, 3 * height)
     px_visib, bbox_visib = visible_stats(ids, n)
     # The rasterizer and the GPU disagree on at most a few edge pixels (measured: 2 of
     # 5,000-23,000); never report fewer unoccluded than visible pixels.
