@@ -7,7 +7,12 @@ tell target images from simulated ones, and every simulated sample is rewarded w
 the discriminator's log-probability that it is a target image; REINFORCE with a
 baseline moves the distribution towards parameters that look like the target.
 
-    python -m agents.experiments.densityopt [--iterations 150] [--out docs/img]
+    python -m agents.experiments.densityopt [--iterations 80] [--out docs/img]
+
+Status: not yet converging as required (within 10 %). With these defaults (seed 0) the
+learned means, averaged over the last 20 of 80 iterations, end 13 % and 16 % below
+2.25 (1.96, 1.89), after starting at (1.2, 3.0); longer runs drift away again: the
+sampler exploits the discriminator's blind spots, as a GAN generator does.
 """
 
 from __future__ import annotations
@@ -67,9 +72,7 @@ def run(iterations: int, batch: int, instances: int, seed: int, lr: float, tail:
         0.1,
         lr=lr,
         log_normal=True,
-        learn_std=False,
-        standardize=True,
-        lr_half_life=60,
+        learn_std=True,
         seed=seed,
     )
     low, high = 0.5, 12.0  # Supershape-v0's action space
@@ -144,11 +147,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--iterations", type=int, default=150)
+    parser.add_argument("--iterations", type=int, default=80)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--instances", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lr", type=float, default=0.03)
+    parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--out", type=Path, default=Path("docs/img"))
     args = parser.parse_args(argv)
     result = run(args.iterations, args.batch, args.instances, args.seed, args.lr)
