@@ -51,7 +51,7 @@ def main() -> None:
     gaps = 0
     faults: list[tuple[str, float, int]] = []
     recoveries: list[float] = []
-    pending_fault: dict[int, float] = {}
+    pending_fault: dict[int, tuple[float, int]] = {}
     rss_samples: list[tuple[float, float]] = []
     started = time.monotonic()
     next_fault = started + args.fault_every
@@ -74,8 +74,10 @@ def main() -> None:
             gaps += 1
             print(f"gap at {key}: previous step {last_step.get(episode)}", file=sys.stderr)
         last_step[episode] = item["step"]
-        if item["env_id"] in pending_fault:
-            recoveries.append(time.monotonic() - pending_fault.pop(item["env_id"]))
+        fault = pending_fault.get(item["env_id"])
+        if fault is not None and item["episode"] > fault[1]:  # the restarted instance's first
+            recoveries.append(time.monotonic() - fault[0])
+            del pending_fault[item["env_id"]]
         now = time.monotonic()
         if now >= next_fault:
             victim = rng.randrange(args.instances)
@@ -83,7 +85,7 @@ def main() -> None:
             if victim not in pending_fault and launcher[victim].is_alive():
                 os.kill(launcher[victim].process.pid, getattr(signal, how))
                 faults.append((how, now - started, victim))
-                pending_fault[victim] = now
+                pending_fault[victim] = (now, active.episode[victim])
             next_fault = now + args.fault_every
         if now >= next_sample:
             rss = sum(

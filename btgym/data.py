@@ -165,6 +165,9 @@ class StreamDataset(IterableDataset):
         return self.items
 
 
+HEALTH_CHECK_INTERVAL = 0.2  # seconds between checks of the instances' processes
+
+
 class _Stream:
     """One worker's instances, each with up to ``depth`` requests queued at its server.
 
@@ -202,6 +205,7 @@ class _Stream:
         }
         self.ids = ids
         self.restarts = 0
+        self._next_health_check = 0.0
         self.episode = dict.fromkeys(ids, 0)
         self.step = dict.fromkeys(ids, 0)
         self.seed = {env_id: _episode_seed(dataset.seed, env_id, 0) for env_id in ids}
@@ -305,14 +309,21 @@ class _Stream:
         }
 
     def _wait(self) -> int:
-        deadline = time.monotonic() + self.dataset.timeout
+        # Each request's own timeout finds hung instances; this is only a safety net.
+        deadline = time.monotonic() + 2 * self.dataset.timeout + 1.0
         while True:
+            # Health first, a few times a second: while healthy instances keep replying,
+            # a dead or hung one would otherwise never be noticed.
+            now = time.monotonic()
+            if now >= self._next_health_check:
+                self._next_health_check = now + HEALTH_CHECK_INTERVAL
+                for env_id, pipe in self.pipes.items():
+                    if pipe.pending and (not pipe.is_alive() or pipe.oldest_age() > pipe.timeout):
+                        return env_id  # recv() raises InstanceDiedError/TimeoutError at once
             events = self.poller.poll(100)
             if events:
                 return self.by_socket[events[0][0]]
-            for env_id, pipe in self.pipes.items():
-                if pipe.pending and (not pipe.is_alive() or pipe.oldest_age() > pipe.timeout):
-                    return env_id  # recv() raises InstanceDiedError/TimeoutError at once
+            self._next_health_check = 0.0
             if time.monotonic() > deadline:
                 raise InstanceTimeoutError(
                     f"expected an item within {self.dataset.timeout:g} s from instances "

@@ -95,3 +95,27 @@ def test_streams_survive_killed_and_hung_instances_without_losing_or_repeating_i
     assert active.restarts == 1
     after = [i for i in items[10:] if i["env_id"] == 0]
     assert after and max(i["episode"] for i in after) == 1  # a new episode after the restart
+
+
+def test_a_dead_instance_is_noticed_while_a_healthy_one_keeps_the_stream_busy():
+    import time
+
+    from btgym.data import StreamDataset
+
+    dataset = StreamDataset(
+        "btgym/Cube-v0", 2, seed=0, timeout=5.0, env_kwargs={"width": 64, "height": 48}
+    )
+    stream = iter(dataset)
+    next(stream)
+    (active,) = dataset.streams
+    os.kill(active.connection.launcher[0].process.pid, signal.SIGKILL)
+    started, env0_back = time.monotonic(), None
+    while time.monotonic() - started < 10:  # a slow consumer: instance 1 always has replies
+        item = next(stream)
+        time.sleep(0.01)
+        if item["env_id"] == 0 and item["episode"] >= 1:
+            env0_back = time.monotonic() - started
+            break
+    assert active.restarts == 1
+    assert env0_back is not None and env0_back < 8.0
+    del stream
