@@ -105,7 +105,29 @@ def blender_command(blender: str | None) -> list[str]:
     ]
 
 
-class Launcher:
+class InstanceSet:
+    """What every launcher backend offers: its instances by index, and their addresses."""
+
+    instances: list[Any]
+    _closed: bool
+
+    @property
+    def addresses(self) -> list[str]:
+        self._check_open()
+        return [str(instance.address) for instance in self.instances]
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.instances[index]
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"{type(self).__name__} is closed")
+
+
+class Launcher(InstanceSet):
     """Starts ``num_instances`` servers of one scene and waits until all are ready.
 
     ``seed`` gives instance ``i`` the seed ``seed + i`` (random when None).
@@ -270,17 +292,6 @@ class Launcher:
                 time.sleep(0.02)
 
     # -- use -------------------------------------------------------------------------
-    @property
-    def addresses(self) -> list[str]:
-        self._check_open()
-        return [str(instance.address) for instance in self.instances]
-
-    def __len__(self) -> int:
-        return len(self.instances)
-
-    def __getitem__(self, index: int) -> Instance:
-        return self.instances[index]
-
     def close(self, grace: float = 3.0) -> None:
         """Stop every instance and reap it (idempotent); logs stay in :attr:`log_dir`."""
         if self._closed:
@@ -308,10 +319,6 @@ class Launcher:
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):
             self.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ClosedError("launcher is closed")
 
 
 def _child_env(extra: dict[str, str] | None) -> dict[str, str]:

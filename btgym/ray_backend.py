@@ -20,8 +20,8 @@ from typing import Any
 
 import ray
 
-from btgym.errors import ClosedError, LaunchError
-from btgym.launcher import Launcher
+from btgym.errors import LaunchError
+from btgym.launcher import InstanceSet, Launcher
 from btgym.security import ClientKeys, generate_keys
 
 
@@ -117,7 +117,7 @@ class RayInstance:
             return f"(log unavailable: {type(exc).__name__})"
 
 
-class RayLauncher:
+class RayLauncher(InstanceSet):
     """The :class:`~btgym.launcher.Launcher` interface, with instances in Ray actors.
 
     ``num_cpus``/``num_gpus`` are each actor's resource request; ``max_restarts`` how
@@ -184,17 +184,6 @@ class RayLauncher:
             for i, (s, a, info) in enumerate(zip(self.seeds, self.actors, infos, strict=True))
         ]
 
-    @property
-    def addresses(self) -> list[str]:
-        self._check_open()
-        return [str(instance.address) for instance in self.instances]
-
-    def __len__(self) -> int:
-        return len(self.instances)
-
-    def __getitem__(self, index: int) -> RayInstance:
-        return self.instances[index]
-
     def restart(self, index: int) -> RayInstance:
         """A fresh server for instance ``index``: in the same actor, or in the actor Ray
         recreated after its process died."""
@@ -233,10 +222,6 @@ class RayLauncher:
             with contextlib.suppress(Exception):  # a dead actor has nothing left to close
                 ray.get(actor.close.remote(), timeout=10)
             ray.kill(actor, no_restart=True)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ClosedError("ray launcher is closed")
 
 
 __all__ = ["RayInstance", "RayLauncher"]

@@ -6,6 +6,7 @@ import os
 import signal
 import time
 
+import psutil
 import pytest
 
 ray = pytest.importorskip("ray")  # btgym[ray]; installed by `make test`
@@ -35,7 +36,13 @@ def test_a_vector_env_runs_on_instances_in_ray_actors_and_survives_a_killed_acto
         assert infos["counter"].tolist() == [1, 1]
         # Kill the actor's worker process: Ray recreates the actor, btgym reconnects.
         actor_pid = ray.get(launcher.actors[1].__ray_call__.remote(lambda self: os.getpid()))
+        server_pid = launcher[1].pid
         os.kill(actor_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10  # the server dies with its actor (parent-death signal)
+        while psutil.pid_exists(server_pid) and time.monotonic() < deadline:
+            if psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE:
+                break
+            time.sleep(0.05)
         _, _, _, truncated, infos = envs.step(envs.action_space.sample())
         assert truncated.tolist() == [False, True] and infos["instance_restarted"][1]
         _, _, _, truncated, infos = envs.step(envs.action_space.sample())
