@@ -21,6 +21,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import psutil
 import zmq
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
@@ -51,7 +52,9 @@ class BlenderVectorEnv(VectorEnv):
     ``max_episode_steps`` goes to the scene, which truncates its own episodes.
     ``recover``: an instance that dies or hangs is restarted (within the launcher's
     restart limits); its episode ends as truncated with ``info["instance_restarted"]``,
-    and the other instances are unaffected.
+    and the other instances are unaffected. ``recycle_after_episodes`` /
+    ``recycle_rss_mb``: replace an instance by a fresh process between episodes after that
+    many episodes, or when its memory exceeds that many MiB (leak protection).
     """
 
     metadata: dict[str, Any] = {
@@ -75,6 +78,8 @@ class BlenderVectorEnv(VectorEnv):
         start_timeout: float = 120.0,
         max_episode_steps: int | None = None,
         recover: bool = True,
+        recycle_after_episodes: int | None = None,
+        recycle_rss_mb: float | None = None,
         curve: ClientKeys | None = None,
         launch_options: dict[str, Any] | None = None,
         **scene_kwargs: Any,
@@ -123,6 +128,8 @@ class BlenderVectorEnv(VectorEnv):
         self.recover = recover
         #: Restarts per instance since this env was made.
         self.restarts = [0] * num_envs
+        self.recycle_after_episodes, self.recycle_rss_mb = recycle_after_episodes, recycle_rss_mb
+        self._episodes = [0] * num_envs
         self._last_obs: list[Any] = [None] * num_envs
         self._reset_bodies: dict[int, dict[str, Any]] = {}
 
@@ -144,6 +151,8 @@ class BlenderVectorEnv(VectorEnv):
             mask = np.ones(self.num_envs, dtype=np.bool_)
         env_ids = np.flatnonzero(mask)
         for i in env_ids:
+            if self._recycle_due(i):
+                self._restart_client(i)
             self._reset_bodies[i] = {"seed": seeds[i], "options": options or None}
             self.clients[i].send("reset", self._reset_bodies[i])
         replies = self._gather(env_ids)
@@ -267,6 +276,8 @@ class BlenderVectorEnv(VectorEnv):
         ]
         for i, action in zip(env_ids, checked, strict=True):
             if self.autoreset_mode == AutoresetMode.NEXT_STEP and self._autoreset[i]:
+                if self._recycle_due(i):  # between episodes: nothing is lost
+                    self._restart_client(i)
                 self.clients[i].send("reset", {"seed": None, "options": None})
             else:
                 if self.autoreset_mode == AutoresetMode.DISABLED and self._autoreset[i]:
@@ -307,6 +318,12 @@ class BlenderVectorEnv(VectorEnv):
                 )
             infos = rows._add_info(infos, reply["info"], row)
             ended = bool(terminations[row] or truncations[row])
+            self._episodes[i] += int(ended)
+            if ended and "final_obs" in reply and self._recycle_due(i):
+                # SAME_STEP: the next episode starts on a fresh instance instead.
+                fresh = self._restart_client(i).request("reset", {"seed": None, "options": None})
+                observations[row] = restore(self.single_observation_space, fresh["obs"])
+                self._last_obs[i] = observations[row]
             self._autoreset[i] = ended and self.autoreset_mode != AutoresetMode.SAME_STEP
         batch = self._batch(observations)
         if full_batch:
@@ -348,13 +365,8 @@ class BlenderVectorEnv(VectorEnv):
             raise first_error
         return replies
 
-    def _recover(self, i: int, op: str, exc: Exception) -> dict[str, Any]:
-        """Restart instance ``i`` and answer for it: its episode ends as truncated.
-
-        ``info["instance_restarted"]`` says why. In ``SAME_STEP`` mode the restarted
-        instance is reset at once (``final_obs`` is the last observation it delivered);
-        otherwise the last observation is returned and the next step resets it.
-        """
+    def _restart_client(self, i: int) -> Client:
+        """A fresh process for instance ``i``, and a client connected to it."""
         instance = self.connection.launcher.restart(i)  # type: ignore[union-attr]
         old = self.clients[i]
         old.close()
@@ -369,6 +381,32 @@ class BlenderVectorEnv(VectorEnv):
         client.hello()
         self.clients[i] = self.connection.clients[i] = client
         self.restarts[i] += 1
+        self._episodes[i] = 0
+        return client
+
+    def _recycle_due(self, i: int) -> bool:
+        """Leak protection: replace an instance after N episodes or above an RSS limit."""
+        launcher = self.connection.launcher
+        if launcher is None:
+            return False
+        if self.recycle_after_episodes and self._episodes[i] >= self.recycle_after_episodes:
+            return True
+        if self.recycle_rss_mb and getattr(launcher[i], "pid", None):
+            try:
+                rss = psutil.Process(launcher[i].pid).memory_info().rss / 2**20
+            except psutil.Error:
+                return False
+            return rss > self.recycle_rss_mb
+        return False
+
+    def _recover(self, i: int, op: str, exc: Exception) -> dict[str, Any]:
+        """Restart instance ``i`` and answer for it: its episode ends as truncated.
+
+        ``info["instance_restarted"]`` says why. In ``SAME_STEP`` mode the restarted
+        instance is reset at once (``final_obs`` is the last observation it delivered);
+        otherwise the last observation is returned and the next step resets it.
+        """
+        client = self._restart_client(i)
         why = {"instance_restarted": True, "restart_reason": type(exc).__name__}
         gym.logger.warn(f"btgym: restarted instance {i} after {type(exc).__name__}: {exc}")
         if op == "reset":

@@ -119,3 +119,38 @@ def test_a_dead_instance_is_noticed_while_a_healthy_one_keeps_the_stream_busy():
     assert active.restarts == 1
     assert env0_back is not None and env0_back < 8.0
     del stream
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test_instances_are_recycled_between_episodes_after_n_episodes(mode):
+    with BlenderVectorEnv(
+        ECHO_SCENE,
+        1,
+        autoreset_mode=mode,
+        seed=0,
+        timeout=10,
+        max_episode_steps=2,
+        recycle_after_episodes=2,
+    ) as envs:
+        envs.reset(seed=0)
+        pids = [envs.connection.launcher[0].process.pid]
+        counters_seen = []
+        for _ in range(9):
+            _, _, _, _, infos = envs.step(envs.action_space.sample())
+            if "counter" in infos:
+                counters_seen.append(int(infos["counter"][0]))
+            pids.append(envs.connection.launcher[0].process.pid)
+        assert len(set(pids)) >= 2  # a fresh process after every 2 episodes
+        assert envs.restarts[0] >= 1
+        assert max(counters_seen) <= 2  # episodes still run their full, normal length
+
+
+def test_instances_above_an_rss_limit_are_recycled():
+    with BlenderVectorEnv(
+        ECHO_SCENE, 1, seed=0, timeout=10, max_episode_steps=1, recycle_rss_mb=1.0
+    ) as envs:  # every Blender process is above 1 MiB
+        envs.reset(seed=0)
+        first = envs.connection.launcher[0].process.pid
+        envs.step(envs.action_space.sample())  # ends the episode
+        envs.step(envs.action_space.sample())  # NEXT_STEP reset: on a fresh instance
+        assert envs.connection.launcher[0].process.pid != first
