@@ -31,6 +31,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import psutil
 import torch
 import zmq
 from gymnasium import spaces
@@ -59,6 +60,8 @@ class StreamDataset(IterableDataset):
     transfer and the training; at most ``depth`` unconsumed items per instance).
     ``launch_options`` go to the launcher (``{"backend": "ray", "num_cpus": 1}`` puts
     the instances in Ray actors); ``curve``: client keys for CURVE servers.
+    ``recycle_after_episodes`` / ``recycle_rss_mb``: replace an instance by a fresh
+    process at an episode's end after that many episodes, or above that many MiB.
     """
 
     def __init__(
@@ -75,6 +78,8 @@ class StreamDataset(IterableDataset):
         depth: int = 4,
         curve: Any = None,
         launch_options: dict[str, Any] | None = None,
+        recycle_after_episodes: int | None = None,
+        recycle_rss_mb: float | None = None,
     ) -> None:
         super().__init__()
         if num_instances < 1:
@@ -86,6 +91,7 @@ class StreamDataset(IterableDataset):
         self.num_instances = num_instances
         self.depth = depth
         self.curve = curve
+        self.recycle_after_episodes, self.recycle_rss_mb = recycle_after_episodes, recycle_rss_mb
         self.launch_options = dict(launch_options or {})
         self.items = items
         self.seed = seed
@@ -205,6 +211,7 @@ class _Stream:
         }
         self.ids = ids
         self.restarts = 0
+        self.episodes_since_start = dict.fromkeys(ids, 0)
         self._next_health_check = 0.0
         self.episode = dict.fromkeys(ids, 0)
         self.step = dict.fromkeys(ids, 0)
@@ -245,7 +252,21 @@ class _Stream:
             self._fill(env_id, remaining)
         return self.ready.popleft()
 
-    def _restart(self, env_id: int, exc: Exception) -> None:
+    def _recycle_due(self, env_id: int) -> bool:
+        launcher, limit_episodes = self.connection.launcher, self.dataset.recycle_after_episodes
+        if launcher is None:
+            return False
+        if limit_episodes and self.episodes_since_start[env_id] + 1 >= limit_episodes:
+            return True
+        pid = getattr(launcher[self.ids.index(env_id)], "pid", None)
+        if self.dataset.recycle_rss_mb and pid:
+            try:
+                return psutil.Process(pid).memory_info().rss / 2**20 > self.dataset.recycle_rss_mb
+            except psutil.Error:
+                return False
+        return False
+
+    def _restart(self, env_id: int, exc: Exception | str) -> None:
         """Replace a dead or hung instance; its requests in flight are issued again.
 
         Items are made only from replies, so none is repeated; the lost requests are
@@ -273,11 +294,13 @@ class _Stream:
         self.by_socket[pipe.socket] = env_id
         self.poller.register(pipe.socket, zmq.POLLIN)
         self.restarts += 1
+        self.episodes_since_start[env_id] = 0
         self.episode[env_id] += 1
         self.step[env_id] = 0
         self.seed[env_id] = _episode_seed(self.dataset.seed, env_id, self.episode[env_id])
         pipe.send("reset", {"seed": self.seed[env_id], "options": None}, tag=None)
-        gym.logger.warn(f"btgym: restarted stream instance {env_id} after {type(exc).__name__}")
+        why = exc if isinstance(exc, str) else type(exc).__name__
+        gym.logger.warn(f"btgym: restarted stream instance {env_id} ({why})")
 
     def _unpack(self, env_id: int, params: Any, reply: dict[str, Any]) -> None:
         ended = "final_obs" in reply
@@ -291,7 +314,12 @@ class _Stream:
                 params,
             )
         )
+        if ended and self._recycle_due(env_id):
+            # Leak protection: the next episode starts on a fresh instance instead.
+            self._restart(env_id, "recycled")
+            return
         if ended:
+            self.episodes_since_start[env_id] += 1
             self.episode[env_id] += 1
             self.step[env_id] = 0
             self.seed[env_id] = int(reply["reset_seed"])

@@ -154,3 +154,29 @@ def test_instances_above_an_rss_limit_are_recycled():
         envs.step(envs.action_space.sample())  # ends the episode
         envs.step(envs.action_space.sample())  # NEXT_STEP reset: on a fresh instance
         assert envs.connection.launcher[0].process.pid != first
+
+
+def test_streams_recycle_instances_after_n_episodes_without_losing_items():
+    from btgym.data import StreamDataset
+
+    dataset = StreamDataset(
+        "btgym/Cube-v0",
+        1,
+        items=30,
+        seed=0,
+        recycle_after_episodes=2,
+        env_kwargs={"width": 64, "height": 48, "max_episode_steps": 3},
+    )
+    stream = iter(dataset)
+    items = [next(stream)]
+    (active,) = dataset.streams
+    pids = {active.connection.launcher[0].process.pid}
+    for item in stream:
+        items.append(item)
+        pids.add(active.connection.launcher[0].process.pid)
+    keys = [(i["episode"], i["step"]) for i in items]
+    assert len(items) == 30 and len(set(keys)) == 30
+    assert active.restarts >= 2 and len(pids) >= 3
+    for episode in {e for e, _ in keys}:  # every episode's steps are contiguous from 0
+        steps = sorted(s for e, s in keys if e == episode)
+        assert steps == list(range(len(steps)))
