@@ -152,6 +152,7 @@ class Launcher(InstanceSet):
         max_message_bytes: int | None = None,
         max_restarts: int = 5,
         restart_window: float = 300.0,
+        max_lifetime_restarts: int | None = 100,
         curve_secret: str | os.PathLike[str] | None = None,
         curve_clients: str | os.PathLike[str] | None = None,
         first_index: int = 0,
@@ -183,6 +184,8 @@ class Launcher(InstanceSet):
         _LIVE_LAUNCHERS.add(self)
         self.start_timeout = start_timeout
         self.max_restarts, self.restart_window = max_restarts, restart_window
+        self.max_lifetime_restarts = max_lifetime_restarts
+        self.total_restarts = [0] * num_instances
         self.restarts: list[list[float]] = [[] for _ in range(num_instances)]
         self._launch = (blender_command(blender), kwargs_json, blend_file, bind, _child_env(env))
         try:
@@ -242,8 +245,9 @@ class Launcher(InstanceSet):
         """Replace instance ``index`` (dead, hung or leaking) by a fresh process.
 
         Same id and seed, a new address. At most ``max_restarts`` restarts of one instance
-        within ``restart_window`` seconds; beyond that the instance gives up with a
-        :class:`LaunchError` that shows its log.
+        within ``restart_window`` seconds (rate limit) and ``max_lifetime_restarts`` in
+        all (cap); beyond that the instance gives up with a :class:`LaunchError` that
+        shows its log.
         """
         self._check_open()
         old = self.instances[index]
@@ -257,7 +261,19 @@ class Launcher(InstanceSet):
                 instance=index,
                 log_tail=old.log_tail(),
             )
+        if (
+            self.max_lifetime_restarts is not None
+            and self.total_restarts[index] >= self.max_lifetime_restarts
+        ):
+            raise LaunchError(
+                f"expected Blender instance {index} to stay up, but it was restarted "
+                f"{self.total_restarts[index]} times (max_lifetime_restarts="
+                f"{self.max_lifetime_restarts}); giving up",
+                instance=index,
+                log_tail=old.log_tail(),
+            )
         self.restarts[index] = [*recent, now]
+        self.total_restarts[index] += 1
         old.stop(grace=0.2)  # it failed already: a hung process ignores SIGTERM anyway
         fresh = self._start(index, old.seed)
         self.instances[index] = fresh

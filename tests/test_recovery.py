@@ -68,6 +68,18 @@ def test_an_instance_that_keeps_dying_gives_up_with_its_log():
             envs.step(envs.action_space.sample())
 
 
+def test_the_lifetime_cap_on_restarts_is_enforced():
+    with BlenderVectorEnv(ECHO_SCENE, 1, seed=0, timeout=10) as envs:
+        launcher = envs.connection.launcher
+        launcher.max_lifetime_restarts, launcher.restart_window = 1, 0.0  # no rate limit
+        envs.reset(seed=0)
+        kill(envs, 0)
+        envs.step(envs.action_space.sample())  # restart 1 of 1
+        kill(envs, 0)
+        with pytest.raises(LaunchError, match="max_lifetime_restarts=1"):
+            envs.step(envs.action_space.sample())
+
+
 def test_recovery_can_be_turned_off():
     from btgym.errors import InstanceDiedError
 
