@@ -4,7 +4,10 @@ For each scene and instance count, side by side, rounds alternating:
   bare        - the scene stepped in-process in N bpy processes (no transport at all)
   stream      - btgym.data.StreamDataset through a DataLoader (1 worker, batches of 8)
   blendtorch  - the same bpy processes publishing pickled dicts over PUSH/PULL, unpickled
-Then the transport alone: a scene returning a ready frame, StreamDataset vs pickled PUSH.
+Then the transport alone (a scene returning a ready frame): wall-clock frames/s and CPU
+milliseconds per frame (trainer process, and all processes) for StreamDataset vs the
+pickled PUSH/PULL; CPU per frame is what a transport costs, and it is far less noisy than
+frames/s on a shared machine.
 
     python benchmarks/stream_throughput.py [--rounds 3] [--scenes cube,parts]
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
 import statistics
 import subprocess
@@ -21,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import zmq
 from torch.utils.data import DataLoader
 
@@ -104,10 +109,112 @@ def blendtorch(spec: str, kwargs: dict[str, Any], n: int, frames: int) -> float:
         socket.close(linger=0)
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of processes (all their threads), by pid."""
+    total = 0.0
+    for pid in pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def transport_stream(frames: int, workers: int) -> dict[str, float]:
+    """Ready frames through StreamDataset: in-process (workers=0) or a DataLoader worker."""
+    spec, kwargs, _ = SCENES["frame"]
+    warm, spare = 304, 64  # spare items keep the servers up until the rates are taken
+    dataset = StreamDataset(
+        spec, 1, items=warm + frames + spare, seed=0, env_kwargs=kwargs, depth=8
+    )
+    if workers:
+        loader = DataLoader(dataset, batch_size=8, num_workers=workers, collate_fn=collate)
+        items = (i for batch in loader for i in batch["env_id"])
+    else:
+        items = iter(dataset)
+    for _ in range(warm):
+        next(items)
+    children = [c.pid for c in psutil.Process().children(recursive=True)]
+    mine, others, started = _cpu_seconds([os.getpid()]), _cpu_seconds(children), _now()
+    for _ in range(frames):
+        next(items)
+    rates = _rates(frames, started, mine, others, children)
+    for _ in items:
+        pass
+    return rates
+
+
+def transport_blendtorch(frames: int) -> dict[str, float]:
+    """Ready frames pickled and PUSHed over loopback TCP, as BlendTorch does, unpickled here."""
+    spec, kwargs, _ = SCENES["frame"]
+    socket = zmq.Context.instance().socket(zmq.PULL)
+    socket.setsockopt(zmq.RCVHWM, 10)
+    port = socket.bind_to_random_port("tcp://127.0.0.1")
+    worker = subprocess.Popen(
+        [sys.executable, WORKER, spec, json.dumps(kwargs), "push", f"tcp://127.0.0.1:{port}"],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            pickle.loads(socket.recv())
+        mine, others, started = _cpu_seconds([os.getpid()]), _cpu_seconds([worker.pid]), _now()
+        for _ in range(frames):
+            pickle.loads(socket.recv())
+        return _rates(frames, started, mine, others, [worker.pid])
+    finally:
+        worker.kill()
+        worker.wait()
+        socket.close(linger=0)
+
+
+def _now() -> float:
+    return time.perf_counter()
+
+
+def _rates(
+    frames: int, started: float, mine: float, others: float, pids: list[int]
+) -> dict[str, float]:
+    wall = _now() - started
+    trainer = _cpu_seconds([os.getpid()]) - mine
+    rest = _cpu_seconds(pids) - others
+    return {
+        "fps": frames / wall,
+        "trainer_ms": 1000 * trainer / frames,
+        "total_ms": 1000 * (trainer + rest) / frames,
+    }
+
+
+def transport(rounds: int, frames: int = 3000) -> None:
+    """Transport alone, side by side: wall-clock frames/s and CPU ms per frame."""
+    contenders = {
+        "StreamDataset, in-process": lambda: transport_stream(frames, 0),
+        "StreamDataset, DataLoader worker": lambda: transport_stream(frames, 1),
+        "BlendTorch-style pickled PUSH/PULL": lambda: transport_blendtorch(frames),
+    }
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, run in contenders.items():
+            results[name].append(run())
+    medians = {
+        name: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        for name, runs in results.items()
+    }
+    base = medians["BlendTorch-style pickled PUSH/PULL"]
+    print(
+        "\n| transport (ready 640x512 frames, 1 instance) | frames/s | trainer CPU ms/frame "
+        "| total CPU ms/frame | total CPU vs BlendTorch |"
+    )
+    print("|---|---|---|---|---|")
+    for name, m in medians.items():
+        print(
+            f"| {name} | {m['fps']:.0f} | {m['trainer_ms']:.3f} | {m['total_ms']:.3f} | "
+            f"{base['total_ms'] / m['total_ms']:.2f}x |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--scenes", default="cube,parts")
+    parser.add_argument("--scenes", default="cube,parts", help="'' for the transport only")
     args = parser.parse_args()
     contenders = {"bare": bare, "stream": stream, "blendtorch": blendtorch}
     print(
@@ -115,7 +222,7 @@ def main() -> None:
         "BlendTorch-style fps | stream / bare | stream / blendtorch |"
     )
     print("|---|---|---|---|---|---|---|")
-    for name in args.scenes.split(","):
+    for name in filter(None, args.scenes.split(",")):
         spec, kwargs, frames = SCENES[name]
         for n in (1, 2):
             rates: dict[str, list[float]] = {c: [] for c in contenders}
@@ -129,15 +236,7 @@ def main() -> None:
                 f"{m['stream'] / m['blendtorch']:.2f} |",
                 flush=True,
             )
-    spec, kwargs, frames = SCENES["frame"]
-    ours = statistics.median(stream(spec, kwargs, 1, frames) for _ in range(args.rounds))
-    theirs = statistics.median(blendtorch(spec, kwargs, 1, frames) for _ in range(args.rounds))
-    print(
-        f"\ntransport only (ready 640x512 frames, 1 instance): StreamDataset {ours:.0f} "
-        f"frames/s ({1000 / ours:.3f} ms/frame), pickled PUSH/PULL {theirs:.0f} frames/s "
-        f"({1000 / theirs:.3f} ms/frame): {ours / theirs:.2f}x",
-        flush=True,
-    )
+    transport(args.rounds)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 
@@ -124,10 +125,9 @@ def test_unknown_operations_and_undecodable_requests_get_error_replies(echo_laun
 def test_server_survives_raw_garbage_bytes_on_its_port(echo_launcher):
     client = Client(echo_launcher.addresses[0], timeout=5, retries=0)  # no retry hides a loss
     served = client.request("ping")["served"]
-    host, port = echo_launcher.addresses[0].removeprefix("tcp://").rsplit(":", 1)
     for seed in range(20):
         payload = np.random.default_rng(seed).integers(0, 256, 4096, dtype=np.uint8).tobytes()
-        with socket.create_connection((host, int(port)), timeout=5) as raw:
+        with _raw_connection(echo_launcher.addresses[0]) as raw:
             raw.sendall(payload)
     # Garbage never reaches the scene as a request, and legitimate clients lose nothing.
     assert client.request("ping")["served"] == served + 1
@@ -135,6 +135,23 @@ def test_server_survives_raw_garbage_bytes_on_its_port(echo_launcher):
     assert fresh.request("ping")["served"] == served + 2
     client.close()
     fresh.close()
+
+
+def _raw_connection(address: str) -> socket.socket:
+    """A plain stream socket to a ZeroMQ ``tcp://`` or ``ipc://`` endpoint."""
+    if address.startswith("ipc://"):
+        raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        raw.settimeout(5)
+        raw.connect(address.removeprefix("ipc://"))
+        return raw
+    host, port = address.removeprefix("tcp://").rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=5)
+
+
+def test_launched_instances_listen_on_ipc_by_default(echo_launcher):
+    # Same-host instances use Unix-domain sockets: cheaper than loopback TCP per frame.
+    assert all(a.startswith("ipc://") for a in echo_launcher.addresses)
+    assert all(os.path.exists(a.removeprefix("ipc://")) for a in echo_launcher.addresses)
 
 
 def test_client_refuses_a_server_of_another_protocol_version():
