@@ -7,11 +7,12 @@ import time
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
+from gymnasium import spaces
+from torch.utils.data import DataLoader, IterableDataset
 
 import btgym
 from btgym.client import Client
-from btgym.data import ReplayDataset, StreamDataset, collate
+from btgym.data import ReplayDataset, StreamDataset, _sampler, collate
 from btgym.recording import ShardReader, ShardWriter, record
 
 TINY = {"width": 64, "height": 48}
@@ -159,3 +160,29 @@ def test_episodes_continue_through_server_side_resets_with_replayable_seeds():
     with btgym.BlenderEnv("envs.cube:CubeScene", **TINY) as env:
         obs, _ = env.reset(seed=second_episode["seed"])
     np.testing.assert_array_equal(obs, second_episode["obs"])
+
+
+def test_stream_action_sampler_stays_in_bounds_and_is_seeded():
+    space = spaces.Box(np.array([-1.0, 0.0], np.float32), np.array([1.0, 1e-3], np.float32))
+    draw, again, other = _sampler(space, [0, 1]), _sampler(space, [0, 1]), _sampler(space, [0, 2])
+    samples = np.stack([draw() for _ in range(5000)])
+    assert samples.dtype == np.float32 and samples.shape == (5000, 2)
+    assert (samples >= space.low).all() and (samples <= space.high).all()
+    assert samples[:, 0].min() < -0.99 and samples[:, 0].max() > 0.99  # covers the range
+    assert np.array_equal(again(), samples[0]) and not np.array_equal(other(), samples[0])
+    discrete = _sampler(spaces.Discrete(3), [0])  # other spaces: their own sample()
+    assert {int(discrete()) for _ in range(100)} == {0, 1, 2}
+
+
+class _Frames(IterableDataset):
+    def __iter__(self):
+        for i in range(16):
+            yield {"obs": np.full((4, 5, 3), i, np.uint8), "info": {}, "env_id": 0,
+                   "episode": 0, "step": i, "seed": 0, "params": None}  # fmt: skip
+
+
+def test_collate_in_a_worker_stacks_into_shared_memory():
+    batches = list(DataLoader(_Frames(), batch_size=8, num_workers=1, collate_fn=collate))
+    assert [b["obs"][:, 0, 0, 0].tolist() for b in batches] == [list(range(8)), list(range(8, 16))]
+    assert all(b["obs"].is_shared() and b["obs"].dtype == torch.uint8 for b in batches)
+    assert batches[1]["step"].tolist() == list(range(8, 16))
