@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import ray
 
 from btgym.errors import LaunchError
@@ -95,20 +96,51 @@ class RayInstance:
     """The trainer's view of one actor-hosted server (the :class:`Instance` interface)."""
 
     def __init__(
-        self, index: int, seed: int, actor: Any, info: dict[str, Any], timeout: float
+        self,
+        index: int,
+        seed: int,
+        actor: Any,
+        info: dict[str, Any],
+        timeout: float,
+        trainer_ip: str | None = None,
     ) -> None:
         self.index, self.seed, self.actor, self.timeout = index, seed, actor, timeout
+        self.trainer_ip = trainer_ip
+        self._probe: Any = None  # an is_alive call to the actor in flight
+        self._probe_sent = 0.0
+        self._alive = True
         self._update(info)
 
     def _update(self, info: dict[str, Any]) -> None:
         self.address, self.pid = info["address"], info["pid"]
         self.node_ip, self.server_public = info["node_ip"], info["server_public"]
+        self._probe, self._alive = None, True
 
     def is_alive(self) -> bool:
-        try:
-            return bool(ray.get(self.actor.is_alive.remote(), timeout=self.timeout))
-        except Exception:  # noqa: BLE001 - a dead, restarting or unreachable actor
-            return False
+        """Whether the server process runs; never blocks the trainer.
+
+        Streams ask several times a second. On the trainer's machine the process is
+        looked up directly; elsewhere the answer is that of the last completed call to
+        the actor (a call that takes longer than ``timeout`` counts as dead).
+        """
+        if self.node_ip == self.trainer_ip:
+            try:
+                return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+            except psutil.Error:
+                return False
+        now = time.monotonic()
+        if self._probe is None:
+            self._probe, self._probe_sent = self.actor.is_alive.remote(), now
+        ready, _ = ray.wait([self._probe], timeout=0)
+        if ready:
+            try:
+                self._alive = bool(ray.get(self._probe))
+            except Exception:  # noqa: BLE001 - a dead, restarting or unreachable actor
+                self._alive = False
+            self._probe = None
+        elif now - self._probe_sent > self.timeout:
+            self._alive = False
+        return self._alive
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -180,7 +212,7 @@ class RayLauncher(InstanceSet):
                 f"expected {num_instances} Ray actors to start a server: {exc}"
             ) from exc
         self.instances = [
-            RayInstance(i, s, a, info, 10.0)
+            RayInstance(i, s, a, info, 10.0, self.trainer_ip)
             for i, (s, a, info) in enumerate(zip(self.seeds, self.actors, infos, strict=True))
         ]
 

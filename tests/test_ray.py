@@ -63,3 +63,37 @@ def test_a_stream_runs_on_instances_in_ray_actors():
     assert len({(i["env_id"], i["episode"], i["step"]) for i in items}) == 12
     assert {i["env_id"] for i in items} == {0, 1}
     assert time.monotonic() - started < 60
+
+
+def test_instance_health_checks_never_block_and_see_a_dead_server():
+    from btgym.ray_backend import RayInstance, RayLauncher
+
+    launcher = RayLauncher(ECHO_SCENE, 1, seed=0, num_cpus=0.5)
+    try:
+        local = launcher[0]
+        assert local.node_ip == local.trainer_ip and local.is_alive()
+        # An instance seen from another machine asks its actor, without waiting for it.
+        remote = RayInstance(0, 0, local.actor, {**_info(local), "node_ip": "192.0.2.1"}, 10.0, "x")
+        answers, started = [], time.monotonic()
+        while time.monotonic() - started < 10 and len(answers) < 3:
+            before = time.monotonic()
+            answers.append(remote.is_alive())
+            assert time.monotonic() - before < 0.05  # never a blocking round trip
+            time.sleep(0.05)
+        assert all(answers)
+        os.kill(local.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while (local.is_alive() or remote.is_alive()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not local.is_alive() and not remote.is_alive()
+    finally:
+        launcher.close()
+
+
+def _info(instance) -> dict:
+    return {
+        "address": instance.address,
+        "pid": instance.pid,
+        "node_ip": instance.node_ip,
+        "server_public": instance.server_public,
+    }
