@@ -2,7 +2,7 @@
 
 For each scene and instance count, side by side, rounds alternating:
   bare        - the scene stepped in-process in N bpy processes (no transport at all)
-  stream      - btgym.data.StreamDataset through a DataLoader (1 worker, batches of 8)
+  stream      - btgym.data.StreamDataset through a DataLoader (batches of 8, no worker)
   blendtorch  - the same bpy processes publishing pickled dicts over PUSH/PULL, unpickled
 Then the transport alone (a scene returning a ready frame): wall-clock frames/s and CPU
 milliseconds per frame (trainer process, and all processes) for StreamDataset vs the
@@ -75,7 +75,9 @@ def bare(spec: str, kwargs: dict[str, Any], n: int, frames: int) -> float:
 def stream(spec: str, kwargs: dict[str, Any], n: int, frames: int) -> float:
     warm = max(8, frames // 10)
     dataset = StreamDataset(spec, n, items=warm + frames, seed=0, env_kwargs=kwargs)
-    loader = DataLoader(dataset, batch_size=8, num_workers=1, collate_fn=collate)
+    # No DataLoader worker: the Blender instances already work in parallel, and a worker
+    # adds a shared-memory hop per batch (see the transport table).
+    loader = DataLoader(dataset, batch_size=8, num_workers=0, collate_fn=collate)
     count, started = 0, None
     for batch in loader:
         count += len(batch["env_id"])
