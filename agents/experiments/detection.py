@@ -1,0 +1,576 @@
+"""Experiment 2: detection as in the BlendTorch paper's Table I, rebuilt at CPU scale.
+
+The same small CenterNet-style detector (:mod:`agents.experiments.centernet`), with fixed
+hyper-parameters, is trained on three kinds of data from ``btgym/Parts-v0``:
+
+* ``uniform``: the real-time Workbench stream with the scene's default randomization
+  (uniform class probabilities), every image fresh;
+* ``adaptive``: the same stream, with class probabilities steered by
+  :class:`~agents.curriculum.ClassReweighting` from the trainer's per-class heatmap loss
+  (through :class:`~agents.curriculum.StreamCurriculum`);
+* ``cycles``: a fixed "photo-realistic" set of the same size rendered once with Cycles
+  (same randomization ranges), cached as tar shards.
+
+Every condition trains for the same number of iterations on the same number of distinct
+images (each seen once). Each model is evaluated with COCO mAP (pycocotools) on a
+held-out target set rendered with Cycles at settings outside every training range
+(:data:`TARGET_PARAMS`: farther camera, stronger light, glossier and more saturated
+materials), chosen before any result was seen.
+
+    python -m agents.experiments.detection            # the benchmark (docs/detection.md)
+    python -m agents.experiments.detection --quick    # every path in a few minutes (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import math
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from agents.curriculum import ClassReweighting
+from agents.curriculum.glue import StreamCurriculum
+from agents.experiments.centernet import (
+    STRIDE,
+    CenterNet,
+    batch_targets,
+    decode,
+    detection_loss,
+    to_input,
+)
+from btgym.coco import to_coco
+from btgym.data import ReplayDataset, StreamDataset, collate
+from btgym.recording import record
+
+ENV_ID = "btgym/Parts-v0"
+CONDITIONS = ("uniform", "adaptive", "cycles")
+LABELS = {
+    "uniform": "uniform DR (Workbench stream)",
+    "adaptive": "adaptive DR (class re-weighting)",
+    "cycles": "photo-realistic (fixed Cycles set)",
+}
+#: The held-out target domain, fixed before any training: Cycles renders with every
+#: listed range outside the training ranges (defaults: radius [6, 10], light [0.7, 1.3],
+#: roughness [0.25, 0.75], saturation [0, 0.1]) and 4 views per arrangement.
+TARGET_PARAMS = {
+    "radius_min": 10.5,
+    "radius_max": 12.5,
+    "light_min": 1.5,
+    "light_max": 2.0,
+    "roughness_min": 0.0,
+    "roughness_max": 0.2,
+    "saturation_max": 0.3,
+}
+CYCLES_SEED, TARGET_SEED = 10_000, 20_000
+
+
+@dataclass
+class Config:
+    """Everything fixed across conditions (the full benchmark's values)."""
+
+    width: int = 160
+    height: int = 128
+    batch: int = 8
+    iterations: int = 250
+    echo: int = 2
+    runs: int = 3
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 20
+    model_width: int = 32
+    min_visibility: float = 0.1
+    top_k: int = 100
+    instances: int = 2
+    cycles_samples: int = 16
+    target_size: int = 300
+    target_views: int = 4
+    update_every: int = 10
+    temperature: float = 0.5
+    floor: float = 0.2
+    smoothing: float = 0.9
+    seed: int = 0
+    threads: int = 1
+
+    @property
+    def train_images(self) -> int:
+        return self.batch * self.iterations
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps: each batch is used ``echo`` times in a row (data echoing,
+        Choi et al. 2019), since rendering, not the network, limits the rate."""
+        return self.iterations * self.echo
+
+
+QUICK = {
+    "batch": 4,
+    "iterations": 20,
+    "runs": 1,
+    "target_size": 16,
+    "update_every": 4,
+    "cycles_samples": 4,
+}
+
+
+# -- the scene -------------------------------------------------------------------------------
+@dataclass
+class SceneInfo:
+    param_names: list[str]
+    default_action: np.ndarray
+    class_names: list[str]
+
+    def action(self, **named: float) -> np.ndarray:
+        """The default action with some entries replaced by name."""
+        out = self.default_action.copy()
+        for name, value in named.items():
+            out[self.param_names.index(name)] = value
+        return out
+
+    def with_class_probs(self, probs: np.ndarray) -> np.ndarray:
+        out = self.default_action.copy()
+        out[: len(self.class_names)] = probs
+        return out
+
+
+def probe_scene() -> SceneInfo:
+    """Parameter names, default action and class names, from a tiny Parts-v0 instance."""
+    import gymnasium as gym
+
+    env = gym.make(ENV_ID, width=32, height=32)
+    try:
+        scene = env.unwrapped
+        names = list(scene.call("param_names"))
+        default = np.asarray(scene.call("default_action"), np.float32)
+        classes = list(scene.call("class_names"))
+    finally:
+        env.close()
+    return SceneInfo(names, default, classes)
+
+
+def scene_kwargs(cfg: Config, engine: str = "workbench", views: int = 8) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "width": cfg.width,
+        "height": cfg.height,
+        "views": views,
+        "seeded_reset_applies_action": True,
+    }
+    if engine == "cycles":
+        kwargs.update(engine="cycles", samples=cfg.cycles_samples)
+    return kwargs
+
+
+def annotations(info: dict[str, Any], min_visibility: float) -> tuple[np.ndarray, np.ndarray]:
+    """Visible boxes ``[x0, y0, x1, y1]`` and classes of objects at least that visible."""
+    boxes = np.asarray(info["bbox_visib"], np.float64).reshape(-1, 4)
+    classes = np.asarray(info["class_id"], np.int64).reshape(-1)
+    visible = np.asarray(info["visib_fract"], np.float64).reshape(-1)
+    keep = (visible >= min_visibility) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return boxes[keep], classes[keep]
+
+
+# -- cached Cycles sets ----------------------------------------------------------------------
+def rendered(items: Iterable[dict[str, Any]], params: np.ndarray) -> Iterator[dict[str, Any]]:
+    """Items rendered with ``params``: a stream's first arrangement per instance is reset
+    with a seed and uses the scene's own parameters, so it is left out."""
+    for item in items:
+        if np.allclose(np.asarray(item["info"]["params"], np.float64), params, atol=1e-5):
+            yield item
+
+
+def render_set(
+    directory: Path, count: int, kwargs: dict[str, Any], params: np.ndarray, seed: int
+) -> ReplayDataset:
+    """``count`` frames rendered once into tar shards under ``directory`` (reused if complete)."""
+    meta = {"count": count, "kwargs": kwargs, "params": params.tolist(), "seed": seed}
+    marker = directory / "meta.json"
+    if marker.exists() and json.loads(marker.read_text()) == meta:
+        return ReplayDataset(directory)
+    for stale in directory.glob("shard-*"):
+        stale.unlink()
+    # One instance: Cycles already uses every core, two instances render slower.
+    dataset = StreamDataset(
+        ENV_ID, 1, seed=seed, params=params, env_kwargs=kwargs, start_timeout=300
+    )
+    stream = rendered(iter(dataset), params)
+    try:
+        record(stream, directory, shard_size=500, limit=count)
+    finally:
+        stream.close()
+    marker.write_text(json.dumps(meta))
+    replay = ReplayDataset(directory)
+    if len(replay) != count:
+        raise RuntimeError(f"expected {count} frames in {directory}, got {len(replay)}")
+    return replay
+
+
+def cache_name(kind: str, cfg: Config, count: int, samples: int) -> str:
+    return f"{kind}-{cfg.width}x{cfg.height}-n{count}-s{samples}-seed{cfg.seed}"
+
+
+# -- training --------------------------------------------------------------------------------
+def lr_factor(cfg: Config) -> Callable[[int], float]:
+    """Linear warm-up, then cosine decay to 0 over the run."""
+
+    def factor(step: int) -> float:
+        if step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+@dataclass
+class TrainLog:
+    losses: list[float]
+    class_counts: np.ndarray
+    class_probs: list[list[float]]
+    seconds: float = 0.0
+
+
+def train(
+    model: CenterNet,
+    batches: Iterable[dict[str, Any]],
+    cfg: Config,
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
+) -> TrainLog:
+    """AdamW on ``cfg.iterations`` collated batches, ``cfg.echo`` steps each;
+    ``on_step(batch_index, per_class_loss)`` after each batch's first step."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
+    out_hw = (cfg.height // STRIDE, cfg.width // STRIDE)
+    log = TrainLog([], np.zeros(model.num_classes, np.int64), [])
+    start = time.perf_counter()
+    model.train()
+    for step, batch in enumerate(batches):
+        if step >= cfg.iterations:
+            break
+        labels = [annotations(info, cfg.min_visibility) for info in batch["info"]]
+        for _, classes in labels:
+            log.class_counts += np.bincount(classes, minlength=model.num_classes)
+        targets = batch_targets(labels, model.num_classes, out_hw)
+        inputs = to_input(batch["obs"])
+        for repeat in range(cfg.echo):
+            loss, _, per_class = detection_loss(model(inputs), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            optimizer.step()
+            schedule.step()
+            if repeat == 0:
+                log.losses.append(float(loss.detach()))
+                if on_step is not None:
+                    on_step(step, per_class)
+    log.seconds = time.perf_counter() - start
+    if len(log.losses) != cfg.iterations:
+        raise RuntimeError(f"expected {cfg.iterations} iterations, ran {len(log.losses)}")
+    return log
+
+
+class AdaptiveHook:
+    """Feeds the mean per-class heatmap loss of the last ``every`` steps to the controller
+    and pushes its class probabilities to every instance of the stream."""
+
+    def __init__(self, curriculum: StreamCurriculum, every: int, num_classes: int) -> None:
+        self.curriculum, self.every = curriculum, every
+        self.sums, self.counts = np.zeros(num_classes), np.zeros(num_classes)
+        self.history: list[list[float]] = []
+
+    def __call__(self, step: int, per_class: torch.Tensor) -> None:
+        values = per_class.numpy()
+        seen = ~np.isnan(values)
+        self.sums[seen] += values[seen]
+        self.counts[seen] += 1
+        if (step + 1) % self.every:
+            return
+        outcome = {c: self.sums[c] / self.counts[c] for c in np.flatnonzero(self.counts)}
+        self.curriculum.report({0: {int(c): float(v) for c, v in outcome.items()}})
+        sent = self.curriculum.apply()
+        self.history.append(self.curriculum.controller.probabilities.tolist())
+        self.sums[:], self.counts[:] = 0.0, 0.0
+        assert len(sent) == self.curriculum.dataset.num_instances
+
+
+def stream_loader(cfg: Config, scene: SceneInfo, seed: int) -> tuple[StreamDataset, DataLoader]:
+    dataset = StreamDataset(
+        ENV_ID,
+        cfg.instances,
+        items=cfg.train_images,
+        seed=seed,
+        params=scene.default_action,
+        env_kwargs=scene_kwargs(cfg),
+        start_timeout=300,
+    )
+    return dataset, DataLoader(dataset, batch_size=cfg.batch, collate_fn=collate)
+
+
+def train_condition(
+    condition: str, run: int, cfg: Config, scene: SceneInfo, cycles_set: ReplayDataset
+) -> tuple[CenterNet, TrainLog]:
+    """Train a fresh model (initialization seeded by ``run``, the same for every condition)."""
+    torch.manual_seed(cfg.seed * 1000 + run)
+    model = CenterNet(len(scene.class_names), cfg.model_width)
+    data_seed = cfg.seed * 1000 + 100 + run
+    if condition == "cycles":
+        generator = torch.Generator().manual_seed(data_seed)
+        loader = DataLoader(
+            cycles_set, cfg.batch, shuffle=True, drop_last=True, generator=generator,
+            collate_fn=collate,
+        )  # fmt: skip
+        return model, train(model, loader, cfg)
+    dataset, loader = stream_loader(cfg, scene, data_seed)
+    if condition == "uniform":
+        return model, train(model, loader, cfg)
+    controller = ClassReweighting(len(scene.class_names), cfg.temperature, cfg.floor, cfg.smoothing)
+    curriculum = StreamCurriculum(dataset, controller, transform=scene.with_class_probs)
+    curriculum.apply()
+    hook = AdaptiveHook(curriculum, cfg.update_every, len(scene.class_names))
+    log = train(model, loader, cfg, on_step=hook)
+    log.class_probs = hook.history
+    return model, log
+
+
+# -- evaluation ------------------------------------------------------------------------------
+def ground_truth(target: ReplayDataset, class_names: list[str], cfg: Config) -> dict[str, Any]:
+    """COCO ground truth of the target set (objects at least ``min_visibility`` visible)."""
+    return to_coco(
+        target,
+        class_names,
+        boxes_key="bbox_visib",
+        classes_key="class_id",
+        visibility_key="visib_fract",
+        min_visibility=cfg.min_visibility,
+    )
+
+
+@torch.no_grad()
+def detect(model: CenterNet, target: ReplayDataset, top_k: int) -> list[dict[str, Any]]:
+    """COCO detection results on ``target`` (image ids from 1, in dataset order)."""
+    model.eval()
+    results: list[dict[str, Any]] = []
+    image_id = 1
+    for batch in DataLoader(target, batch_size=32, collate_fn=collate):
+        for boxes, scores, classes in decode(model(to_input(batch["obs"])), top_k):
+            for box, score, cls in zip(boxes, scores, classes, strict=True):
+                x0, y0, x1, y1 = (float(v) for v in box)
+                results.append(
+                    {
+                        "image_id": image_id,
+                        "category_id": int(cls) + 1,
+                        "bbox": [x0, y0, x1 - x0, y1 - y0],
+                        "score": float(score),
+                    }
+                )
+            image_id += 1
+    return results
+
+
+def coco_metrics(gt: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """COCO mAP (IoU .5:.95), AP50, AP75 and per-class AP (area all, 100 detections)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    num_classes = len(gt["categories"])
+    if not results:
+        return {"mAP": 0.0, "AP50": 0.0, "AP75": 0.0, "per_class": [0.0] * num_classes}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = json.loads(json.dumps(gt))
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(results)
+        evaluation = COCOeval(coco_gt, coco_dt, "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    precision = evaluation.eval["precision"]  # [IoU, recall, class, area, max dets]
+    per_class = []
+    for k in range(num_classes):
+        p = precision[:, :, k, 0, -1]
+        per_class.append(float(p[p > -1].mean()) if (p > -1).any() else float("nan"))
+    stats = evaluation.stats
+    return {
+        "mAP": float(stats[0]),
+        "AP50": float(stats[1]),
+        "AP75": float(stats[2]),
+        "per_class": per_class,
+    }
+
+
+# -- the experiment --------------------------------------------------------------------------
+def prepare_sets(cfg: Config, scene: SceneInfo, cache: Path) -> tuple[ReplayDataset, ReplayDataset]:
+    """The fixed Cycles training set and the target set (rendered once, then cached)."""
+    target_kwargs = scene_kwargs(cfg, "cycles", views=cfg.target_views)
+    cycles_dir = cache / cache_name("cycles", cfg, cfg.train_images, cfg.cycles_samples)
+    target_dir = cache / cache_name("target", cfg, cfg.target_size, cfg.cycles_samples)
+    cycles_set = render_set(
+        cycles_dir,
+        cfg.train_images,
+        scene_kwargs(cfg, "cycles"),
+        scene.default_action,
+        CYCLES_SEED + cfg.seed,
+    )
+    target_set = render_set(
+        target_dir,
+        cfg.target_size,
+        target_kwargs,
+        scene.action(**TARGET_PARAMS),
+        TARGET_SEED + cfg.seed,
+    )
+    return cycles_set, target_set
+
+
+def log_line(text: str) -> None:
+    print(text, flush=True)
+
+
+def run_experiment(
+    cfg: Config, out: Path, cache: Path, log: Callable[[str], None] = log_line
+) -> dict[str, Any]:
+    """Render (or load) the fixed sets, train every condition ``cfg.runs`` times, evaluate."""
+    torch.set_num_threads(cfg.threads)
+    started = time.perf_counter()
+    scene = probe_scene()
+    t0 = time.perf_counter()
+    cycles_set, target_set = prepare_sets(cfg, scene, cache)
+    render_s = time.perf_counter() - t0
+    log(f"sets ready in {render_s:.0f} s: {len(cycles_set)} Cycles, {len(target_set)} target")
+    gt = ground_truth(target_set, scene.class_names, cfg)
+    runs: list[dict[str, Any]] = []
+    for run in range(cfg.runs):
+        for condition in CONDITIONS:
+            model, train_log = train_condition(condition, run, cfg, scene, cycles_set)
+            t1 = time.perf_counter()
+            metrics = coco_metrics(gt, detect(model, target_set, cfg.top_k))
+            record_ = {
+                "condition": condition,
+                "run": run,
+                **metrics,
+                "train_s": train_log.seconds,
+                "eval_s": time.perf_counter() - t1,
+                "final_loss": float(np.mean(train_log.losses[-10:])),
+                "class_counts": train_log.class_counts.tolist(),
+                "class_probs": train_log.class_probs,
+            }
+            runs.append(record_)
+            log(
+                f"run {run} {condition:9s} mAP {metrics['mAP']:.3f} AP50 {metrics['AP50']:.3f} "
+                f"loss {record_['final_loss']:.2f} train {train_log.seconds:.0f} s"
+            )
+    results = {
+        "config": asdict(cfg),
+        "target_params": TARGET_PARAMS,
+        "class_names": scene.class_names,
+        "target_objects": len(gt["annotations"]),
+        "render_s": render_s,
+        "wall_s": time.perf_counter() - started,
+        "runs": runs,
+        "summary": summarize(runs, scene.class_names),
+    }
+    write_outputs(results, out)
+    return results
+
+
+def summarize(runs: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]:
+    """Mean and standard deviation (ddof 1; 0 for one run) per condition, worst class."""
+    summary: dict[str, Any] = {}
+    for condition in CONDITIONS:
+        rows = [r for r in runs if r["condition"] == condition]
+        if not rows:
+            continue
+        maps = np.array([r["mAP"] for r in rows])
+        per_class = np.nanmean(np.array([r["per_class"] for r in rows], np.float64), axis=0)
+        worst = int(np.nanargmin(per_class))
+        summary[condition] = {
+            "runs": len(rows),
+            "mAP": float(maps.mean()),
+            "mAP_std": float(maps.std(ddof=1)) if len(rows) > 1 else 0.0,
+            "AP50": float(np.mean([r["AP50"] for r in rows])),
+            "AP75": float(np.mean([r["AP75"] for r in rows])),
+            "per_class": per_class.tolist(),
+            "worst_class": class_names[worst],
+            "worst_AP": float(per_class[worst]),
+        }
+    return summary
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """The paper's Table I, shaped for these conditions (AP in percent)."""
+    names = results["class_names"]
+    cfg = results["config"]
+    head = ["training data", "mAP", "AP50", "AP75", *names, "worst class"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for condition, s in results["summary"].items():
+        cells = [
+            LABELS[condition],
+            f"{100 * s['mAP']:.1f} ± {100 * s['mAP_std']:.1f}",
+            f"{100 * s['AP50']:.1f}",
+            f"{100 * s['AP75']:.1f}",
+            *(f"{100 * v:.1f}" for v in s["per_class"]),
+            f"{s['worst_class']} ({100 * s['worst_AP']:.1f})",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    runs = min(s["runs"] for s in results["summary"].values())
+    lines.append("")
+    lines.append(
+        f"COCO AP in % on {cfg['target_size']} held-out Cycles target images "
+        f"({results['target_objects']} objects); mean ± std over {runs} run(s); "
+        f"{cfg['iterations']} iterations x batch {cfg['batch']} = "
+        f"{cfg['batch'] * cfg['iterations']} training images per model, each batch used for "
+        f"{cfg['echo']} steps; {cfg['width']}x{cfg['height']}."
+    )
+    return "\n".join(lines)
+
+
+def write_outputs(results: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    table = markdown_table(results)
+    command = results.get("command", "")
+    (out / "results.md").write_text(f"{table}\n\n`{command}`\n" if command else table + "\n")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 run (CI)")
+    parser.add_argument("--out", type=Path, default=None, help="default runs/detection[/quick]")
+    parser.add_argument("--cache", type=Path, default=Path("runs/detection/cache"))
+    for field, default in asdict(Config()).items():
+        parser.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=None)
+    return parser.parse_args(argv)
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    cfg = Config(**QUICK) if args.quick else Config()
+    overrides = {k: v for k, v in vars(args).items() if k in asdict(cfg) and v is not None}
+    return replace(cfg, **overrides)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    cfg = config_from(args)
+    out = args.out or Path("runs/detection/quick" if args.quick else "runs/detection")
+    command = "python -m agents.experiments.detection " + shlex.join(
+        sys.argv[1:] if argv is None else argv
+    )
+    results = run_experiment(cfg, out, args.cache)
+    results["command"] = command.strip()
+    write_outputs(results, out)
+    print(markdown_table(results))
+    print(f"wall {results['wall_s']:.0f} s; written to {out}/results.json and results.md")
+    return results
+
+
+if __name__ == "__main__":
+    main()
