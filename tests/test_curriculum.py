@@ -190,3 +190,17 @@ def test_task_feedback_env_drives_a_real_blender_dr_env():
         assert not truncated
         env.step(np.zeros(3))
         assert env.step(np.zeros(3))[3] is True  # horizon
+
+
+def test_densityopt_moves_the_supershape_distribution_towards_the_target():
+    # Experiment 1 in short (80 of its 200 iterations, real Blender, ~1 min): the
+    # log-normal over (m1, m2) leaves (1.2, 3.0) for the target set's (2.25, 2.25).
+    # Seeds 0-3 pass within 3-12 % of it by iteration 80 (seed 0: 3 %, at iteration 68).
+    from agents.experiments.densityopt import TARGET, run
+
+    result = run(iterations=80, tail=10)
+    trajectory = np.asarray(result["trajectory"])
+    assert len(trajectory) == 81
+    assert (np.abs(trajectory - TARGET) / TARGET).max(axis=1).min() < 0.15
+    assert max(result["relative_error"]) < 0.25  # iterations 71-80; seed 0: 1 %, 4.5 %
+    assert np.min(result["std"]) >= 0.1  # the exploration floor holds
