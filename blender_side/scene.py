@@ -68,6 +68,15 @@ class Scene:
             self.seed(seed)
         return None, {}
 
+    def autoreset(self, seed: int) -> tuple[Any, dict[str, Any]]:
+        """Start the next episode right after a step ended one (the server's autoreset).
+
+        The server draws ``seed`` so that the episode can be replayed. Defaults to
+        ``reset(seed=seed)``; override where the episode that just ended should hand on
+        state a seeded reset discards (e.g. parameters sent with the last steps).
+        """
+        return self.reset(seed=seed)
+
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """Apply ``action`` and return ``(observation, reward, terminated, truncated, info)``."""
         raise NotImplementedError(f"{type(self).__name__} must implement step(action)")

@@ -178,7 +178,7 @@ class Server:
             # chain stays deterministic, and the seed travels so the episode can be replayed.
             reply["final_obs"], reply["final_info"] = reply["obs"], reply["info"]
             seed = int(self.scene.np_random.integers(2**31))
-            observation, info = self.scene.reset(seed=seed, options=None)
+            observation, info = self.scene.autoreset(seed)
             reply["obs"], reply["info"], reply["reset_seed"] = observation, info or {}, seed
         return reply
 

@@ -20,10 +20,10 @@ azimuth, elevation and radius) looking at the pile. An episode is truncated afte
 Action: the randomization parameters, a ``Box`` whose entries are named in
 ``param_names`` (see ``docs/scenes.md`` for the table of bounds and defaults). Parameters
 sent with a step take effect from the next arrangement started by an unseeded
-``reset()`` (or an autoreset); a seeded ``reset(seed=s)`` discards them, so that it is
-reproducible whatever actions came before. ``reset(options={"params": {...}})`` and
-``set_params({...})`` (through ``env.call``) set them explicitly; ``get_params()`` reads
-them.
+``reset()`` or by the servers' (seeded) autoreset, see ``autoreset``; a seeded
+``reset(seed=s)`` discards them, so that it is reproducible whatever actions came before.
+``reset(options={"params": {...}})`` and ``set_params({...})`` (through ``env.call``) set
+them explicitly; ``get_params()`` reads them.
 
 Observation: the rendered frame ``(height, width, 3) uint8``. Annotations are in ``info``
 (variable length, see :func:`blender_side.annotations.annotate`): ``class_id``,
@@ -428,9 +428,9 @@ class PartsScene(Scene):
         self.masks, self.depth, self.shadows = bool(masks), bool(depth), bool(shadows)
         self.lens, self.max_settle_frames = float(lens), int(max_settle_frames)
         self.pad_info = bool(pad_info)
-        #: Let a seeded ``reset`` apply a pending action too. The server's autoreset (used
-        #: by ``StreamDataset``) resets with a drawn seed, which otherwise discards the
-        #: parameters streamed with ``set_params``.
+        #: Let any seeded ``reset`` apply a pending action too (breaks Gymnasium's step
+        #: determinism check). Streams and vector envs do not need it: the servers'
+        #: autoreset applies the pending action (see ``autoreset``).
         self.seeded_reset_applies_action = bool(seeded_reset_applies_action)
         self.renderer = Renderer(width, height, engine=engine, samples=samples)
         self.observation_space = spaces.Box(0, 255, (height, width, 3), np.uint8)
@@ -640,6 +640,13 @@ class PartsScene(Scene):
         self.timings = {"arrangement_ms": (time.perf_counter() - t0) * 1000}
         self.steps = 0
         return self._view()
+
+    def autoreset(self, seed: int):
+        """The servers' autoreset: parameters sent with the last steps apply to the new
+        arrangement (a plain seeded reset would discard them; streams depend on this)."""
+        if self._pending is not None:
+            self._params, self._pending = self._pending, None
+        return self.reset(seed=seed)
 
     def step(self, action: np.ndarray):
         self._pending = np.asarray(action, np.float32).copy()

@@ -335,3 +335,27 @@ def test_gymnasium_check_env_passes(env):
         check_env(env.unwrapped, skip_render_check=True)
     messages = [str(w.message) for w in caught]
     assert not [m for m in messages if "determin" in m.lower()], messages
+
+
+def test_streamed_params_reach_the_arrangements_started_by_the_server_autoreset():
+    from btgym.data import StreamDataset
+
+    probe = gym.make("btgym/Parts-v0", width=64, height=48)
+    try:
+        probs = [0.0] * K_CLASSES
+        probs[4] = 1.0
+        action = probe.unwrapped.call("action_from_params", {"class_probs": probs})
+    finally:
+        probe.close()
+    dataset = StreamDataset(
+        "btgym/Parts-v0", 1, items=9, seed=3, params=action,
+        env_kwargs={"width": 64, "height": 48, "views": 2},
+    )  # fmt: skip
+    items = list(dataset)
+    assert max(item["episode"] for item in items) >= 2
+    # The first arrangement precedes any step (scene defaults); every later one was
+    # started by a seeded autoreset on the server and must use the streamed params.
+    later = [item for item in items if item["episode"] >= 1]
+    assert later and all(set(item["info"]["class_id"].tolist()) == {4} for item in later)
+    first = [item for item in items if item["episode"] == 0]
+    assert any(set(item["info"]["class_id"].tolist()) != {4} for item in first)
