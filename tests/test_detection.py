@@ -179,6 +179,7 @@ def test_quick_pipeline_end_to_end(tmp_path):
     for r in results["runs"]:
         assert 0.0 <= r["mAP"] <= r["AP50"] <= 1.0 and len(r["per_class"]) == 6
         assert sum(r["class_counts"]) > 0 and np.isfinite(r["final_loss"])
+        assert 0.0 <= r["source"]["mAP"] <= r["source"]["AP50"] <= 1.0
     adaptive = next(r for r in results["runs"] if r["condition"] == "adaptive")
     history = np.array(adaptive["class_probs"])
     assert history.shape == (cfg["iterations"] // cfg["update_every"], 6)

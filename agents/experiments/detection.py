@@ -73,7 +73,7 @@ TARGET_PARAMS = {
     "roughness_max": 0.2,
     "saturation_max": 0.3,
 }
-CYCLES_SEED, TARGET_SEED = 10_000, 20_000
+CYCLES_SEED, TARGET_SEED, SOURCE_SEED = 10_000, 20_000, 30_000
 
 
 @dataclass
@@ -84,7 +84,7 @@ class Config:
     height: int = 128
     batch: int = 8
     iterations: int = 250
-    echo: int = 2
+    echo: int = 5
     runs: int = 3
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -95,6 +95,7 @@ class Config:
     instances: int = 2
     cycles_samples: int = 16
     target_size: int = 300
+    source_size: int = 200
     target_views: int = 4
     update_every: int = 10
     temperature: float = 0.5
@@ -119,6 +120,7 @@ QUICK = {
     "iterations": 20,
     "runs": 1,
     "target_size": 16,
+    "source_size": 16,
     "update_every": 4,
     "cycles_samples": 4,
 }
@@ -409,8 +411,9 @@ def coco_metrics(gt: dict[str, Any], results: list[dict[str, Any]]) -> dict[str,
 
 
 # -- the experiment --------------------------------------------------------------------------
-def prepare_sets(cfg: Config, scene: SceneInfo, cache: Path) -> tuple[ReplayDataset, ReplayDataset]:
-    """The fixed Cycles training set and the target set (rendered once, then cached)."""
+def prepare_sets(cfg: Config, scene: SceneInfo, cache: Path) -> tuple[ReplayDataset, ...]:
+    """The fixed Cycles training set, the target set and an in-range Workbench set (a
+    diagnostic: the training domain, not a target), rendered once, then cached."""
     target_kwargs = scene_kwargs(cfg, "cycles", views=cfg.target_views)
     cycles_dir = cache / cache_name("cycles", cfg, cfg.train_images, cfg.cycles_samples)
     target_dir = cache / cache_name("target", cfg, cfg.target_size, cfg.cycles_samples)
@@ -428,7 +431,14 @@ def prepare_sets(cfg: Config, scene: SceneInfo, cache: Path) -> tuple[ReplayData
         scene.action(**TARGET_PARAMS),
         TARGET_SEED + cfg.seed,
     )
-    return cycles_set, target_set
+    source_set = render_set(
+        cache / cache_name("source", cfg, cfg.source_size, 0),
+        cfg.source_size,
+        scene_kwargs(cfg),
+        scene.default_action,
+        SOURCE_SEED + cfg.seed,
+    )
+    return cycles_set, target_set, source_set
 
 
 def log_line(text: str) -> None:
@@ -443,20 +453,23 @@ def run_experiment(
     started = time.perf_counter()
     scene = probe_scene()
     t0 = time.perf_counter()
-    cycles_set, target_set = prepare_sets(cfg, scene, cache)
+    cycles_set, target_set, source_set = prepare_sets(cfg, scene, cache)
     render_s = time.perf_counter() - t0
     log(f"sets ready in {render_s:.0f} s: {len(cycles_set)} Cycles, {len(target_set)} target")
     gt = ground_truth(target_set, scene.class_names, cfg)
+    source_gt = ground_truth(source_set, scene.class_names, cfg)
     runs: list[dict[str, Any]] = []
     for run in range(cfg.runs):
         for condition in CONDITIONS:
             model, train_log = train_condition(condition, run, cfg, scene, cycles_set)
             t1 = time.perf_counter()
             metrics = coco_metrics(gt, detect(model, target_set, cfg.top_k))
+            source = coco_metrics(source_gt, detect(model, source_set, cfg.top_k))
             record_ = {
                 "condition": condition,
                 "run": run,
                 **metrics,
+                "source": source,
                 "train_s": train_log.seconds,
                 "eval_s": time.perf_counter() - t1,
                 "final_loss": float(np.mean(train_log.losses[-10:])),
@@ -466,6 +479,7 @@ def run_experiment(
             runs.append(record_)
             log(
                 f"run {run} {condition:9s} mAP {metrics['mAP']:.3f} AP50 {metrics['AP50']:.3f} "
+                f"(in-range Workbench mAP {source['mAP']:.3f}) "
                 f"loss {record_['final_loss']:.2f} train {train_log.seconds:.0f} s"
             )
     results = {
@@ -501,8 +515,20 @@ def summarize(runs: list[dict[str, Any]], class_names: list[str]) -> dict[str, A
             "per_class": per_class.tolist(),
             "worst_class": class_names[worst],
             "worst_AP": float(per_class[worst]),
+            **source_summary(rows),
         }
     return summary
+
+
+def source_summary(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean mAP and AP50 on the in-range Workbench set, where it was evaluated."""
+    source = [r["source"] for r in rows if "source" in r]
+    if not source:
+        return {}
+    return {
+        "source_mAP": float(np.mean([m["mAP"] for m in source])),
+        "source_AP50": float(np.mean([m["AP50"] for m in source])),
+    }
 
 
 def markdown_table(results: dict[str, Any]) -> str:
@@ -530,6 +556,17 @@ def markdown_table(results: dict[str, Any]) -> str:
         f"{cfg['batch'] * cfg['iterations']} training images per model, each batch used for "
         f"{cfg['echo']} steps; {cfg['width']}x{cfg['height']}."
     )
+    source = [
+        f"{LABELS[c]} {100 * s['source_mAP']:.1f} (AP50 {100 * s['source_AP50']:.1f})"
+        for c, s in results["summary"].items()
+        if "source_mAP" in s
+    ]
+    if source:
+        lines.append("")
+        lines.append(
+            f"Diagnostic, mAP on {cfg['source_size']} in-range Workbench frames (the streams' "
+            "own domain, not a target): " + "; ".join(source) + "."
+        )
     return "\n".join(lines)
 
 
