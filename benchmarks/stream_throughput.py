@@ -120,12 +120,18 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def transport_stream(frames: int, workers: int) -> dict[str, float]:
+def transport_stream(frames: int, workers: int, per_request: int = 1) -> dict[str, float]:
     """Ready frames through StreamDataset: in-process (workers=0) or a DataLoader worker."""
     spec, kwargs, _ = SCENES["frame"]
     warm, spare = 304, 64  # spare items keep the servers up until the rates are taken
     dataset = StreamDataset(
-        spec, 1, items=warm + frames + spare, seed=0, env_kwargs=kwargs, depth=8
+        spec,
+        1,
+        items=warm + frames + spare,
+        seed=0,
+        env_kwargs=kwargs,
+        depth=max(2, 8 // per_request),
+        frames_per_request=per_request,
     )
     if workers:
         loader = DataLoader(dataset, batch_size=8, num_workers=workers, collate_fn=collate)
@@ -188,6 +194,7 @@ def transport(rounds: int, frames: int = 3000) -> None:
     """Transport alone, side by side: wall-clock frames/s and CPU ms per frame."""
     contenders = {
         "StreamDataset, in-process": lambda: transport_stream(frames, 0),
+        "StreamDataset, in-process, 4 frames per request": lambda: transport_stream(frames, 0, 4),
         "StreamDataset, DataLoader worker": lambda: transport_stream(frames, 1),
         "BlendTorch-style pickled PUSH/PULL": lambda: transport_blendtorch(frames),
     }

@@ -64,6 +64,7 @@ class Server:
             "hello": self._hello,
             "reset": self._reset,
             "step": self._step,
+            "steps": self._steps,
             "render": self._render,
             "call": self._call,
             "ping": self._ping,
@@ -182,6 +183,21 @@ class Server:
             reply["obs"], reply["info"], reply["reset_seed"] = observation, info or {}, seed
         return reply
 
+    def _steps(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Several steps in one round trip (streams): one reply per action, in order.
+
+        Per-message costs (wake-ups, header coding, socket calls) are paid once for all
+        of them; each step is exactly a ``step`` request's, autoreset included.
+        """
+        actions = body.get("actions")
+        if not isinstance(actions, list) or not 1 <= len(actions) <= MAX_STEPS_PER_REQUEST:
+            raise ValueError(
+                f"expected 'actions' as a list of 1 to {MAX_STEPS_PER_REQUEST} actions, got "
+                f"{type(actions).__name__} of {len(actions) if isinstance(actions, list) else 0}"
+            )
+        autoreset = bool(body.get("autoreset"))
+        return {"steps": [self._step({"action": a, "autoreset": autoreset}) for a in actions]}
+
     def _render(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"frame": self.scene.render()}
 
@@ -207,6 +223,10 @@ class Server:
     def _close(self, body: dict[str, Any]) -> dict[str, Any]:
         self._running = False
         return {"instance": self.instance}
+
+
+#: Most steps one ``steps`` request may ask for (bounds the reply's size).
+MAX_STEPS_PER_REQUEST = 64
 
 
 def _with_port_wildcard(address: str) -> str:

@@ -57,7 +57,9 @@ class StreamDataset(IterableDataset):
     (``None``: endless). Instance ``i``'s first episode is reset with a seed derived from
     ``seed`` and ``i``; later episodes get seeds drawn by the scene; every item carries
     its episode's seed. ``depth``: requests queued per instance (renders overlap the
-    transfer and the training; at most ``depth`` unconsumed items per instance).
+    transfer and the training). ``frames_per_request``: steps asked for in one request
+    (one round trip, one message): per-message costs are shared, which matters for
+    cheap frames; at most ``depth * frames_per_request`` unconsumed items per instance.
     ``launch_options`` go to the launcher (``{"backend": "ray", "num_cpus": 1}`` puts
     the instances in Ray actors); ``curve``: client keys for CURVE servers.
     ``recycle_after_episodes`` / ``recycle_rss_mb``: replace an instance by a fresh
@@ -76,6 +78,7 @@ class StreamDataset(IterableDataset):
         timeout: float = 60.0,
         start_timeout: float = 120.0,
         depth: int = 4,
+        frames_per_request: int = 1,
         curve: Any = None,
         launch_options: dict[str, Any] | None = None,
         recycle_after_episodes: int | None = None,
@@ -89,7 +92,12 @@ class StreamDataset(IterableDataset):
         self.scene, spec_kwargs = _resolve(env_id)
         self.env_kwargs = {**spec_kwargs, **(env_kwargs or {})}
         self.num_instances = num_instances
-        self.depth = depth
+        if not 1 <= frames_per_request <= MAX_FRAMES_PER_REQUEST:
+            raise ValueError(
+                f"expected 1 <= frames_per_request <= {MAX_FRAMES_PER_REQUEST}, got "
+                f"{frames_per_request}"
+            )
+        self.depth, self.frames_per_request = depth, frames_per_request
         self.curve = curve
         self.recycle_after_episodes, self.recycle_rss_mb = recycle_after_episodes, recycle_rss_mb
         self.launch_options = dict(launch_options or {})
@@ -171,6 +179,7 @@ class StreamDataset(IterableDataset):
         return self.items
 
 
+MAX_FRAMES_PER_REQUEST = 64  # the servers' limit on one ``steps`` request
 HEALTH_CHECK_INTERVAL = 0.2  # seconds between checks of the instances' processes
 
 
@@ -226,17 +235,26 @@ class _Stream:
 
     @property
     def in_flight(self) -> int:
-        return sum(len(pipe.pending) for pipe in self.pipes.values())
+        """Items the requests in flight will make (at least; an episode's end adds one)."""
+        return sum(_items(tag) for pipe in self.pipes.values() for tag in pipe.pending)
 
     def _fill(self, env_id: int, remaining: int | None) -> None:
-        pipe = self.pipes[env_id]
-        while not pipe.full and (remaining is None or self.in_flight + len(self.ready) < remaining):
+        pipe, per_request = self.pipes[env_id], self.dataset.frames_per_request
+        while not pipe.full:
+            wanted = per_request
+            if remaining is not None:
+                wanted = min(wanted, remaining - self.in_flight - len(self.ready))
+                if wanted <= 0:
+                    return
             params = self.dataset.params(env_id)
-            if params is None:
-                action = self.sample_action()  # in the space by construction
+            if params is not None:
+                params = check_action(self.action_space, _as_action(self.action_space, params))
+            # Sampled actions are in the space by construction.
+            actions = [self.sample_action() if params is None else params for _ in range(wanted)]
+            if wanted == 1:
+                pipe.send("step", {"action": actions[0], "autoreset": True}, tag=actions[0])
             else:
-                action = check_action(self.action_space, _as_action(self.action_space, params))
-            pipe.send("step", {"action": action, "autoreset": True}, tag=action)
+                pipe.send("steps", {"actions": actions, "autoreset": True}, tag=_Batch(actions))
 
     def next_item(self, remaining: int | None = None) -> dict[str, Any]:
         """The next item; instances are topped up to ``depth`` requests as replies arrive.
@@ -251,7 +269,12 @@ class _Stream:
             except (InstanceDiedError, InstanceTimeoutError) as exc:
                 self._restart(env_id, exc)
                 continue
-            self._unpack(env_id, params, reply)
+            if isinstance(params, _Batch):
+                for action, one in zip(params, reply["steps"], strict=True):
+                    if not self._unpack(env_id, action, one):
+                        break  # recycled mid-batch: the rest came from the old process
+            else:
+                self._unpack(env_id, params, reply)
             self._fill(env_id, remaining)
         return self.ready.popleft()
 
@@ -305,7 +328,8 @@ class _Stream:
         why = exc if isinstance(exc, str) else type(exc).__name__
         gym.logger.warn(f"btgym: restarted stream instance {env_id} ({why})")
 
-    def _unpack(self, env_id: int, params: Any, reply: dict[str, Any]) -> None:
+    def _unpack(self, env_id: int, params: Any, reply: dict[str, Any]) -> bool:
+        """Make items of one step's reply; False when the instance was recycled."""
         ended = "final_obs" in reply
         if "reward" in reply:  # a step (the first reply of an instance is its reset)
             self.step[env_id] += 1
@@ -320,13 +344,14 @@ class _Stream:
         if ended and self._recycle_due(env_id):
             # Leak protection: the next episode starts on a fresh instance instead.
             self._restart(env_id, "recycled")
-            return
+            return False
         if ended:
             self.episodes_since_start[env_id] += 1
             self.episode[env_id] += 1
             self.step[env_id] = 0
             self.seed[env_id] = int(reply["reset_seed"])
             self.ready.append(self._item(env_id, reply["obs"], reply["info"], params))
+        return True
 
     def _item(self, env_id: int, obs: Any, info: Any, params: Any) -> dict[str, Any]:
         return {
@@ -444,6 +469,14 @@ def _resolve(env_id: str) -> tuple[str, dict[str, Any]]:
     if ":" in env_id:
         return env_id, {}
     raise ValueError(f"expected a registered btgym env id or a 'module:Class' spec, got {env_id!r}")
+
+
+class _Batch(list):
+    """The actions of one ``steps`` request (its tag), told apart from a single action."""
+
+
+def _items(tag: Any) -> int:
+    return len(tag) if isinstance(tag, _Batch) else 1
 
 
 def _sampler(space: spaces.Space, seed: list[int]) -> Callable[[], Any]:

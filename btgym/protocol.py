@@ -28,7 +28,7 @@ from btgym.errors import DecodeError, EncodeError, VersionMismatchError
 PROTOCOL_VERSION = 1
 MAGIC = "btgym"
 
-OPERATIONS = ("hello", "reset", "step", "render", "call", "ping", "close")
+OPERATIONS = ("hello", "reset", "step", "steps", "render", "call", "ping", "close")
 REPLY_OK = "ok"
 REPLY_ERROR = "error"
 

@@ -162,6 +162,34 @@ def test_episodes_continue_through_server_side_resets_with_replayable_seeds():
     np.testing.assert_array_equal(obs, second_episode["obs"])
 
 
+def test_several_frames_per_request_keep_items_episodes_and_params_exact():
+    # 3 steps per round trip, episodes of 4 items (reset + 3 steps) crossing requests.
+    dataset = StreamDataset(
+        "btgym/Cube-v0",
+        2,
+        items=23,
+        seed=2,
+        params=[0.1, 0.2, 0.3],
+        frames_per_request=3,
+        env_kwargs={**TINY, "max_episode_steps": 3},
+    )
+    items = list(DataLoader(dataset, batch_size=None, num_workers=1))
+    seen = keys(items)
+    assert len(seen) == 23 and len(set(seen)) == 23
+    for env in range(2):  # per instance: episodes of 4 consecutive steps, nothing skipped
+        mine = [(e, s) for i, e, s in seen if i == env]
+        assert mine == [(e, s) for e in range(len(mine)) for s in range(4)][: len(mine)]
+    for item in items:
+        if item["step"] > 0:
+            np.testing.assert_allclose(item["info"]["rotation_range"], [0.1, 0.2, 0.3], rtol=1e-6)
+    later = next(i for i in items if i["episode"] == 2)  # replayable from its seed
+    with btgym.BlenderEnv("envs.cube:CubeScene", **TINY) as env:
+        obs, _ = env.reset(seed=later["seed"])
+    np.testing.assert_array_equal(obs, later["obs"])
+    with pytest.raises(ValueError, match="frames_per_request"):
+        StreamDataset("btgym/Cube-v0", 1, frames_per_request=0)
+
+
 def test_stream_action_sampler_stays_in_bounds_and_is_seeded():
     space = spaces.Box(np.array([-1.0, 0.0], np.float32), np.array([1.0, 1e-3], np.float32))
     draw, again, other = _sampler(space, [0, 1]), _sampler(space, [0, 1]), _sampler(space, [0, 2])

@@ -22,6 +22,7 @@ from btgym.errors import (
     VersionMismatchError,
 )
 from btgym.space_codec import space_to_data
+from btgym.validation import check_action
 from tests.scenes.echo import all_spaces
 
 
@@ -207,3 +208,21 @@ def test_decode_error_type_is_kept_across_the_wire(echo_launcher):
         client.recv()
     client.close()
     assert issubclass(DecodeError, ProtocolError)
+
+
+def test_steps_runs_several_steps_in_one_round_trip_and_checks_its_actions(echo_launcher):
+    client = Client(echo_launcher.addresses[0], timeout=10)
+    client.hello()
+    space = all_spaces()
+    space.seed(5)
+    client.request("reset", {"seed": 0})
+    actions = [check_action(space, space.sample()) for _ in range(7)]
+    reply = client.request("steps", {"actions": actions, "autoreset": True})
+    counters = [step.get("final_info", step["info"])["counter"] for step in reply["steps"]]
+    assert counters == [1, 2, 3, 4, 5, 1, 2]  # episodes of 5 steps, autoreset after the 5th
+    assert "final_obs" in reply["steps"][4] and "reset_seed" in reply["steps"][4]
+    for bad in ([], "x", [actions[0]] * 65):
+        with pytest.raises(RemoteError, match="expected 'actions' as a list of 1 to 64"):
+            client.request("steps", {"actions": bad})
+    assert client.request("ping")["instance"] == 0  # still serving
+    client.close()
