@@ -3,7 +3,7 @@
     python benchmarks/ray_scaling.py [--rounds 3] [--items 300]
 
 Streams Cube-v0 frames (StreamDataset, in-process) from 1 and 2 instances; rounds
-alternate between the backends. The data path is the same ZeroMQ connection either way,
+alternate between the backends, in ABBA order. The data path is the same ZeroMQ connection either way,
 so the difference is what Ray's placement and actor processes cost.
 """
 
@@ -39,15 +39,17 @@ def rate(backend: str, n: int, items: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--items", type=int, default=300)
     args = parser.parse_args()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     print("| instances | local frames/s | Ray frames/s | Ray / local |\n|---|---|---|---|")
     for n in (1, 2):
         rates: dict[str, list[float]] = {"local": [], "ray": []}
-        for _ in range(args.rounds):
-            for backend in rates:
+        for round_index in range(args.rounds):
+            # ABBA order: neither backend always runs first (warm-up, drift).
+            order = list(rates) if round_index % 2 == 0 else list(reversed(rates))
+            for backend in order:
                 rates[backend].append(rate(backend, n, args.items))
         local, remote = (statistics.median(rates[b]) for b in ("local", "ray"))
         print(f"| {n} | {local:.1f} | {remote:.1f} | {remote / local:.3f} |", flush=True)
