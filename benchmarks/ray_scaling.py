@@ -3,8 +3,9 @@
     python benchmarks/ray_scaling.py [--rounds 3] [--items 300]
 
 Streams Cube-v0 frames (StreamDataset, in-process) from 1 and 2 instances; rounds
-alternate between the backends, in ABBA order. The data path is the same ZeroMQ connection either way,
-so the difference is what Ray's placement and actor processes cost.
+alternate between the backends, in ABBA order. The data path is the same ZeroMQ
+connection either way, so the difference is what Ray's placement and actor processes
+cost.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import warnings
 
 import psutil
 import pytest
@@ -97,3 +98,21 @@ def _info(instance) -> dict:
         "node_ip": instance.node_ip,
         "server_public": instance.server_public,
     }
+
+
+def test_blender_servers_in_actors_are_not_left_at_rays_worker_niceness():
+    from btgym.ray_backend import RayLauncher
+
+    # The fixture's cluster uses Ray's default worker niceness (15).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        launcher = RayLauncher(ECHO_SCENE, 1, seed=0, num_cpus=0.5)
+    try:
+        server_nice = psutil.Process(launcher[0].pid).nice()
+        warned = any("niceness" in str(w.message) for w in caught)
+        if os.geteuid() == 0:  # privileged: priority restored for actor and server
+            assert server_nice == 0 and not warned
+        else:  # unprivileged: stays niced, and the user is told how to fix the cluster
+            assert server_nice > 0 and warned
+    finally:
+        launcher.close()
