@@ -189,11 +189,12 @@ class Server:
         Per-message costs (wake-ups, header coding, socket calls) are paid once for all
         of them; each step is exactly a ``step`` request's, autoreset included.
         """
-        actions = body.get("actions")
-        if not isinstance(actions, list) or not 1 <= len(actions) <= MAX_STEPS_PER_REQUEST:
+        actions, most = body.get("actions"), protocol.MAX_STEPS_PER_REQUEST
+        if not isinstance(actions, list) or not 1 <= len(actions) <= most:
+            count = len(actions) if isinstance(actions, list) else 0
             raise ValueError(
-                f"expected 'actions' as a list of 1 to {MAX_STEPS_PER_REQUEST} actions, got "
-                f"{type(actions).__name__} of {len(actions) if isinstance(actions, list) else 0}"
+                f"expected 'actions' as a list of 1 to {most} actions, "
+                f"got {type(actions).__name__} of {count}"
             )
         autoreset = bool(body.get("autoreset"))
         return {"steps": [self._step({"action": a, "autoreset": autoreset}) for a in actions]}
@@ -223,10 +224,6 @@ class Server:
     def _close(self, body: dict[str, Any]) -> dict[str, Any]:
         self._running = False
         return {"instance": self.instance}
-
-
-#: Most steps one ``steps`` request may ask for (bounds the reply's size).
-MAX_STEPS_PER_REQUEST = 64
 
 
 def _with_port_wildcard(address: str) -> str:

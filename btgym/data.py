@@ -38,6 +38,7 @@ from gymnasium import spaces
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 import btgym  # noqa: F401  (registers the env ids)
+from btgym import protocol
 from btgym.connection import Connection, connect, instance_keys
 from btgym.errors import InstanceDiedError, InstanceTimeoutError
 from btgym.pipeline import PipelinedClient
@@ -92,9 +93,9 @@ class StreamDataset(IterableDataset):
         self.scene, spec_kwargs = _resolve(env_id)
         self.env_kwargs = {**spec_kwargs, **(env_kwargs or {})}
         self.num_instances = num_instances
-        if not 1 <= frames_per_request <= MAX_FRAMES_PER_REQUEST:
+        if not 1 <= frames_per_request <= protocol.MAX_STEPS_PER_REQUEST:
             raise ValueError(
-                f"expected 1 <= frames_per_request <= {MAX_FRAMES_PER_REQUEST}, got "
+                f"expected 1 <= frames_per_request <= {protocol.MAX_STEPS_PER_REQUEST}, got "
                 f"{frames_per_request}"
             )
         self.depth, self.frames_per_request = depth, frames_per_request
@@ -179,7 +180,6 @@ class StreamDataset(IterableDataset):
         return self.items
 
 
-MAX_FRAMES_PER_REQUEST = 64  # the servers' limit on one ``steps`` request
 HEALTH_CHECK_INTERVAL = 0.2  # seconds between checks of the instances' processes
 
 

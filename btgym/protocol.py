@@ -38,6 +38,9 @@ OUT_OF_BAND_BYTES = 1024
 #: peer sending more is disconnected). Servers announce theirs in ``hello``.
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
+#: Most steps one ``steps`` request may ask for (bounds a reply's size).
+MAX_STEPS_PER_REQUEST = 64
+
 _EXT_ARRAY = 1
 _EXT_SCALAR = 2
 _ALLOWED_DTYPE_KINDS = frozenset("biufc")
@@ -201,6 +204,7 @@ def error_body(exc: BaseException, traceback_text: str, instance: Any) -> dict[s
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "MAGIC",
+    "MAX_STEPS_PER_REQUEST",
     "OPERATIONS",
     "PROTOCOL_VERSION",
     "REPLY_ERROR",
