@@ -141,7 +141,7 @@ def transport_stream(frames: int, workers: int, per_request: int = 1) -> dict[st
     for _ in range(warm):
         next(items)
     children = [c.pid for c in psutil.Process().children(recursive=True)]
-    mine, others, started = _cpu_seconds([os.getpid()]), _cpu_seconds(children), _now()
+    mine, others, started = _cpu_seconds([os.getpid()]), _cpu_seconds(children), time.perf_counter()
     for _ in range(frames):
         next(items)
     rates = _rates(frames, started, mine, others, children)
@@ -163,7 +163,8 @@ def transport_blendtorch(frames: int) -> dict[str, float]:
     try:
         for _ in range(300):
             pickle.loads(socket.recv())
-        mine, others, started = _cpu_seconds([os.getpid()]), _cpu_seconds([worker.pid]), _now()
+        mine, others = _cpu_seconds([os.getpid()]), _cpu_seconds([worker.pid])
+        started = time.perf_counter()
         for _ in range(frames):
             pickle.loads(socket.recv())
         return _rates(frames, started, mine, others, [worker.pid])
@@ -173,14 +174,10 @@ def transport_blendtorch(frames: int) -> dict[str, float]:
         socket.close(linger=0)
 
 
-def _now() -> float:
-    return time.perf_counter()
-
-
 def _rates(
     frames: int, started: float, mine: float, others: float, pids: list[int]
 ) -> dict[str, float]:
-    wall = _now() - started
+    wall = time.perf_counter() - started
     trainer = _cpu_seconds([os.getpid()]) - mine
     rest = _cpu_seconds(pids) - others
     return {

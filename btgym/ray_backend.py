@@ -125,15 +125,14 @@ class RayInstance:
     ) -> None:
         self.index, self.seed, self.actor, self.timeout = index, seed, actor, timeout
         self.trainer_ip = trainer_ip
-        self._probe: Any = None  # an is_alive call to the actor in flight
         self._probe_sent = 0.0
-        self._alive = True
         self._update(info)
 
     def _update(self, info: dict[str, Any]) -> None:
         self.address, self.pid = info["address"], info["pid"]
         self.node_ip, self.server_public = info["node_ip"], info["server_public"]
-        self._probe, self._alive = None, True
+        self._probe: Any = None  # an is_alive call to the actor in flight
+        self._alive = True
 
     def is_alive(self) -> bool:
         """Whether the server process runs; never blocks the trainer.

@@ -410,7 +410,6 @@ class PartsScene(Scene):
         lens: float = 50.0,
         max_settle_frames: int = 80,
         pad_info: bool = False,
-        seeded_reset_applies_action: bool = False,
     ) -> None:
         super().__init__()
         if not 1 <= num_classes <= 64:
@@ -428,10 +427,6 @@ class PartsScene(Scene):
         self.masks, self.depth, self.shadows = bool(masks), bool(depth), bool(shadows)
         self.lens, self.max_settle_frames = float(lens), int(max_settle_frames)
         self.pad_info = bool(pad_info)
-        #: Let any seeded ``reset`` apply a pending action too (breaks Gymnasium's step
-        #: determinism check). Streams and vector envs do not need it: the servers'
-        #: autoreset applies the pending action (see ``autoreset``).
-        self.seeded_reset_applies_action = bool(seeded_reset_applies_action)
         self.renderer = Renderer(width, height, engine=engine, samples=samples)
         self.observation_space = spaces.Box(0, 255, (height, width, 3), np.uint8)
 
@@ -630,7 +625,7 @@ class PartsScene(Scene):
         unknown = set(options) - {"params", "layout"}
         if unknown:
             raise ValueError(f"expected options among ['params', 'layout'], got {sorted(unknown)}")
-        if (seed is None or self.seeded_reset_applies_action) and self._pending is not None:
+        if seed is None and self._pending is not None:
             self._params = self._pending
         self._pending = None
         if "params" in options:

@@ -166,7 +166,6 @@ def scene_kwargs(cfg: Config, engine: str = "workbench", views: int = 8) -> dict
         "width": cfg.width,
         "height": cfg.height,
         "views": views,
-        "seeded_reset_applies_action": True,
     }
     if engine == "cycles":
         kwargs.update(engine="cycles", samples=cfg.cycles_samples)
