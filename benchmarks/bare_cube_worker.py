@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 
-from blender_side.render import _stdout_silenced, read_tiff_rgb8  # noqa: E402
+from blender_side.render import _stdout_silenced, tiff_rgb8  # noqa: E402
+from btgym.frame_files import WRITER  # noqa: E402
 from envs.cube import CubeScene  # noqa: E402
 
 
@@ -46,7 +47,7 @@ def main() -> None:
             with _stdout_silenced(True):
                 bpy.ops.render.render(write_still=True)
             t2 = time.perf_counter()
-            read_tiff_rgb8(renderer.path)
+            tiff_rgb8(WRITER.map(renderer.path))  # what a step does: map, view, unname
             t3 = time.perf_counter()
             render_ms.append((t1 - t0) * 1000)
             write_ms.append((t2 - t1 - (t1 - t0)) * 1000)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -67,13 +68,19 @@ def main() -> None:
     while bare.stdout.readline().strip() != "ready":
         pass
     env = gym.make("btgym/Cube-v0", width=args.width, height=args.height)
-    env.reset(seed=0)
-    env_round(env, 20)  # warm-up both sides
+    os.environ["BTGYM_FRAME_FILES"] = "0"  # the same env with every byte on the socket
+    byte_env = gym.make("btgym/Cube-v0", width=args.width, height=args.height)
+    del os.environ["BTGYM_FRAME_FILES"]
+    assert env.unwrapped.connection.clients[0].frame_files is not None
+    assert byte_env.unwrapped.connection.clients[0].frame_files is None
+    for e in (env, byte_env):
+        e.reset(seed=0)
+        env_round(e, 20)  # warm-up both sides
     bare.stdin.write("20\n")
     bare.stdin.flush()
     bare.stdout.readline()
 
-    bare_medians, env_medians, parts, pings = [], [], [], []
+    bare_medians, env_medians, byte_medians, parts, pings = [], [], [], [], []
     for _ in range(args.rounds):
         bare.stdin.write(f"{args.steps}\n")
         bare.stdin.flush()
@@ -81,12 +88,15 @@ def main() -> None:
         bare_medians.append(statistics.median(result["step"]))
         parts.append({k: statistics.median(v) for k, v in result.items() if k != "step"})
         env_medians.append(statistics.median(env_round(env, args.steps)))
+        byte_medians.append(statistics.median(env_round(byte_env, args.steps)))
         pings.append(ping_round(env))
     env.close()
+    byte_env.close()
     bare.stdin.close()
     bare.wait(30)
 
     bare_ms, env_ms = statistics.median(bare_medians), statistics.median(env_medians)
+    byte_ms = statistics.median(byte_medians)
     part = {k: statistics.median(p[k] for p in parts) for k in parts[0]}
     print(
         f"Cube-v0 {args.width}x{args.height}, {args.rounds} rounds x {args.steps} steps, "
@@ -102,16 +112,21 @@ def main() -> None:
         f"| BlenderEnv.step (protocol + server + same work) | {env_ms:.2f} | {1000 / env_ms:.1f} |"
     )
     print(
+        f"| BlenderEnv.step, frames as bytes on the socket (BTGYM_FRAME_FILES=0) | "
+        f"{byte_ms:.2f} | {1000 / byte_ms:.1f} |"
+    )
+    print(
         f"\nprotocol share of a step: {env_ms - bare_ms:+.2f} ms "
-        f"(env/bare time ratio {env_ms / bare_ms:.3f}); ping round trip "
-        f"{statistics.median(pings):.3f} ms"
+        f"(env/bare time ratio {env_ms / bare_ms:.3f}); with bytes on the socket "
+        f"{byte_ms - bare_ms:+.2f} ms; ping round trip {statistics.median(pings):.3f} ms"
     )
     print(
         f"parts of the bare step: render {part['render']:.2f} ms, write TIFF "
-        f"{part['write']:.2f} ms, read {part['read']:.3f} ms"
+        f"{part['write']:.2f} ms, map and view {part['read']:.3f} ms"
     )
-    print("per-round bare ms:", " ".join(f"{v:.2f}" for v in bare_medians))
-    print("per-round env ms: ", " ".join(f"{v:.2f}" for v in env_medians))
+    print("per-round bare ms: ", " ".join(f"{v:.2f}" for v in bare_medians))
+    print("per-round env ms:  ", " ".join(f"{v:.2f}" for v in env_medians))
+    print("per-round bytes ms:", " ".join(f"{v:.2f}" for v in byte_medians))
 
 
 if __name__ == "__main__":

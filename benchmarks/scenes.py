@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from gymnasium import spaces
 
 from blender_side import Scene
+from btgym.frame_files import WRITER
 
 
 class FrameScene(Scene):
@@ -24,3 +27,24 @@ class FrameScene(Scene):
 
     def step(self, action):
         return self.frame, 0.0, False, False, {"xy": np.zeros((8, 2), np.float32)}
+
+
+class FileFrameScene(FrameScene):
+    """Returns the same frame per step as a fresh file in shared memory, mapped: what the
+    renderer hands over after Blender wrote its TIFF (the write itself, the render's cost,
+    is left out: each name is a hard link to one file written once)."""
+
+    def __init__(self, width: int = 640, height: int = 512) -> None:
+        super().__init__(width, height)
+        self.source = WRITER.new_path("src")
+        with open(self.source, "wb") as f:
+            f.write(self.frame.tobytes())
+
+    def step(self, action):
+        path = WRITER.new_path("raw")
+        os.link(self.source, path)
+        frame = WRITER.map(path).reshape(self.frame.shape)
+        return frame, 0.0, False, False, {"xy": np.zeros((8, 2), np.float32)}
+
+    def close(self) -> None:
+        os.remove(self.source)

@@ -36,7 +36,8 @@ import numpy as np
 
 from blender_side.camera import depth as point_depth
 from blender_side.camera import intrinsics, project
-from blender_side.render import _stdout_silenced, frame_directory, read_tiff_rgb8
+from blender_side.render import _stdout_silenced, read_tiff_rgb8
+from btgym.frame_files import WRITER
 
 #: Depth value written where no surface is seen (BOP's convention for "no data").
 NO_DEPTH = 0.0
@@ -86,7 +87,8 @@ class IdPass:
         world.color = (0.0, 0.0, 0.0)
         self.scene.world = world
         suffix = "exr" if self.depth else "tif"
-        self.path = os.path.join(frame_directory(), f"btgym-ids-{os.getpid()}-{id(self)}.{suffix}")
+        # The writer's prefix: the launcher and the server's exit remove what it names.
+        self.path = os.path.join(WRITER.directory, f"{WRITER.prefix}ids-{id(self)}.{suffix}")
         self.configure()
 
     def configure(self) -> None:

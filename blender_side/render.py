@@ -3,9 +3,11 @@
 In background mode Blender keeps the render result out of Python's reach
 (``Render Result`` has no pixels, the compositor's Viewer is not computed), so the
 fastest correct path measured on a 2-core CPU is: render with ``write_still`` to an
-uncompressed 8-bit RGB TIFF in shared memory (``/dev/shm``) and view its pixel
-strips with one ``np.fromfile``: TIFF is stored top-down in RGB order, so no flip,
-no channel swap and no decode are needed. See ``docs/benchmarks.md`` for figures.
+uncompressed 8-bit RGB TIFF in shared memory (``/dev/shm``), map the file and view
+its pixel strips in place: TIFF is stored top-down in RGB order, so no flip, no
+channel swap and no decode are needed. Each frame gets a file of its own, so a
+client on the same host can map the same pages (:mod:`btgym.frame_files`). See
+``docs/benchmarks.md`` for figures.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import contextlib
 import os
 import struct
 import sys
-import tempfile
 from typing import Any
 
 import bpy
 import numpy as np
+
+from btgym.frame_files import WRITER
 
 ENGINES = {
     "workbench": "BLENDER_WORKBENCH",
@@ -37,12 +40,6 @@ _TIFF_TAGS = {
     284: "planar",
 }
 _TIFF_TYPES = {3: "H", 4: "I"}
-
-
-def frame_directory() -> str:
-    """A directory in RAM for the per-frame file (``/dev/shm`` where it exists)."""
-    shm = "/dev/shm"
-    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
 
 
 class Renderer:
@@ -72,8 +69,7 @@ class Renderer:
         self.samples, self.antialiasing = samples, antialiasing
         self.view_transform, self.quiet = view_transform, quiet
         self.scene = scene
-        # btgym.launcher.remove_frame_files relies on this name to clean up after a crash.
-        self.path = os.path.join(frame_directory(), f"btgym-frame-{os.getpid()}-{id(self)}.tif")
+        self.path = WRITER.new_path("tif")  # the file the next render writes
         self.last_frame: np.ndarray | None = None
         self.configure()
 
@@ -113,10 +109,18 @@ class Renderer:
             scene.eevee.taa_render_samples = self.samples or 1
 
     def render(self) -> np.ndarray:
-        """Render the scene and return the frame as a new ``(H, W, 3) uint8`` array."""
+        """Render the scene and return the frame as a new ``(H, W, 3) uint8`` array.
+
+        The array is read-only: it views the mapped file, which no later frame reuses.
+        """
+        render = self.bpy_scene.render
+        if render.filepath != self.path:  # a loaded .blend file may have reset it
+            render.filepath = self.path
         with _stdout_silenced(self.quiet):
             bpy.ops.render.render(write_still=True, scene=self.bpy_scene.name)
-        self.last_frame = read_tiff_rgb8(self.path)
+        path, self.path = self.path, WRITER.new_path("tif")
+        render.filepath = self.path
+        self.last_frame = tiff_rgb8(WRITER.map(path), path)
         return self.last_frame
 
     def close(self) -> None:
@@ -125,12 +129,16 @@ class Renderer:
 
 
 def read_tiff_rgb8(path: str) -> np.ndarray:
-    """Read an uncompressed, chunky, 8-bit RGB TIFF as an ``(H, W, 3)`` array.
+    """Read an uncompressed, chunky, 8-bit RGB TIFF file as an ``(H, W, 3)`` array."""
+    return tiff_rgb8(np.fromfile(path, dtype=np.uint8), path)
+
+
+def tiff_rgb8(data: np.ndarray, path: str = "<memory>") -> np.ndarray:
+    """View the pixels of an uncompressed, chunky, 8-bit RGB TIFF's bytes as ``(H, W, 3)``.
 
     Only the layout Blender writes is accepted; anything else raises ``ValueError``.
     The pixel bytes are viewed in place when the strips are contiguous (they are).
     """
-    data = np.fromfile(path, dtype=np.uint8)
     head = data[:8].tobytes()
     order = {b"II": "<", b"MM": ">"}.get(head[:2])
     if order is None or struct.unpack(order + "H", head[2:4])[0] != 42:

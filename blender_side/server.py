@@ -6,6 +6,7 @@ until a ``close`` request or until the process that started it goes away.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import traceback
@@ -17,9 +18,12 @@ import zmq
 from blender_side.scene import Scene
 from btgym import protocol
 from btgym.errors import BtgymError, ProtocolError
+from btgym.frame_files import WRITER, make_probe
 from btgym.security import ZAP_DOMAIN, secure_server
 from btgym.space_codec import space_to_data
 from btgym.validation import check_action
+
+_MOST_IN_FLIGHT = 64
 
 
 class Server:
@@ -59,6 +63,8 @@ class Server:
         self.socket.bind(_with_port_wildcard(bind))
         self.address: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.requests_served = 0
+        self.frame_files = WRITER
+        self._probe_path: str | None = None
         self._running = False
         self._handlers: dict[str, Callable[[Any], Any]] = {
             "hello": self._hello,
@@ -92,10 +98,13 @@ class Server:
             self.socket.close()
             if self.authenticator is not None:
                 self.authenticator.stop()
+            self.frame_files.close()
+            self._remove_probe()
         return reason
 
     def handle(self, frames: list[Any]) -> list[Any]:
         """Answer one request's frames with reply frames; never raises."""
+        self._remove_probe()  # a hello's client reads it before its next request
         try:
             message = protocol.decode(frames)
             handler = self._handlers.get(message.kind)
@@ -109,8 +118,14 @@ class Server:
                     f"expected the {message.kind!r} request body as a map, "
                     f"got {type(body).__name__}"
                 )
+            # A client on this host that can map our frame files says how many requests it
+            # keeps in flight; names older than that are removed (it has mapped them).
+            keep = body.get("frame_files")
+            keep = keep if isinstance(keep, int) and 1 <= keep <= _MOST_IN_FLIGHT else None
+            self.frame_files.begin_request(self.requests_served + 1, keep)
             body = handler(body)
-            return protocol.encode(protocol.REPLY_OK, body)
+            locate = self.frame_files.locate if keep is not None else None
+            return protocol.encode(protocol.REPLY_OK, body, locate)
         except Exception as exc:  # every failure becomes an error reply; the server lives on
             return self._error_reply(exc)
 
@@ -125,6 +140,12 @@ class Server:
             return protocol.encode(
                 protocol.REPLY_ERROR, protocol.error_body(fallback, text, self.instance)
             )
+
+    def _remove_probe(self) -> None:
+        if self._probe_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self._probe_path)
+            self._probe_path = None
 
     def _parent_alive(self) -> bool:
         if self.parent_pid is None:
@@ -141,11 +162,14 @@ class Server:
 
     # -- operations ------------------------------------------------------------------
     def _hello(self, body: dict[str, Any]) -> dict[str, Any]:
+        probe = make_probe(self.frame_files.directory)  # lets a client on this host prove it
+        self._probe_path = os.path.join(probe["directory"], probe["probe"])
         return {
             "protocol": protocol.PROTOCOL_VERSION,
             "instance": self.instance,
             "pid": os.getpid(),
             "max_message_bytes": self.max_message_bytes,
+            "frame_files": probe,
             "action_space": space_to_data(self.scene.action_space),
             "observation_space": space_to_data(self.scene.observation_space),
             **self.scene.describe(),

@@ -6,10 +6,16 @@ and opens a fresh one, so the client stays usable; idempotent operations (``hell
 repeating a ``step`` would step twice. While waiting, the client also watches the
 instance's process (when it knows it) and reports a crash without waiting out the
 timeout.
+
+Between processes on one host, frames travel by reference to the renderer's output
+file once ``hello`` has proved the client can read the server's files
+(:mod:`btgym.frame_files`); ``frame_files=False`` or ``BTGYM_FRAME_FILES=0`` keeps
+every byte on the socket.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +35,7 @@ from btgym.errors import (
     SpaceError,
     VersionMismatchError,
 )
+from btgym.frame_files import FrameFileReader
 from btgym.security import ClientKeys
 
 IDEMPOTENT = frozenset({"hello", "ping"})
@@ -40,7 +47,8 @@ class Client:
 
     ``timeout`` bounds every request in seconds. ``is_alive`` and ``log_tail``, when
     given (the launcher gives them), let errors say that the process died and show
-    the end of its log.
+    the end of its log. ``frame_files``: take frames by reference when the server
+    shares this host's shared memory (proved at :meth:`hello`).
     """
 
     def __init__(
@@ -53,6 +61,7 @@ class Client:
         log_tail: Callable[[], str] | None = None,
         context: zmq.Context | None = None,
         curve: ClientKeys | None = None,
+        frame_files: bool = True,
     ) -> None:
         self.address = address
         self.curve = curve
@@ -65,6 +74,9 @@ class Client:
         self._socket: zmq.Socket | None = None
         self._pending: str | None = None
         self.max_message_bytes: int | None = None  # learnt from the server in hello()
+        self.use_frame_files = frame_files and os.environ.get("BTGYM_FRAME_FILES", "1") != "0"
+        #: Maps frames the server sends by reference; set by :meth:`hello` when possible.
+        self.frame_files: FrameFileReader | None = None
         self._closed = False
         self._open_socket()
 
@@ -88,6 +100,8 @@ class Client:
             raise ProtocolError(
                 f"expected a reply to {self._pending!r} to be received before sending {op!r}"
             )
+        if self.frame_files is not None and (body is None or isinstance(body, dict)):
+            body = {**(body or {}), "frame_files": 1}  # one request in flight
         frames = protocol.encode(op, body)
         if self.max_message_bytes is not None:
             largest = max(memoryview(frame).nbytes for frame in frames)
@@ -152,6 +166,8 @@ class Client:
         if info.get("protocol") != protocol.PROTOCOL_VERSION:
             raise VersionMismatchError(protocol.PROTOCOL_VERSION, info.get("protocol"), "server")
         self.max_message_bytes = info.get("max_message_bytes")
+        if self.use_frame_files:
+            self.frame_files = FrameFileReader.from_hello(info.get("frame_files"))
         return info
 
     def close(self) -> None:
@@ -169,7 +185,7 @@ class Client:
 
     # -- internals -------------------------------------------------------------------
     def _unpack_reply(self, op: str, frames: list[Any]) -> Any:
-        message = protocol.decode(frames)
+        message = protocol.decode(frames, self.frame_files)
         if message.kind == protocol.REPLY_OK:
             return message.body
         if message.kind == protocol.REPLY_ERROR:

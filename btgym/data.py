@@ -216,6 +216,7 @@ class _Stream:
                 is_alive=client.is_alive,
                 log_tail=client.log_tail,
                 curve=client.curve,
+                frame_files=client.frame_files,
             )
             for env_id, client in zip(ids, self.connection.clients, strict=True)
         }
@@ -315,6 +316,7 @@ class _Stream:
             is_alive=instance.is_alive,
             log_tail=instance.log_tail,
             curve=instance_keys(launcher, instance, self.dataset.curve),
+            frame_files=old.frame_files,  # same host and directory as the old instance
         )
         self.pipes[env_id] = pipe
         self.by_socket[pipe.socket] = env_id

@@ -78,11 +78,10 @@ class Instance:
 def remove_frame_files(pid: int) -> None:
     """Remove the frame files a stopped server process left in shared memory.
 
-    The name pattern is the one ``blender_side.render.Renderer`` writes (not imported
-    here: the trainer side never imports bpy).
+    The name pattern is the one :class:`btgym.frame_files.FrameFileWriter` uses.
     """
     for directory in {"/dev/shm", tempfile.gettempdir()}:
-        for path in glob.glob(os.path.join(directory, f"btgym-frame-{pid}-*.tif")):
+        for path in glob.glob(os.path.join(directory, f"btgym-frame-{pid}-*")):
             with contextlib.suppress(OSError):
                 os.remove(path)
 

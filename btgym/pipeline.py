@@ -19,11 +19,16 @@ import zmq
 from btgym import protocol
 from btgym.client import remote_exception
 from btgym.errors import ClosedError, InstanceDiedError, InstanceTimeoutError, ProtocolError
+from btgym.frame_files import FrameFileReader
 from btgym.security import ClientKeys
 
 
 class PipelinedClient:
-    """Up to ``depth`` requests in flight to the server at ``address``; replies in order."""
+    """Up to ``depth`` requests in flight to the server at ``address``; replies in order.
+
+    ``frame_files``: the reader a :class:`~btgym.client.Client`'s ``hello`` set up for
+    this server, to take frames by reference (``None``: bytes on the socket).
+    """
 
     def __init__(
         self,
@@ -35,6 +40,7 @@ class PipelinedClient:
         log_tail: Callable[[], str] | None = None,
         context: zmq.Context | None = None,
         curve: ClientKeys | None = None,
+        frame_files: FrameFileReader | None = None,
     ) -> None:
         if depth < 1:
             raise ValueError(f"expected depth >= 1, got {depth}")
@@ -48,6 +54,7 @@ class PipelinedClient:
         self.pending: deque[Any] = deque()  # one tag per request in flight, oldest first
         self.sent_at: deque[float] = deque()
         self.closed = False
+        self.frame_files = frame_files
 
     def is_alive(self) -> bool:
         """False when the instance's process is known to have exited."""
@@ -63,6 +70,9 @@ class PipelinedClient:
             raise ClosedError(f"pipelined client for {self.address} is closed")
         if self.full:
             raise ProtocolError(f"expected at most {self.depth} requests in flight, got more")
+        if self.frame_files is not None and (body is None or isinstance(body, dict)):
+            # The server keeps frame files of this many recent requests named for us.
+            body = {**(body or {}), "frame_files": self.depth + 1}
         # An empty delimiter frame makes the DEALER message look like a REQ one to REP.
         self.socket.send_multipart([b"", *protocol.encode(op, body)], copy=False)
         self.pending.append(tag)
@@ -98,7 +108,7 @@ class PipelinedClient:
         self.sent_at.popleft()
         if len(frames) < 2 or frames[0].bytes != b"":
             raise ProtocolError("expected an empty delimiter frame before the reply")
-        message = protocol.decode(frames[1:])
+        message = protocol.decode(frames[1:], self.frame_files)
         if message.kind == protocol.REPLY_ERROR:
             raise remote_exception(message.body, self.instance)
         if message.kind != protocol.REPLY_OK:

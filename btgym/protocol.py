@@ -7,7 +7,9 @@ A message is a ZeroMQ multipart message:
   for a reply; ``body`` is any msgpack value.
 * frames 1..n: raw array buffers. An array inside ``body`` is a msgpack extension
   value holding ``[dtype, shape, frame_index]``; small arrays and numpy scalars carry
-  their bytes inline instead of a frame index.
+  their bytes inline instead of a frame index. Between processes on one host that
+  agreed on it at ``hello``, an array that views a frame file is sent as
+  ``[file_name, offset]`` instead of its bytes (:mod:`btgym.frame_files`).
 
 Nothing is ever pickled. Buffers are sent without copying and received as numpy
 arrays that view the received frames. See ``docs/protocol.md``.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 import numpy as np
@@ -46,6 +48,14 @@ _EXT_SCALAR = 2
 _ALLOWED_DTYPE_KINDS = frozenset("biufc")
 
 
+class FileLocator(Protocol):
+    def __call__(self, array: np.ndarray) -> list[Any] | None: ...
+
+
+class FileBuffers(Protocol):
+    def buffer(self, name: Any, offset: Any, nbytes: int) -> memoryview: ...
+
+
 @dataclass(frozen=True)
 class Message:
     """A decoded message: its kind (operation or reply status) and its body."""
@@ -54,13 +64,16 @@ class Message:
     body: Any
 
 
-def encode(kind: str, body: Any = None) -> list[Any]:
-    """Turn ``kind`` and ``body`` into frames for ``socket.send_multipart(copy=False)``."""
+def encode(kind: str, body: Any = None, locate: FileLocator | None = None) -> list[Any]:
+    """Turn ``kind`` and ``body`` into frames for ``socket.send_multipart(copy=False)``.
+
+    ``locate``: finds the frame file a large array views (then only its name travels).
+    """
     buffers: list[Any] = []
 
     def default(value: Any) -> msgpack.ExtType:
         if isinstance(value, np.ndarray):
-            return _pack_array(value, buffers)
+            return _pack_array(value, buffers, locate)
         if isinstance(value, np.generic):
             array = np.asarray(value)
             _check_dtype(array.dtype)
@@ -81,13 +94,18 @@ def encode(kind: str, body: Any = None) -> list[Any]:
     return [header, *buffers]
 
 
-def _pack_array(array: np.ndarray, buffers: list[Any]) -> msgpack.ExtType:
+def _pack_array(
+    array: np.ndarray, buffers: list[Any], locate: FileLocator | None
+) -> msgpack.ExtType:
     _check_dtype(array.dtype)
     shape = list(array.shape)
-    if array.nbytes >= OUT_OF_BAND_BYTES:
+    reference = locate(array) if locate is not None and array.nbytes >= OUT_OF_BAND_BYTES else None
+    if reference is not None:
+        payload: Any = reference
+    elif array.nbytes >= OUT_OF_BAND_BYTES:
         flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
         buffers.append(flat)
-        payload: Any = len(buffers)  # frame index (frame 0 is the header)
+        payload = len(buffers)  # frame index (frame 0 is the header)
     else:
         payload = np.ascontiguousarray(array).tobytes()
     return msgpack.ExtType(_EXT_ARRAY, msgpack.packb([array.dtype.str, shape, payload]))
@@ -101,8 +119,10 @@ def _check_dtype(dtype: np.dtype) -> None:
         )
 
 
-def decode(frames: Sequence[Any]) -> Message:
+def decode(frames: Sequence[Any], files: FileBuffers | None = None) -> Message:
     """Parse frames (bytes or ``zmq.Frame``) into a :class:`Message`.
+
+    ``files`` maps arrays sent as frame-file references; without it they are an error.
 
     Raises :class:`DecodeError` for anything that is not a btgym message and
     :class:`VersionMismatchError` for a message of another protocol version.
@@ -118,7 +138,7 @@ def decode(frames: Sequence[Any]) -> Message:
             dtype_str, shape, payload = msgpack.unpackb(data, raw=False)
         except Exception as exc:
             raise DecodeError(f"malformed array descriptor: {exc}") from exc
-        array = _unpack_array(dtype_str, shape, payload, buffers)
+        array = _unpack_array(dtype_str, shape, payload, buffers, files)
         return array[()] if code == _EXT_SCALAR else array
 
     unpacker = msgpack.Unpacker(
@@ -159,7 +179,13 @@ def _buffer_of(frame: Any) -> memoryview:
     return buffer if buffer is not None else memoryview(frame)
 
 
-def _unpack_array(dtype_str: Any, shape: Any, payload: Any, buffers: list[memoryview]):
+def _unpack_array(
+    dtype_str: Any,
+    shape: Any,
+    payload: Any,
+    buffers: list[memoryview],
+    files: FileBuffers | None,
+) -> np.ndarray:
     try:
         dtype = np.dtype(dtype_str)
     except TypeError as exc:
@@ -176,8 +202,16 @@ def _unpack_array(dtype_str: Any, shape: Any, payload: Any, buffers: list[memory
         raw: Any = buffers[payload]
     elif isinstance(payload, bytes):
         raw = bytearray(payload)  # writable, like arrays viewing received frames
+    elif isinstance(payload, list) and len(payload) == 2:
+        if files is None:
+            raise DecodeError(
+                f"got a frame file reference {_preview(payload)} without having agreed to them"
+            )
+        raw = files.buffer(payload[0], payload[1], math.prod(shape) * dtype.itemsize)
     else:
-        raise DecodeError(f"expected array bytes or a frame index, got {_preview(payload)}")
+        raise DecodeError(
+            f"expected array bytes, a frame index or a file reference, got {_preview(payload)}"
+        )
     expected = math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
         raise DecodeError(
