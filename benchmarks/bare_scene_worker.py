@@ -1,7 +1,7 @@
 """Runs inside bpy: a scene stepped in a loop in-process (no server), or published
 BlendTorch-style (pickled dicts over ZeroMQ PUSH) for the transport comparison.
 
-    python bare_scene_worker.py SPEC KWARGS_JSON loop      # reads step counts on stdin
+    python bare_scene_worker.py SPEC KWARGS_JSON loop      # reads "T0 T1" windows on stdin
     python bare_scene_worker.py SPEC KWARGS_JSON push ADDR # publishes frames until killed
 """
 
@@ -33,13 +33,17 @@ def main() -> None:
         return obs, info
 
     if mode == "loop":
+        # Steps until T1 (time.monotonic, the same clock in every process) and answers with
+        # the number of steps that ended inside [T0, T1]: a steady-state window shared by
+        # all workers, so their counts add up to the machine's rate.
         print("ready", flush=True)
         for line in sys.stdin:
-            steps = int(line)
-            started = time.perf_counter()
-            for _ in range(steps):
+            start, end = map(float, line.split())
+            count = 0
+            while time.monotonic() < end:
                 step()
-            print(json.dumps({"fps": steps / (time.perf_counter() - started)}), flush=True)
+                count += start <= time.monotonic() <= end
+            print(json.dumps({"steps": count}), flush=True)
     else:  # BlendTorch's transport: a dict per frame, pickled, PUSHed
         import zmq
 

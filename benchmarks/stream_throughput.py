@@ -1,6 +1,8 @@
 """Images/s into PyTorch: StreamDataset vs the bare render loop vs BlendTorch's transport.
 
-For each scene and instance count, side by side, rounds alternating:
+For each scene and instance count, side by side, rounds alternating, each counting the
+frames that arrive inside the same length of steady-state window (after a warm-up, on
+the shared monotonic clock, so N workers' counts add up to the machine's rate):
   bare        - the scene stepped in-process in N bpy processes (no transport at all)
   stream      - btgym.data.StreamDataset through a DataLoader (batches of 8, no worker)
   blendtorch  - the same bpy processes publishing pickled dicts over PUSH/PULL, unpickled
@@ -9,7 +11,7 @@ milliseconds per frame (trainer process, and all processes) for StreamDataset vs
 pickled PUSH/PULL; CPU per frame is what a transport costs, and it is far less noisy than
 frames/s on a shared machine.
 
-    python benchmarks/stream_throughput.py [--rounds 3] [--scenes cube,parts]
+    python benchmarks/stream_throughput.py [--rounds 3] [--scenes cube,parts] [--seconds 8]
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ from btgym.data import StreamDataset, collate  # noqa: E402
 
 WORKER = str(ROOT / "benchmarks" / "bare_scene_worker.py")
 SCENES = {
-    "cube": ("envs.cube:CubeScene", {"width": 640, "height": 512}, 150),
-    "parts": ("envs.parts:PartsScene", {"width": 640, "height": 512}, 60),
-    "frame": ("benchmarks.scenes:FrameScene", {}, 3000),
-    "file": ("benchmarks.scenes:FileFrameScene", {}, 3000),
+    "cube": ("envs.cube:CubeScene", {"width": 640, "height": 512}),
+    "parts": ("envs.parts:PartsScene", {"width": 640, "height": 512}),
+    "frame": ("benchmarks.scenes:FrameScene", {}),
+    "file": ("benchmarks.scenes:FileFrameScene", {}),
 }
+#: Seconds every contender runs before its measuring window opens.
+WARM_UP_S = 2.0
 #: What the trainer does with every frame in the transport loops: copy it into a batch.
 BATCH_SLOT = np.empty((512, 640, 3), np.uint8)
 
@@ -50,7 +54,13 @@ def consume(obs: np.ndarray) -> None:
     np.copyto(BATCH_SLOT, obs)
 
 
-def bare(spec: str, kwargs: dict[str, Any], n: int, frames: int) -> float:
+def window(seconds: float) -> tuple[float, float]:
+    """A measuring window on ``time.monotonic`` that opens after a warm-up."""
+    start = time.monotonic() + WARM_UP_S
+    return start, start + seconds
+
+
+def bare(spec: str, kwargs: dict[str, Any], n: int, seconds: float) -> float:
     workers = [
         subprocess.Popen(
             [sys.executable, WORKER, spec, json.dumps(kwargs), "loop"],
@@ -65,36 +75,36 @@ def bare(spec: str, kwargs: dict[str, Any], n: int, frames: int) -> float:
         for worker in workers:
             while worker.stdout.readline().strip() != "ready":
                 pass
-        for worker in workers:  # warm-up, then the timed run, all workers at once
-            worker.stdin.write(f"{max(3, frames // 10)}\n")
-            worker.stdin.flush()
+        start, end = window(seconds)
         for worker in workers:
-            worker.stdout.readline()
-        for worker in workers:
-            worker.stdin.write(f"{frames // n}\n")
+            worker.stdin.write(f"{start} {end}\n")
             worker.stdin.flush()
-        return sum(json.loads(worker.stdout.readline())["fps"] for worker in workers)
+        return sum(json.loads(w.stdout.readline())["steps"] for w in workers) / seconds
     finally:
         for worker in workers:
             worker.kill()
             worker.wait()
 
 
-def stream(spec: str, kwargs: dict[str, Any], n: int, frames: int) -> float:
-    warm = max(8, frames // 10)
-    dataset = StreamDataset(spec, n, items=warm + frames, seed=0, env_kwargs=kwargs)
+def stream(spec: str, kwargs: dict[str, Any], n: int, seconds: float) -> float:
+    dataset = StreamDataset(spec, n, seed=0, env_kwargs=kwargs)  # endless
     # No DataLoader worker: the Blender instances already work in parallel, and a worker
     # adds a shared-memory hop per batch (see the transport table).
     loader = DataLoader(dataset, batch_size=8, num_workers=0, collate_fn=collate)
-    count, started = 0, None
-    for batch in loader:
-        count += len(batch["env_id"])
-        if started is None and count >= warm:
-            started, count = time.perf_counter(), 0
-    return count / (time.perf_counter() - started)
+    batches = iter(loader)
+    next(batches)  # instances launched and streaming
+    start, end = window(seconds)
+    count = 0
+    for batch in batches:
+        now = time.monotonic()
+        count += len(batch["env_id"]) * (start <= now <= end)
+        if now > end:
+            break
+    del batches  # closes the stream: its instances are stopped and reaped
+    return count / seconds
 
 
-def blendtorch(spec: str, kwargs: dict[str, Any], n: int, frames: int) -> float:
+def blendtorch(spec: str, kwargs: dict[str, Any], n: int, seconds: float) -> float:
     socket = zmq.Context.instance().socket(zmq.PULL)
     socket.setsockopt(zmq.RCVHWM, 10)
     port = socket.bind_to_random_port("tcp://127.0.0.1")
@@ -106,12 +116,13 @@ def blendtorch(spec: str, kwargs: dict[str, Any], n: int, frames: int) -> float:
         for _ in range(n)
     ]
     try:
-        for _ in range(max(8, frames // 10)):  # warm-up
-            pickle.loads(socket.recv())
-        started = time.perf_counter()
-        for _ in range(frames):
+        pickle.loads(socket.recv())  # instances started and publishing
+        start, end = window(seconds)
+        count = 0
+        while time.monotonic() <= end:
             pickle.loads(socket.recv())  # what BlendTorch's receiver does with each frame
-        return frames / (time.perf_counter() - started)
+            count += start <= time.monotonic() <= end
+        return count / seconds
     finally:
         for worker in workers:
             worker.kill()
@@ -132,7 +143,7 @@ def transport_stream(
     frames: int, workers: int, per_request: int = 1, scene: str = "frame"
 ) -> dict[str, float]:
     """Ready frames through StreamDataset: in-process (workers=0) or a DataLoader worker."""
-    spec, kwargs, _ = SCENES[scene]
+    spec, kwargs = SCENES[scene]
     warm, spare = 304, 64  # spare items keep the servers up until the rates are taken
     dataset = StreamDataset(
         spec,
@@ -162,7 +173,7 @@ def transport_stream(
 
 def transport_blendtorch(frames: int, scene: str = "frame") -> dict[str, float]:
     """Ready frames pickled and PUSHed over loopback TCP, as BlendTorch does, unpickled here."""
-    spec, kwargs, _ = SCENES[scene]
+    spec, kwargs = SCENES[scene]
     socket = zmq.Context.instance().socket(zmq.PULL)
     socket.setsockopt(zmq.RCVHWM, 10)
     port = socket.bind_to_random_port("tcp://127.0.0.1")
@@ -245,6 +256,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scenes", default="cube,parts", help="'' for the transport only")
+    parser.add_argument("--seconds", type=float, default=8.0, help="measuring window")
     args = parser.parse_args()
     contenders = {"bare": bare, "stream": stream, "blendtorch": blendtorch}
     print(
@@ -253,12 +265,12 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|")
     for name in filter(None, args.scenes.split(",")):
-        spec, kwargs, frames = SCENES[name]
+        spec, kwargs = SCENES[name]
         for n in (1, 2):
             rates: dict[str, list[float]] = {c: [] for c in contenders}
             for _ in range(args.rounds):
                 for contender, run in contenders.items():
-                    rates[contender].append(run(spec, kwargs, n, frames))
+                    rates[contender].append(run(spec, kwargs, n, args.seconds))
             m = {c: statistics.median(v) for c, v in rates.items()}
             print(
                 f"| {name} | {n} | {m['bare']:.1f} | {m['stream']:.1f} | "
