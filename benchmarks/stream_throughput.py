@@ -4,7 +4,8 @@ For each scene and instance count, side by side, rounds alternating, each counti
 frames that arrive inside the same length of steady-state window (after a warm-up, on
 the shared monotonic clock, so N workers' counts add up to the machine's rate):
   bare        - the scene stepped in-process in N bpy processes (no transport at all)
-  stream      - btgym.data.StreamDataset through a DataLoader (batches of 8, no worker)
+  stream      - btgym.data.StreamDataset (defaults) through a DataLoader (batches of 8,
+                no worker)
   blendtorch  - the same bpy processes publishing pickled dicts over PUSH/PULL, unpickled
 Then the transport alone (a scene returning a ready frame): wall-clock frames/s and CPU
 milliseconds per frame (trainer process, and all processes) for StreamDataset vs the
@@ -151,7 +152,7 @@ def transport_stream(
         items=warm + frames + spare,
         seed=0,
         env_kwargs=kwargs,
-        depth=max(2, 8 // per_request),
+        depth=max(2, 4 // per_request),  # 4 frames in flight (the defaults: 2 x 2), or more
         frames_per_request=per_request,
     )
     if workers:
@@ -212,17 +213,22 @@ def transport(rounds: int, frames: int = 3000) -> None:
     """Transport alone, side by side: wall-clock frames/s and CPU ms per frame."""
     memory, file = "frame in memory", "frame in the renderer's file"
     contenders = {
-        f"StreamDataset, in-process ({memory})": lambda: transport_stream(frames, 0),
-        f"StreamDataset, in-process, 4 frames per request ({memory})": lambda: transport_stream(
-            frames, 0, 4
+        f"StreamDataset, 1 frame per request ({memory})": lambda: transport_stream(frames, 0),
+        f"StreamDataset, defaults: 2 frames per request ({memory})": lambda: transport_stream(
+            frames, 0, 2
         ),
         f"BlendTorch-style pickled PUSH/PULL ({memory})": lambda: transport_blendtorch(frames),
-        f"StreamDataset, in-process ({file})": lambda: transport_stream(frames, 0, 1, "file"),
-        f"StreamDataset, in-process, 4 frames per request ({file})": lambda: transport_stream(
+        f"StreamDataset, 1 frame per request ({file})": lambda: transport_stream(
+            frames, 0, 1, "file"
+        ),
+        f"StreamDataset, defaults: 2 frames per request ({file})": lambda: transport_stream(
+            frames, 0, 2, "file"
+        ),
+        f"StreamDataset, 4 frames per request ({file})": lambda: transport_stream(
             frames, 0, 4, "file"
         ),
-        f"StreamDataset, DataLoader worker ({file})": lambda: transport_stream(
-            frames, 1, 1, "file"
+        f"StreamDataset, defaults, DataLoader worker ({file})": lambda: transport_stream(
+            frames, 1, 2, "file"
         ),
         f"BlendTorch-style pickled PUSH/PULL ({file})": lambda: transport_blendtorch(
             frames, "file"

@@ -163,7 +163,8 @@ class Server:
     # -- operations ------------------------------------------------------------------
     def _hello(self, body: dict[str, Any]) -> dict[str, Any]:
         probe = make_probe(self.frame_files.directory)  # lets a client on this host prove it
-        self._probe_path = os.path.join(probe["directory"], probe["probe"])
+        if probe is not None:
+            self._probe_path = os.path.join(probe["directory"], probe["probe"])
         return {
             "protocol": protocol.PROTOCOL_VERSION,
             "instance": self.instance,

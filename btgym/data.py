@@ -60,7 +60,8 @@ class StreamDataset(IterableDataset):
     its episode's seed. ``depth``: requests queued per instance (renders overlap the
     transfer and the training). ``frames_per_request``: steps asked for in one request
     (one round trip, one message): per-message costs are shared, which matters for
-    cheap frames; at most ``depth * frames_per_request`` unconsumed items per instance.
+    cheap frames; at most ``depth * frames_per_request`` unconsumed items per instance
+    (4 by default: a ``set_params`` shows in items at most 4 frames later).
     ``launch_options`` go to the launcher (``{"backend": "ray", "num_cpus": 1}`` puts
     the instances in Ray actors); ``curve``: client keys for CURVE servers.
     ``recycle_after_episodes`` / ``recycle_rss_mb``: replace an instance by a fresh
@@ -78,8 +79,8 @@ class StreamDataset(IterableDataset):
         env_kwargs: dict[str, Any] | None = None,
         timeout: float = 60.0,
         start_timeout: float = 120.0,
-        depth: int = 4,
-        frames_per_request: int = 1,
+        depth: int = 2,
+        frames_per_request: int = 2,
         curve: Any = None,
         launch_options: dict[str, Any] | None = None,
         recycle_after_episodes: int | None = None,

@@ -25,6 +25,7 @@ import mmap
 import os
 import re
 import secrets
+import shutil
 import tempfile
 from collections import deque
 from typing import Any
@@ -35,6 +36,9 @@ from btgym.errors import DecodeError
 
 #: Names a client accepts in a reference: no directories, no other files.
 NAME_PATTERN = re.compile(r"btgym-frame-\d+-\d+\.[a-z]{3}")
+#: Frames a client holds keep their pages in the frame directory, so references are
+#: offered only where it is this large (Docker's default /dev/shm is 64 MiB).
+MIN_SHARED_BYTES = 1 << 30
 
 
 def frame_directory() -> str:
@@ -122,8 +126,13 @@ def _unname(mapping: _FrameMap) -> None:
 WRITER = FrameFileWriter()
 
 
-def make_probe(directory: str) -> dict[str, str]:
-    """Write a probe file for ``hello``; a client that reads its token shares our files."""
+def make_probe(directory: str) -> dict[str, str] | None:
+    """Write a probe file for ``hello``; a client that reads its token shares our files.
+
+    ``None`` (no offer) where the directory holds less than ``MIN_SHARED_BYTES``.
+    """
+    if shutil.disk_usage(directory).total < MIN_SHARED_BYTES:
+        return None
     token = secrets.token_hex(16)
     name = f"btgym-frame-{os.getpid()}-{secrets.randbelow(10**9)}.txt"
     with open(os.path.join(directory, name), "w") as f:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import btgym  # noqa: F401  (registers the env ids)
-from btgym import protocol
+from btgym import frame_files, protocol
 from btgym.errors import DecodeError
 from btgym.frame_files import FrameFileReader, FrameFileWriter, make_probe
 from tests.conftest import SMALL_CUBE
@@ -92,13 +92,16 @@ def test_names_live_while_a_client_may_still_need_them(writer, tmp_path):
     assert names() == []
 
 
-def test_the_probe_proves_a_shared_directory(tmp_path):
+def test_the_probe_proves_a_shared_directory(tmp_path, monkeypatch):
     offer = make_probe(str(tmp_path))
+    assert offer is not None
     assert FrameFileReader.from_hello(offer) is not None
     assert FrameFileReader.from_hello({**offer, "token": "0" * 32}) is None
     assert FrameFileReader.from_hello({**offer, "directory": str(tmp_path / "elsewhere")}) is None
     assert FrameFileReader.from_hello({**offer, "probe": "../x"}) is None
     assert FrameFileReader.from_hello(None) is None
+    monkeypatch.setattr(frame_files, "MIN_SHARED_BYTES", 1 << 62)  # a tiny /dev/shm
+    assert make_probe(str(tmp_path)) is None
 
 
 def test_cube_frames_by_reference_equal_the_bytes_on_the_socket(cube_env, monkeypatch):
