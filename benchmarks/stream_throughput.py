@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from btgym.data import StreamDataset, collate  # noqa: E402
+from btgym.launcher import remove_frame_files  # noqa: E402
 
 WORKER = str(ROOT / "benchmarks" / "bare_scene_worker.py")
 SCENES = {
@@ -85,6 +86,7 @@ def bare(spec: str, kwargs: dict[str, Any], n: int, seconds: float) -> float:
         for worker in workers:
             worker.kill()
             worker.wait()
+            remove_frame_files(worker.pid)
 
 
 def stream(spec: str, kwargs: dict[str, Any], n: int, seconds: float) -> float:
@@ -128,6 +130,7 @@ def blendtorch(spec: str, kwargs: dict[str, Any], n: int, seconds: float) -> flo
         for worker in workers:
             worker.kill()
             worker.wait()
+            remove_frame_files(worker.pid)
         socket.close(linger=0)
 
 
@@ -152,7 +155,7 @@ def transport_stream(
         items=warm + frames + spare,
         seed=0,
         env_kwargs=kwargs,
-        depth=max(2, 4 // per_request),  # 4 frames in flight (the defaults: 2 x 2), or more
+        depth=max(2, 4 // per_request),  # the default depth 2; 4 for single frames
         frames_per_request=per_request,
     )
     if workers:
@@ -193,6 +196,7 @@ def transport_blendtorch(frames: int, scene: str = "frame") -> dict[str, float]:
     finally:
         worker.kill()
         worker.wait()
+        remove_frame_files(worker.pid)
         socket.close(linger=0)
 
 
@@ -214,21 +218,21 @@ def transport(rounds: int, frames: int = 3000) -> None:
     memory, file = "frame in memory", "frame in the renderer's file"
     contenders = {
         f"StreamDataset, 1 frame per request ({memory})": lambda: transport_stream(frames, 0),
-        f"StreamDataset, defaults: 2 frames per request ({memory})": lambda: transport_stream(
-            frames, 0, 2
+        f"StreamDataset, defaults: 4 frames per request ({memory})": lambda: transport_stream(
+            frames, 0, 4
         ),
         f"BlendTorch-style pickled PUSH/PULL ({memory})": lambda: transport_blendtorch(frames),
         f"StreamDataset, 1 frame per request ({file})": lambda: transport_stream(
             frames, 0, 1, "file"
         ),
-        f"StreamDataset, defaults: 2 frames per request ({file})": lambda: transport_stream(
+        f"StreamDataset, 2 frames per request ({file})": lambda: transport_stream(
             frames, 0, 2, "file"
         ),
-        f"StreamDataset, 4 frames per request ({file})": lambda: transport_stream(
+        f"StreamDataset, defaults: 4 frames per request ({file})": lambda: transport_stream(
             frames, 0, 4, "file"
         ),
         f"StreamDataset, defaults, DataLoader worker ({file})": lambda: transport_stream(
-            frames, 1, 2, "file"
+            frames, 1, 4, "file"
         ),
         f"BlendTorch-style pickled PUSH/PULL ({file})": lambda: transport_blendtorch(
             frames, "file"

@@ -61,7 +61,7 @@ class StreamDataset(IterableDataset):
     transfer and the training). ``frames_per_request``: steps asked for in one request
     (one round trip, one message): per-message costs are shared, which matters for
     cheap frames; at most ``depth * frames_per_request`` unconsumed items per instance
-    (4 by default: a ``set_params`` shows in items at most 4 frames later).
+    (8 by default: a ``set_params`` shows in items at most 8 frames later).
     ``launch_options`` go to the launcher (``{"backend": "ray", "num_cpus": 1}`` puts
     the instances in Ray actors); ``curve``: client keys for CURVE servers.
     ``recycle_after_episodes`` / ``recycle_rss_mb``: replace an instance by a fresh
@@ -80,7 +80,7 @@ class StreamDataset(IterableDataset):
         timeout: float = 60.0,
         start_timeout: float = 120.0,
         depth: int = 2,
-        frames_per_request: int = 2,
+        frames_per_request: int = 4,
         curve: Any = None,
         launch_options: dict[str, Any] | None = None,
         recycle_after_episodes: int | None = None,

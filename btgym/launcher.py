@@ -14,6 +14,7 @@ import contextlib
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,38 @@ def remove_frame_files(pid: int) -> None:
         for path in glob.glob(os.path.join(directory, f"btgym-frame-{pid}-*")):
             with contextlib.suppress(OSError):
                 os.remove(path)
+
+
+_FRAME_FILE_OWNER = re.compile(r"btgym-(?:frame|ids)-(\d+)-")
+
+
+def remove_stale_frame_files() -> int:
+    """Remove frame files of servers that are gone; return how many were removed.
+
+    A server killed with its trainer (parent-death SIGKILL) cannot clean up after
+    itself, and nobody is left to do it; the next launch does. Files of live processes
+    (other trainers' servers) are left alone.
+    """
+    removed = 0
+    for directory in {"/dev/shm", tempfile.gettempdir()}:
+        for path in glob.glob(os.path.join(directory, "btgym-*-*")):
+            match = _FRAME_FILE_OWNER.match(os.path.basename(path))
+            if match is None or _process_exists(int(match.group(1))):
+                continue
+            with contextlib.suppress(OSError):
+                os.remove(path)
+                removed += 1
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's
+        return True
+    return True
 
 
 def blender_command(blender: str | None) -> list[str]:
@@ -184,6 +217,7 @@ class Launcher(InstanceSet):
         )
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="btgym-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_frame_files()
         self.instances: list[Instance] = []
         self._closed = False
         _LIVE_LAUNCHERS.add(self)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -219,3 +220,26 @@ def test_launcher_rejects_bad_arguments():
     with pytest.raises(ValueError, match="JSON-serializable"):
         Launcher(ECHO_SCENE, 1, scene_kwargs={"f": object()})
     assert os.environ.get("BTGYM_BLENDER") is None
+
+
+def test_a_launch_removes_frame_files_of_servers_that_are_gone(tmp_path):
+    from btgym.frame_files import frame_directory
+    from btgym.launcher import remove_stale_frame_files
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    directory = frame_directory()
+    stale = os.path.join(directory, f"btgym-frame-{gone.pid}-3.tif")
+    stale_ids = os.path.join(directory, f"btgym-ids-{gone.pid}-77.tif")
+    live = os.path.join(directory, f"btgym-frame-{os.getpid()}-4.tif")
+    for path in (stale, stale_ids, live):
+        with open(path, "wb") as f:
+            f.write(b"pixels")
+    try:
+        assert remove_stale_frame_files() >= 2
+        assert not os.path.exists(stale) and not os.path.exists(stale_ids)
+        assert os.path.exists(live)  # a live process's files stay
+    finally:
+        for path in (stale, stale_ids, live):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
