@@ -139,3 +139,26 @@ def test_a_frame_sent_again_after_its_name_is_gone_travels_as_bytes(writer, tmp_
     frames = protocol.encode("ok", {"obs": frame}, writer.locate)
     body = protocol.decode([bytes(memoryview(f)) for f in frames]).body
     np.testing.assert_array_equal(body["obs"], pixels)
+
+
+def test_a_stream_takes_frames_by_reference_and_they_equal_the_bytes(monkeypatch):
+    from btgym.data import StreamDataset
+
+    def frames(**kwargs):
+        dataset = StreamDataset(
+            "btgym/Cube-v0", 1, items=9, seed=3, env_kwargs=SMALL_CUBE, **kwargs
+        )
+        items = iter(dataset)
+        first = next(items)
+        readers = [pipe.frame_files for s in dataset.streams for pipe in s.pipes.values()]
+        return readers, [first["obs"], *(item["obs"] for item in items)]
+
+    readers, by_reference = frames()
+    assert readers and all(r is not None for r in readers)
+    monkeypatch.setenv("BTGYM_FRAME_FILES", "0")
+    readers, as_bytes = frames()
+    assert readers == [None]
+    assert len(by_reference) == len(as_bytes) == 9
+    for a, b in zip(by_reference, as_bytes, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert len({a.tobytes() for a in by_reference}) == 9  # every item a different frame
