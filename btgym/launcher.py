@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 from btgym.errors import ClosedError, LaunchError
 
@@ -101,22 +102,12 @@ def remove_stale_frame_files() -> int:
     for directory in {"/dev/shm", tempfile.gettempdir()}:
         for path in glob.glob(os.path.join(directory, "btgym-*-*")):
             match = _FRAME_FILE_OWNER.match(os.path.basename(path))
-            if match is None or _process_exists(int(match.group(1))):
+            if match is None or psutil.pid_exists(int(match.group(1))):
                 continue
             with contextlib.suppress(OSError):
                 os.remove(path)
                 removed += 1
     return removed
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's
-        return True
-    return True
 
 
 def blender_command(blender: str | None) -> list[str]:
