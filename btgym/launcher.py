@@ -77,12 +77,16 @@ class Instance:
         remove_frame_files(self.process.pid)
 
 
+#: Where servers may write frame files (``btgym.frame_files.frame_directory`` picks one).
+_FRAME_DIRECTORIES = frozenset({"/dev/shm", tempfile.gettempdir()})
+
+
 def remove_frame_files(pid: int) -> None:
     """Remove the frame files a stopped server process left in shared memory.
 
     The name pattern is the one :class:`btgym.frame_files.FrameFileWriter` uses.
     """
-    for directory in {"/dev/shm", tempfile.gettempdir()}:
+    for directory in _FRAME_DIRECTORIES:
         for path in glob.glob(os.path.join(directory, f"btgym-frame-{pid}-*")):
             with contextlib.suppress(OSError):
                 os.remove(path)
@@ -99,7 +103,7 @@ def remove_stale_frame_files() -> int:
     (other trainers' servers) are left alone.
     """
     removed = 0
-    for directory in {"/dev/shm", tempfile.gettempdir()}:
+    for directory in _FRAME_DIRECTORIES:
         for path in glob.glob(os.path.join(directory, "btgym-*-*")):
             match = _FRAME_FILE_OWNER.match(os.path.basename(path))
             if match is None or psutil.pid_exists(int(match.group(1))):
