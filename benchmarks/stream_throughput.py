@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from btgym.data import StreamDataset, collate  # noqa: E402
-from btgym.launcher import remove_frame_files  # noqa: E402
+from btgym.launcher import remove_stale_files  # noqa: E402
 
 WORKER = str(ROOT / "benchmarks" / "bare_scene_worker.py")
 SCENES = {
@@ -86,7 +86,7 @@ def bare(spec: str, kwargs: dict[str, Any], n: int, seconds: float) -> float:
         for worker in workers:
             worker.kill()
             worker.wait()
-            remove_frame_files(worker.pid)
+            remove_stale_files()
 
 
 def stream(spec: str, kwargs: dict[str, Any], n: int, seconds: float) -> float:
@@ -130,7 +130,7 @@ def blendtorch(spec: str, kwargs: dict[str, Any], n: int, seconds: float) -> flo
         for worker in workers:
             worker.kill()
             worker.wait()
-            remove_frame_files(worker.pid)
+            remove_stale_files()
         socket.close(linger=0)
 
 
@@ -196,7 +196,7 @@ def transport_blendtorch(frames: int, scene: str = "frame") -> dict[str, float]:
     finally:
         worker.kill()
         worker.wait()
-        remove_frame_files(worker.pid)
+        remove_stale_files()
         socket.close(linger=0)
 
 

@@ -36,6 +36,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-message-bytes", type=int, default=None)
     parser.add_argument("--curve-secret", default=None, help="server secret key file (CURVE)")
     parser.add_argument("--curve-clients", default=None, help="directory of client public keys")
+    parser.add_argument(
+        "--remove-with-parent",
+        default=None,
+        help="the launcher's own directory: removed when this server dies after its parent",
+    )
     if "--" in argv:  # Blender binary: our arguments follow "--"
         argv = argv[argv.index("--") + 1 :]
     return parser.parse_args(argv)
@@ -54,11 +59,53 @@ def die_with_parent(parent_pid: int | None) -> None:
         os._exit(3)
 
 
+def start_janitor(frame_directory: str, owned: str | None, parent_pid: int | None) -> None:
+    """Fork a tiny process that removes our files once this server is gone, however it died.
+
+    A server killed with its trainer (parent-death SIGKILL, the OOM killer) cannot clean
+    up; the janitor waits for the end of a pipe whose other end only this process holds,
+    then removes the private frame directory and, when the trainer is gone too, the
+    launcher's directory (logs, sockets). It forks before Blender is imported.
+    """
+    from btgym.private_files import process_gone, remove_owned_tree
+
+    read_end, write_end = os.pipe()
+    if os.fork() != 0:
+        os.close(read_end)
+        _JANITOR_PIPE.append(write_end)  # held open until this process ends
+        return
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C to the group: clean up anyway
+        os.close(write_end)
+        while os.read(read_end, 1):
+            pass
+        remove_owned_tree(frame_directory)
+        if owned and parent_pid is not None and process_gone(parent_pid):
+            remove_owned_tree(owned)
+    finally:
+        os._exit(0)
+
+
+_JANITOR_PIPE: list[int] = []
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     die_with_parent(args.parent_pid)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
+    from btgym.frame_files import WRITER
+
+    if sys.platform.startswith("linux"):
+        start_janitor(WRITER.directory, args.remove_with_parent, args.parent_pid)
+    try:
+        return serve(args)
+    finally:
+        WRITER.close()
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Build the scene and serve it until ``close`` or the parent's death."""
     from blender_side.loading import load_scene_class, open_blend_file
     from blender_side.server import Server
     from btgym import protocol

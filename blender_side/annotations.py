@@ -87,8 +87,8 @@ class IdPass:
         world.color = (0.0, 0.0, 0.0)
         self.scene.world = world
         suffix = "exr" if self.depth else "tif"
-        # The writer's prefix: the launcher and the server's exit remove what it names.
-        self.path = os.path.join(WRITER.directory, f"{WRITER.prefix}ids-{id(self)}.{suffix}")
+        # In the server's private frame directory, removed with it at exit.
+        self.path = WRITER.scratch_path(f"ids-{id(self)}.{suffix}")
         self.configure()
 
     def configure(self) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import bpy
 import numpy as np
 
+from btgym.errors import RenderError
 from btgym.frame_files import WRITER
 
 ENGINES = {
@@ -69,7 +70,7 @@ class Renderer:
         self.samples, self.antialiasing = samples, antialiasing
         self.view_transform, self.quiet = view_transform, quiet
         self.scene = scene
-        self.path = WRITER.new_path("tif")  # the file the next render writes
+        self.path = WRITER.new_path("tif")  # the file the next render writes (private dir)
         self.last_frame: np.ndarray | None = None
         self.configure()
 
@@ -112,14 +113,18 @@ class Renderer:
         """Render the scene and return the frame as a new ``(H, W, 3) uint8`` array.
 
         The array is read-only: it views the mapped file, which no later frame reuses.
+        Every render writes a fresh file, also after a failed one (which raises
+        :class:`~btgym.errors.RenderError` for this frame only).
         """
-        render = self.bpy_scene.render
-        if render.filepath != self.path:  # a loaded .blend file may have reset it
-            render.filepath = self.path
-        with _stdout_silenced(self.quiet):
-            bpy.ops.render.render(write_still=True, scene=self.bpy_scene.name)
         path, self.path = self.path, WRITER.new_path("tif")
-        render.filepath = self.path
+        render = self.bpy_scene.render
+        render.filepath = path  # also after a loaded .blend file reset it
+        try:
+            with _stdout_silenced(self.quiet):
+                bpy.ops.render.render(write_still=True, scene=self.bpy_scene.name)
+        except RuntimeError as exc:  # Blender's "cannot save", a failed engine, ...
+            WRITER.discard(path)
+            raise RenderError(f"expected Blender to render a frame to {path}: {exc}") from exc
         self.last_frame = tiff_rgb8(WRITER.map(path), path)
         return self.last_frame
 

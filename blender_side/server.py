@@ -17,13 +17,21 @@ import zmq
 
 from blender_side.scene import Scene
 from btgym import protocol
-from btgym.errors import BtgymError, ProtocolError
-from btgym.frame_files import WRITER, make_probe
+from btgym.errors import BtgymError, LimitError, ObservationError, ProtocolError
+from btgym.frame_files import MAX_FRAMES_HELD, WRITER
 from btgym.security import ZAP_DOMAIN, secure_server
 from btgym.space_codec import space_to_data
 from btgym.validation import check_action
 
+#: Most requests a client may keep in flight while taking frames by reference.
 _MOST_IN_FLIGHT = 64
+#: Requests queued per client connection before ZeroMQ stops reading from it (RCVHWM),
+#: and replies queued per client before further replies to it are dropped (SNDHWM): a
+#: client that never reads cannot pile frames up in the server.
+QUEUED_REQUESTS = 16
+QUEUED_REPLIES = 16
+#: ``BTGYM_CHECK_OBSERVATIONS=1``: check every observation against the scene's space.
+CHECK_OBSERVATIONS_VARIABLE = "BTGYM_CHECK_OBSERVATIONS"
 
 
 class Server:
@@ -32,6 +40,10 @@ class Server:
     ``bind`` is a ZeroMQ address; port ``0`` (or ``*``) lets the OS pick a free port,
     readable afterwards from :attr:`address`. ``parent_pid``: stop serving when that
     process is gone (checked every ``watchdog_interval`` seconds).
+    ``max_message_bytes`` bounds a whole request (all its frames); ZeroMQ also drops a
+    peer sending one frame larger than that. ``check_observations`` (default: the
+    ``BTGYM_CHECK_OBSERVATIONS`` environment variable) checks every observation
+    against the observation space, naming the scene and the space when one is outside.
     """
 
     def __init__(
@@ -45,8 +57,12 @@ class Server:
         context: zmq.Context | None = None,
         curve_secret: str | None = None,
         curve_clients: str | None = None,
+        check_observations: bool | None = None,
     ) -> None:
         self.scene = scene
+        if check_observations is None:
+            check_observations = os.environ.get(CHECK_OBSERVATIONS_VARIABLE, "0") == "1"
+        self.check_observations = check_observations
         self.instance = instance
         self.parent_pid = parent_pid
         self.max_message_bytes = max_message_bytes
@@ -55,6 +71,8 @@ class Server:
         self.socket = self.context.socket(zmq.REP)
         self.socket.setsockopt(zmq.LINGER, 1000)
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+        self.socket.setsockopt(zmq.RCVHWM, QUEUED_REQUESTS)
+        self.socket.setsockopt(zmq.SNDHWM, QUEUED_REPLIES)
         self.socket.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
         # Off loopback, CURVE is required: only listed client keys get in, traffic encrypted.
         self.authenticator = secure_server(
@@ -106,22 +124,28 @@ class Server:
         """Answer one request's frames with reply frames; never raises."""
         self._remove_probe()  # a hello's client reads it before its next request
         try:
+            size = sum(len(frame) for frame in frames)
+            if size > self.max_message_bytes:
+                raise LimitError(
+                    f"expected a request of at most {self.max_message_bytes} bytes "
+                    f"(max_message_bytes), got {size} bytes in {len(frames)} frames"
+                )
             message = protocol.decode(frames)
             handler = self._handlers.get(message.kind)
             if handler is None:
                 raise ProtocolError(
-                    f"expected an operation in {list(self._handlers)}, got {message.kind!r}"
+                    f"expected an operation in {list(self._handlers)}, "
+                    f"got {protocol.preview(message.kind)}"
                 )
             body = message.body if message.body is not None else {}
             if not isinstance(body, dict):
                 raise ProtocolError(
-                    f"expected the {message.kind!r} request body as a map, "
+                    f"expected the {protocol.preview(message.kind)} request body as a map, "
                     f"got {type(body).__name__}"
                 )
             # A client on this host that can map our frame files says how many requests it
             # keeps in flight; names older than that are removed (it has mapped them).
-            keep = body.get("frame_files")
-            keep = keep if isinstance(keep, int) and 1 <= keep <= _MOST_IN_FLIGHT else None
+            keep = _frames_kept(body, message.kind)
             self.frame_files.begin_request(self.requests_served + 1, keep)
             body = handler(body)
             locate = self.frame_files.locate if keep is not None else None
@@ -130,13 +154,17 @@ class Server:
             return self._error_reply(exc)
 
     def _error_reply(self, exc: BaseException) -> list[Any]:
-        text = "" if isinstance(exc, ProtocolError) else traceback.format_exc()
+        """An ``error`` reply for ``exc``, bounded, and built even when ``exc`` misbehaves."""
+        try:
+            text = "" if isinstance(exc, ProtocolError) else traceback.format_exc()
+        except Exception:  # noqa: BLE001 - a broken __str__ inside the traceback
+            text = f"<traceback unavailable: {type(exc).__name__} could not be formatted>"
         try:
             return protocol.encode(
                 protocol.REPLY_ERROR, protocol.error_body(exc, text, self.instance)
             )
-        except BtgymError:  # a message that cannot be encoded: send its repr instead
-            fallback = RuntimeError(repr(exc))
+        except BtgymError:  # a message that cannot be encoded: send a plain description
+            fallback = RuntimeError(f"{type(exc).__name__} (its message could not be encoded)")
             return protocol.encode(
                 protocol.REPLY_ERROR, protocol.error_body(fallback, text, self.instance)
             )
@@ -162,7 +190,7 @@ class Server:
 
     # -- operations ------------------------------------------------------------------
     def _hello(self, body: dict[str, Any]) -> dict[str, Any]:
-        probe = make_probe(self.frame_files.directory)  # lets a client on this host prove it
+        probe = self.frame_files.make_probe()  # lets a client on this host prove it
         if probe is not None:
             self._probe_path = os.path.join(probe["directory"], probe["probe"])
         return {
@@ -184,7 +212,7 @@ class Server:
         if options is not None and not isinstance(options, dict):
             raise ValueError(f"expected options as a dict or None, got {type(options).__name__}")
         observation, info = self.scene.reset(seed=seed, options=options)
-        return {"obs": observation, "info": info or {}}
+        return {"obs": self._checked(observation, "reset"), "info": info or {}}
 
     def _step(self, body: dict[str, Any]) -> dict[str, Any]:
         if "action" not in body:
@@ -192,7 +220,7 @@ class Server:
         action = check_action(self.scene.action_space, body["action"])
         observation, reward, terminated, truncated, info = self.scene.step(action)
         reply = {
-            "obs": observation,
+            "obs": self._checked(observation, "step"),
             "reward": float(reward),
             "terminated": bool(terminated),
             "truncated": bool(truncated),
@@ -205,7 +233,8 @@ class Server:
             reply["final_obs"], reply["final_info"] = reply["obs"], reply["info"]
             seed = int(self.scene.np_random.integers(2**31))
             observation, info = self.scene.autoreset(seed)
-            reply["obs"], reply["info"], reply["reset_seed"] = observation, info or {}, seed
+            reply["obs"], reply["info"] = self._checked(observation, "autoreset"), info or {}
+            reply["reset_seed"] = seed
         return reply
 
     def _steps(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -244,11 +273,54 @@ class Server:
         return {"result": result}
 
     def _ping(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {"instance": self.instance, "time": time.time(), "served": self.requests_served}
+        return {
+            "instance": self.instance,
+            "time": time.time(),
+            "served": self.requests_served,
+            "frames_held": self.frame_files.held,
+        }
 
     def _close(self, body: dict[str, Any]) -> dict[str, Any]:
         self._running = False
         return {"instance": self.instance}
+
+    def _checked(self, observation: Any, where: str) -> Any:
+        """``observation``, after checking it against the space in debug mode."""
+        if self.check_observations and not self.scene.observation_space.contains(observation):
+            raise ObservationError(
+                f"expected {type(self.scene).__name__}.{where} to return an observation in "
+                f"{self.scene.observation_space}, got {_describe(observation)}"
+            )
+        return observation
+
+
+def _frames_kept(body: dict[str, Any], kind: str) -> int | None:
+    """How many requests' frame files the client keeps (None: it takes bytes); bounded."""
+    keep = body.get("frame_files")
+    if not isinstance(keep, int) or isinstance(keep, bool) or not 1 <= keep <= _MOST_IN_FLIGHT:
+        return None
+    actions = body.get("actions") if kind == "steps" else None
+    frames = keep * (len(actions) if isinstance(actions, list) else 1)
+    if frames > MAX_FRAMES_HELD:
+        raise LimitError(
+            f"expected at most {MAX_FRAMES_HELD} frame files kept for a client (frame_files x "
+            f"steps per request), got {keep} x {frames // keep} = {frames}"
+        )
+    return keep
+
+
+def _describe(value: Any) -> str:
+    """A short description of a value for error messages (arrays by dtype, shape, range)."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        if value.size and value.dtype.kind in "biuf":
+            return f"array {value.dtype} {value.shape} in [{value.min()}, {value.max()}]"
+        return f"array {value.dtype} {value.shape}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_describe(v)}" for k, v in list(value.items())[:8]) + "}"
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _with_port_wildcard(address: str) -> str:

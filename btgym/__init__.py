@@ -6,7 +6,7 @@ Heavy parts (torch, stable-baselines3) are imported only by the modules that nee
 
 from btgym.env import BlenderEnv
 from btgym.errors import BtgymError
-from btgym.launcher import Launcher, launch
+from btgym.launcher import Launcher
 from btgym.registration import register_builtin, register_scene
 from btgym.vector_env import BlenderVectorEnv
 
@@ -20,6 +20,5 @@ __all__ = [
     "BtgymError",
     "Launcher",
     "__version__",
-    "launch",
     "register_scene",
 ]

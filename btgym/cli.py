@@ -6,7 +6,15 @@ starts ``n`` instances of a scene on this machine, writes a launch-info file (sc
 addresses, the server's public key) that a trainer elsewhere loads with
 :func:`load_launch_info`, and serves until interrupted. Off loopback, CURVE keys are
 required: ``--keys DIR`` must hold ``server.key_secret`` and a ``clients/`` directory of
-authorized client public keys (``btgym keys DIR`` creates them).
+authorized client public keys.
+
+    btgym keys keys/ --clients trainer
+
+creates them: ``keys/server.key`` and ``keys/server.key_secret`` for the server, and per
+client ``keys/trainer.key`` and ``keys/trainer.key_secret`` (for the trainer's
+``ClientKeys.load("keys/trainer.key_secret", "keys/server.key")``), with only the public
+key copied into the allow-list ``keys/clients/trainer.key``. It refuses a directory that
+already holds keys unless ``--force`` is given.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from typing import Any
 
 from btgym import protocol
 from btgym.launcher import Launcher
-from btgym.security import generate_keys, is_loopback
+from btgym.security import allow_client, check_key_name, generate_keys, is_loopback
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -74,12 +82,50 @@ def load_launch_info(path: str | Path) -> dict[str, Any]:
     return info
 
 
+def _existing_keys(root: Path) -> list[Path]:
+    """Key files already in a ``btgym keys`` directory (its top level and ``clients/``)."""
+    patterns = ("*.key", "*.key_secret", "clients/*.key")
+    return sorted(path for pattern in patterns for path in root.glob(pattern))
+
+
+def _client_name(name: str) -> str:
+    """An argparse type: a client name usable as a key file name, and not the server's."""
+    try:
+        check_key_name(name)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    if name == "server":
+        raise argparse.ArgumentTypeError("expected client names other than 'server', got 'server'")
+    return name
+
+
+def _usage_error(message: str) -> int:
+    print(f"btgym keys: {message}", file=sys.stderr)
+    return 2
+
+
 def keys(args: argparse.Namespace) -> int:
+    """Server keys, a key pair per client and an allow-list of their public keys."""
     root = Path(args.directory)
-    generate_keys(root, "server")
-    for name in args.clients:
-        generate_keys(root / "clients", name)
-    print(f"server keys in {root}; client keys in {root / 'clients'}")
+    clients = list(dict.fromkeys(args.clients))
+    existing = _existing_keys(root)
+    if existing and not args.force:
+        return _usage_error(
+            f"expected a directory without keys, got {len(existing)} key files in {root} "
+            f"(e.g. {existing[0]}); pass --force to replace them"
+        )
+    try:
+        generate_keys(root, "server", force=args.force)
+        for name in clients:
+            public, _ = generate_keys(root, name, force=args.force)
+            allow_client(root / "clients", public, force=args.force)
+    except FileExistsError as exc:  # keys made meanwhile
+        return _usage_error(str(exc))
+    others = sorted({p.stem for p in (root / "clients").glob("*.key")} - set(clients))
+    print(f"server keys in {root}; client key pairs in {root}; allow-list in {root / 'clients'}")
+    if others:
+        allowed = ", ".join(others)
+        print(f"note: {root / 'clients'} also allows {allowed} (delete their files to revoke)")
     return 0
 
 
@@ -100,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--log-dir", default=None)
     make_keys = commands.add_parser("keys", help="create CURVE keys for a server and clients")
     make_keys.add_argument("directory")
-    make_keys.add_argument("--clients", nargs="+", default=["trainer"])
+    make_keys.add_argument("--clients", nargs="+", type=_client_name, default=["trainer"])
+    make_keys.add_argument("--force", action="store_true", help="replace existing keys")
     args = parser.parse_args(argv)
     return {"serve": serve, "keys": keys}[args.command](args)
 

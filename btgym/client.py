@@ -11,28 +11,42 @@ Between processes on one host, frames travel by reference to the renderer's outp
 file once ``hello`` has proved the client can read the server's files
 (:mod:`btgym.frame_files`); ``frame_files=False`` or ``BTGYM_FRAME_FILES=0`` keeps
 every byte on the socket.
+
+A client is safe to share between threads: requests are serialized by a lock (a REQ
+socket carries one request at a time). It belongs to the process that created it: in
+a forked child every use raises :class:`~btgym.errors.UsedAfterForkError` at once,
+and closing it there leaves the parent's socket alone. A handshake that a CURVE server
+refuses is reported as :class:`~btgym.errors.AuthenticationError` (from ZeroMQ's
+socket monitor), not as a timeout.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from btgym import protocol
 from btgym.errors import (
+    AuthenticationError,
     ClosedError,
     DecodeError,
     EncodeError,
     InstanceDiedError,
     InstanceTimeoutError,
     InvalidActionError,
+    LimitError,
+    ObservationError,
     ProtocolError,
     RemoteError,
+    RenderError,
     SpaceError,
+    UsedAfterForkError,
     VersionMismatchError,
 )
 from btgym.frame_files import FrameFileReader
@@ -40,6 +54,12 @@ from btgym.security import ClientKeys
 
 IDEMPOTENT = frozenset({"hello", "ping"})
 _POLL_SLICE_MS = 100
+#: Monitor events that mean the server refused our handshake.
+_HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
 
 
 class Client:
@@ -71,7 +91,10 @@ class Client:
         self._is_alive = is_alive
         self._log_tail = log_tail
         self._context = context or zmq.Context.instance()
+        self._pid = os.getpid()
+        self._lock = threading.RLock()
         self._socket: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None
         self._pending: str | None = None
         self.max_message_bytes: int | None = None  # learnt from the server in hello()
         self.use_frame_files = frame_files and os.environ.get("BTGYM_FRAME_FILES", "1") != "0"
@@ -84,31 +107,38 @@ class Client:
     def request(self, op: str, body: Any = None, timeout: float | None = None) -> Any:
         """Send ``op`` with ``body``, wait for the reply and return its body."""
         attempts = 1 + (self.retries if op in IDEMPOTENT else 0)
-        for attempt in range(attempts):
-            self.send(op, body)
-            try:
-                return self.recv(timeout)
-            except InstanceTimeoutError:
-                if attempt + 1 == attempts:
-                    raise
+        with self._lock:
+            for attempt in range(attempts):
+                self.send(op, body)
+                try:
+                    return self.recv(timeout)
+                except InstanceTimeoutError:
+                    if attempt + 1 == attempts:
+                        raise
         raise AssertionError("unreachable")
 
     def send(self, op: str, body: Any = None) -> None:
         """Send a request without waiting; pair every ``send`` with one :meth:`recv`."""
+        with self._lock:
+            self._send(op, body)
+
+    def _send(self, op: str, body: Any) -> None:
         self._check_open()
         if self._pending is not None:
             raise ProtocolError(
-                f"expected a reply to {self._pending!r} to be received before sending {op!r}"
+                f"expected a reply to {self._pending!r} to be received before sending {op!r} "
+                "(one request at a time per client: several threads must use request(), "
+                "which waits its turn, not send()/recv())"
             )
         if self.frame_files is not None and (body is None or isinstance(body, dict)):
             body = {**(body or {}), "frame_files": 1}  # one request in flight
         frames = protocol.encode(op, body)
         if self.max_message_bytes is not None:
-            largest = max(memoryview(frame).nbytes for frame in frames)
-            if largest > self.max_message_bytes:
-                raise ProtocolError(
-                    f"expected frames of at most {self.max_message_bytes} bytes for "
-                    f"{self._where()}, got one of {largest} bytes in {op!r}"
+            total = sum(memoryview(frame).nbytes for frame in frames)
+            if total > self.max_message_bytes:
+                raise LimitError(
+                    f"expected a request of at most {self.max_message_bytes} bytes for "
+                    f"{self._where()}, got {total} bytes in {op!r}"
                 )
         assert self._socket is not None
         self._socket.send_multipart(frames, copy=False)
@@ -116,6 +146,10 @@ class Client:
 
     def recv(self, timeout: float | None = None) -> Any:
         """Wait for the reply to the pending request; raise on error replies and timeouts."""
+        with self._lock:
+            return self._recv(timeout)
+
+    def _recv(self, timeout: float | None) -> Any:
         self._check_open()
         if self._pending is None:
             raise ProtocolError("expected a pending request before recv(), got none")
@@ -136,6 +170,16 @@ class Client:
             if self._socket.poll(min(_POLL_SLICE_MS, max(1, int(remaining * 1000)))):
                 frames = self._socket.recv_multipart(copy=False)
                 return self._unpack_reply(op, frames)
+            refused = self._handshake_refused()
+            if refused:
+                self._reopen()
+                raise AuthenticationError(
+                    f"expected {self._where()} to accept our connection for {op!r}, but it "
+                    f"refused the handshake ({refused}): check the client's CURVE keys "
+                    "(curve=ClientKeys.load(...)) and that its public key is in the "
+                    "server's clients directory",
+                    instance=self.instance,
+                )
             if not self.is_alive():
                 self._reopen()
                 raise InstanceDiedError(
@@ -171,13 +215,15 @@ class Client:
         return info
 
     def close(self) -> None:
-        """Close the socket (idempotent)."""
+        """Close the socket (idempotent); in a forked child, only forget it."""
         if self._closed:
             return
         self._closed = True
-        if self._socket is not None:
-            self._socket.close(linger=0)
-            self._socket = None
+        if os.getpid() != self._pid:
+            self._socket = self._monitor = None  # the parent's: never touch it here
+            return
+        self._close_sockets()
+        self._socket = None
 
     @property
     def closed(self) -> bool:
@@ -190,25 +236,51 @@ class Client:
             return message.body
         if message.kind == protocol.REPLY_ERROR:
             raise remote_exception(message.body, self.instance)
-        raise ProtocolError(f"expected an 'ok' or 'error' reply to {op!r}, got {message.kind!r}")
+        raise ProtocolError(
+            f"expected an 'ok' or 'error' reply to {op!r}, got {protocol.preview(message.kind)}"
+        )
 
     def _open_socket(self) -> None:
         socket = self._context.socket(zmq.REQ)
         socket.setsockopt(zmq.LINGER, 0)
         if self.curve is not None:
             self.curve.apply(socket)
+        if self.address.startswith("tcp://"):  # CURVE servers: learn of a refused handshake
+            self._monitor = socket.get_monitor_socket(_HANDSHAKE_FAILED)
         socket.connect(self.address)
         self._socket = socket
 
-    def _reopen(self) -> None:
+    def _handshake_refused(self) -> str:
+        """A description of a handshake failure the monitor reported, or ''."""
+        while self._monitor is not None and self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)
+            if event["event"] & _HANDSHAKE_FAILED:
+                name = zmq.Event(event["event"]).name
+                return f"{name}, code {event['value']}"
+        return ""
+
+    def _close_sockets(self) -> None:
         if self._socket is not None:
+            if self._monitor is not None:
+                self._socket.disable_monitor()
+                self._monitor.close(linger=0)
+                self._monitor = None
             self._socket.close(linger=0)
+
+    def _reopen(self) -> None:
+        self._close_sockets()
         self._pending = None
         self._open_socket()
 
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedError(f"client for {self._where()} is closed")
+        if os.getpid() != self._pid:
+            raise UsedAfterForkError(
+                f"expected the client for {self._where()} to be used by the process that "
+                f"created it (pid {self._pid}), got pid {os.getpid()}: after a fork, make a "
+                "new env in the child (sockets and Blender processes are not inherited)"
+            )
 
     def _where(self) -> str:
         name = f"instance {self.instance}" if self.instance is not None else "server"
@@ -234,7 +306,16 @@ def remote_exception(body: Any, instance: Any) -> Exception:
 
 _SAME_TYPE_ON_BOTH_SIDES: dict[str, type[Exception]] = {
     cls.__name__: cls
-    for cls in (ProtocolError, DecodeError, EncodeError, InvalidActionError, SpaceError)
+    for cls in (
+        ProtocolError,
+        DecodeError,
+        EncodeError,
+        LimitError,
+        InvalidActionError,
+        ObservationError,
+        RenderError,
+        SpaceError,
+    )
 }
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gymnasium import spaces
@@ -24,9 +25,19 @@ class Connection:
     launcher: Launcher | None
     action_space: spaces.Space
     observation_space: spaces.Space
+    owner_pid: int = field(default_factory=os.getpid)
 
     def close(self) -> None:
-        """Ask launched instances to stop, close every client, reap the processes (idempotent)."""
+        """Ask launched instances to stop, close every client, reap the processes (idempotent).
+
+        In a forked child nothing is sent or stopped: the instances are the parent's.
+        """
+        if os.getpid() != self.owner_pid:
+            for client in self.clients:
+                client.close()
+            if self.launcher is not None:
+                self.launcher.close()
+            return
         try:
             if self.launcher is not None:
                 _close_servers(self.clients)

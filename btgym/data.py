@@ -39,6 +39,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 import btgym  # noqa: F401  (registers the env ids)
 from btgym import protocol
+from btgym.client import Client
 from btgym.connection import Connection, connect, instance_keys
 from btgym.errors import InstanceDiedError, InstanceTimeoutError
 from btgym.pipeline import PipelinedClient
@@ -309,6 +310,7 @@ class _Stream:
         self.poller.unregister(old.socket)
         del self.by_socket[old.socket]
         old.close()
+        keys = instance_keys(launcher, instance, self.dataset.curve)
         pipe = PipelinedClient(
             str(instance.address),
             self.dataset.depth,
@@ -316,8 +318,8 @@ class _Stream:
             instance=env_id,
             is_alive=instance.is_alive,
             log_tail=instance.log_tail,
-            curve=instance_keys(launcher, instance, self.dataset.curve),
-            frame_files=old.frame_files,  # same host and directory as the old instance
+            curve=keys,
+            frame_files=_frame_files_of(instance, keys, self.dataset.timeout),  # a new directory
         )
         self.pipes[env_id] = pipe
         self.by_socket[pipe.socket] = env_id
@@ -457,6 +459,16 @@ def _stack(arrays: list[Any]) -> torch.Tensor:
     out = torch.empty(0, dtype=dtype).set_(storage, 0, (len(arrays), *first.shape))
     np.stack(arrays, out=out.numpy())
     return out
+
+
+def _frame_files_of(instance: Any, curve: Any, timeout: float) -> Any:
+    """The frame-file reader for a fresh instance (its own private directory), or None."""
+    client = Client(str(instance.address), timeout, instance=instance.index, curve=curve)
+    try:
+        client.hello()
+        return client.frame_files
+    finally:
+        client.close()
 
 
 def _episode_seed(seed: int, env_id: int, episode: int) -> int:

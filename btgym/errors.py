@@ -6,15 +6,20 @@ Every error btgym raises derives from :class:`BtgymError`::
     ├── ProtocolError              a message broke the wire protocol
     │   ├── VersionMismatchError   peers speak different protocol versions
     │   ├── DecodeError            bytes that are not a btgym message
-    │   └── EncodeError            a value that cannot travel (no pickle fallback)
+    │   ├── EncodeError            a value that cannot travel (no pickle fallback)
+    │   └── LimitError             a message, queue or frame count over its bound
     ├── SpaceError                 a space that cannot be described on the wire
     ├── InvalidActionError         an action outside the action space (also ValueError)
+    ├── ObservationError           a scene returned an observation outside its space
+    ├── RenderError                the renderer produced no frame for this step
     ├── RemoteError                the scene raised inside Blender (carries the remote traceback)
     ├── InstanceError              a Blender instance is not usable
     │   ├── LaunchError            an instance failed to start or to become ready
     │   ├── InstanceDiedError      an instance's process exited
-    │   └── InstanceTimeoutError   an instance did not answer in time (also TimeoutError)
-    └── ClosedError                the env or client was used after close()
+    │   ├── InstanceTimeoutError   an instance did not answer in time (also TimeoutError)
+    │   └── AuthenticationError    the CURVE handshake failed (also PermissionError)
+    ├── ClosedError                the env or client was used after close()
+    └── UsedAfterForkError         an env, client or launcher used in a forked child
 
 Messages say what was expected and what came.
 """
@@ -50,12 +55,24 @@ class EncodeError(ProtocolError):
     """A value that cannot be sent: btgym never falls back to pickle."""
 
 
+class LimitError(ProtocolError):
+    """A message, a queue or the frames kept for a client went over its documented bound."""
+
+
 class SpaceError(BtgymError):
     """A Gymnasium space that cannot be described on the wire."""
 
 
 class InvalidActionError(BtgymError, ValueError):
     """An action that does not belong to the action space; raised before anything is sent."""
+
+
+class ObservationError(BtgymError, ValueError):
+    """A scene returned an observation outside its observation space (checked in debug mode)."""
+
+
+class RenderError(BtgymError, RuntimeError):
+    """The renderer did not produce a frame for this step; the next step starts afresh."""
 
 
 class RemoteError(BtgymError):
@@ -103,11 +120,24 @@ class InstanceTimeoutError(InstanceError, TimeoutError):
     """A Blender instance did not answer within the timeout."""
 
 
+class AuthenticationError(InstanceError, PermissionError):
+    """The server refused this client's CURVE handshake (no keys, or keys not on its list)."""
+
+
 class ClosedError(BtgymError):
     """An env, client or launcher was used after ``close()``."""
 
 
+class UsedAfterForkError(BtgymError, RuntimeError):
+    """An env, client or launcher was used in a child forked after it was created.
+
+    Sockets and Blender processes belong to the process that opened them: a child must
+    create its own env (or use the ``spawn`` start method).
+    """
+
+
 __all__ = [
+    "AuthenticationError",
     "BtgymError",
     "ClosedError",
     "DecodeError",
@@ -117,8 +147,12 @@ __all__ = [
     "InstanceTimeoutError",
     "InvalidActionError",
     "LaunchError",
+    "LimitError",
+    "ObservationError",
     "ProtocolError",
     "RemoteError",
+    "RenderError",
     "SpaceError",
+    "UsedAfterForkError",
     "VersionMismatchError",
 ]

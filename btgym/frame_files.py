@@ -5,21 +5,26 @@ server maps that file instead of reading it, and a client on the same host maps 
 same pages instead of receiving a megabyte over the socket. The reply then carries
 the file's name and the array's offset in place of the bytes (see ``docs/protocol.md``).
 
-* :class:`FrameFileWriter` (Blender side) names a fresh file per frame, maps it, and
-  removes names once no client can still need them: right away for in-process use
-  and byte-transport clients; for clients that take references, once ``keep`` newer
-  requests have arrived (a client sends its next request only after mapping a reply).
+* :class:`FrameFileWriter` (Blender side) keeps its files in a private directory
+  (``btgym-frames-<pid>-<random>``, mode 0700, made with ``mkdtemp``) under unguessable
+  names, maps each fresh frame, and removes names once no client can still need
+  them: right away for in-process use and byte-transport clients; for clients that
+  take references, once ``keep`` newer requests have arrived (a client sends its
+  next request only after mapping a reply). At most ``MAX_FRAMES_HELD`` names live.
 * :class:`FrameFileReader` (trainer side) maps a referenced file copy-on-write: the
   array is writable and private, and stays valid after the name is removed.
 
 Whether the client sees the server's files is proved at ``hello`` with a probe file
-holding a random token, never assumed (containers, other hosts, NFS all differ).
+holding a random token, never assumed (containers, other hosts, NFS all differ), and
+only for a server running as the same user in a directory no one else can enter:
+another user's server always sends bytes. Every file is opened without following
+symlinks, without blocking on FIFOs, and checked for owner, type and size before it
+is mapped (``docs/security.md``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
 import itertools
 import mmap
 import os
@@ -32,17 +37,31 @@ from typing import Any
 
 import numpy as np
 
-from btgym.errors import DecodeError
+from btgym.errors import DecodeError, RenderError
+from btgym.private_files import (
+    is_private_directory,
+    make_private_directory,
+    open_verified,
+    remove_owned_tree,
+    write_private_file,
+)
 
 #: Names a client accepts in a reference: no directories, no other files.
-NAME_PATTERN = re.compile(r"btgym-frame-\d+-\d+\.[a-z]{3}")
+NAME_PATTERN = re.compile(r"frame-\d+-[0-9a-f]{16}\.[a-z]{3}")
+#: Private frame directories in the shared base directory; group 1 is the server's pid.
+DIRECTORY_PATTERN = re.compile(r"btgym-frames-(\d{1,10})-[A-Za-z0-9_]+")
 #: Frames a client holds keep their pages in the frame directory, so references are
 #: offered only where it is this large (Docker's default /dev/shm is 64 MiB).
 MIN_SHARED_BYTES = 1 << 30
+#: Most frame files a server keeps named for clients at once (the oldest lose their
+#: names first); a request that would need more is refused (``LimitError``).
+MAX_FRAMES_HELD = 128
+#: Longest probe file a client reads.
+_PROBE_BYTES = 64
 
 
 def frame_directory() -> str:
-    """A directory in RAM for per-frame files (``/dev/shm`` where it exists)."""
+    """The shared directory in RAM that holds private frame directories (``/dev/shm``)."""
     shm = "/dev/shm"
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
 
@@ -56,23 +75,56 @@ class _FrameMap(mmap.mmap):
 
 
 class FrameFileWriter:
-    """Names, maps and removes one process's frame files (Blender side)."""
+    """Names, maps and removes one process's frame files (Blender side).
 
-    def __init__(self, directory: str | None = None) -> None:
-        self.directory = directory or frame_directory()
-        self.prefix = f"btgym-frame-{os.getpid()}-"
+    The private directory is made on first use, in the process that uses it; only
+    that process removes it (:meth:`close`), so a forked child cannot delete it.
+    """
+
+    def __init__(self, base: str | None = None) -> None:
+        self.base = base or frame_directory()
+        self._directory: str | None = None
+        self._owner_pid: int | None = None
         self._counter = itertools.count()
         self.request = 0  # number of the request being served; 0 outside a server
         self.keep: int | None = None  # None: remove names as soon as they are mapped
         self._held: deque[tuple[int, _FrameMap]] = deque()
 
+    @property
+    def directory(self) -> str:
+        """This process's private frame directory (0700), made on first use."""
+        if self._directory is None or self._owner_pid != os.getpid():
+            self._directory = make_private_directory(self.base, f"btgym-frames-{os.getpid()}-")
+            self._owner_pid = os.getpid()
+        return self._directory
+
+    @property
+    def held(self) -> int:
+        """How many frame files are named for clients right now."""
+        return len(self._held)
+
     def new_path(self, suffix: str = "tif") -> str:
-        """A path no earlier frame used (``suffix``: three lowercase letters)."""
-        return os.path.join(self.directory, f"{self.prefix}{next(self._counter)}.{suffix}")
+        """A path no earlier frame used and no one can guess (``suffix``: 3 lowercase letters)."""
+        name = f"frame-{next(self._counter)}-{secrets.token_hex(8)}.{suffix}"
+        return os.path.join(self.directory, name)
+
+    def scratch_path(self, name: str) -> str:
+        """A fixed path in the private directory for a file rewritten every frame."""
+        return os.path.join(self.directory, name)
 
     def map(self, path: str) -> np.ndarray:
-        """The file's bytes as a read-only ``uint8`` array over a shared mapping."""
-        fd = os.open(path, os.O_RDONLY)
+        """The file's bytes as a read-only ``uint8`` array over a shared mapping.
+
+        Raises :class:`RenderError` when the renderer left no regular file of ours there.
+        """
+        try:
+            fd = open_verified(path, min_size=1)
+        except OSError as exc:
+            self.discard(path)
+            raise RenderError(
+                f"expected the renderer to write a frame to {path}, got none ({exc}); "
+                "the instance's log says why (e.g. 'cannot save'); the next step uses a new file"
+            ) from exc
         try:
             mapping = _FrameMap(fd, 0, access=mmap.ACCESS_READ)
         finally:
@@ -83,7 +135,17 @@ class FrameFileWriter:
             _unname(mapping)  # the mapping outlives the name
         else:
             self._held.append((self.request, mapping))
+            while len(self._held) > MAX_FRAMES_HELD:
+                _unname(self._held.popleft()[1])
         return data
+
+    def discard(self, path: str) -> None:
+        """Remove what a failed render left at ``path`` (a partial file, a directory)."""
+        with contextlib.suppress(OSError):
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.rmdir(path)
+            else:
+                os.remove(path)
 
     def begin_request(self, number: int, keep: int | None) -> None:
         """Request ``number`` arrived from a client that keeps ``keep`` replies in flight.
@@ -107,13 +169,29 @@ class FrameFileWriter:
             return None
         return [os.path.basename(base.path), array.ctypes.data - base.start]
 
+    def make_probe(self) -> dict[str, Any] | None:
+        """Write a probe file for ``hello``; a client that reads its token shares our files.
+
+        ``None`` (no offer) where the base directory holds less than ``MIN_SHARED_BYTES``.
+        """
+        if shutil.disk_usage(self.base).total < MIN_SHARED_BYTES:
+            return None
+        token = secrets.token_hex(16)
+        path = self.new_path("txt")
+        write_private_file(path, token.encode())
+        return {
+            "directory": self.directory,
+            "probe": os.path.basename(path),
+            "token": token,
+        }
+
     def close(self) -> None:
-        """Remove every name still held and every other file of ours (the server is stopping)."""
+        """Remove every name still held and the private directory (the server is stopping)."""
         while self._held:
             _unname(self._held.popleft()[1])
-        for path in glob.glob(os.path.join(glob.escape(self.directory), self.prefix + "*")):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+        if self._directory is not None and self._owner_pid == os.getpid():
+            remove_owned_tree(self._directory)
+            self._directory = None
 
 
 def _unname(mapping: _FrameMap) -> None:
@@ -126,20 +204,6 @@ def _unname(mapping: _FrameMap) -> None:
 WRITER = FrameFileWriter()
 
 
-def make_probe(directory: str) -> dict[str, str] | None:
-    """Write a probe file for ``hello``; a client that reads its token shares our files.
-
-    ``None`` (no offer) where the directory holds less than ``MIN_SHARED_BYTES``.
-    """
-    if shutil.disk_usage(directory).total < MIN_SHARED_BYTES:
-        return None
-    token = secrets.token_hex(16)
-    name = f"btgym-frame-{os.getpid()}-{secrets.randbelow(10**9)}.txt"
-    with open(os.path.join(directory, name), "w") as f:
-        f.write(token)
-    return {"directory": directory, "probe": name, "token": token}
-
-
 class FrameFileReader:
     """Maps frames a server on this host referenced (trainer side)."""
 
@@ -148,42 +212,50 @@ class FrameFileReader:
 
     @classmethod
     def from_hello(cls, offer: Any) -> FrameFileReader | None:
-        """A reader when the server's probe file is readable here with its token, else None."""
+        """A reader when the server's probe file is readable here with its token, else None.
+
+        Only a private directory of this user qualifies: a server of another user (or a
+        directory someone else could write to) gets no references, only bytes.
+        """
         if not isinstance(offer, dict):
             return None
         directory, probe, token = offer.get("directory"), offer.get("probe"), offer.get("token")
         if not all(isinstance(v, str) and v for v in (directory, probe, token)):
             return None
-        if not NAME_PATTERN.fullmatch(str(probe)):
+        if not NAME_PATTERN.fullmatch(str(probe)) or not is_private_directory(str(directory)):
             return None
         try:
-            with open(os.path.join(str(directory), str(probe))) as f:
-                found = f.read(256)
+            fd = open_verified(os.path.join(str(directory), str(probe)), max_size=_PROBE_BYTES)
         except OSError:
             return None
+        try:
+            found = os.read(fd, _PROBE_BYTES).decode("ascii", "replace")
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
         return cls(str(directory)) if secrets.compare_digest(found, str(token)) else None
 
     def buffer(self, name: Any, offset: Any, nbytes: int) -> memoryview:
         """``nbytes`` at ``offset`` of frame file ``name``, mapped copy-on-write."""
         if not (isinstance(name, str) and NAME_PATTERN.fullmatch(name)):
             raise DecodeError(f"expected a btgym frame file name, got {name!r:.80}")
-        if not (isinstance(offset, int) and offset >= 0):
+        if not (isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0):
             raise DecodeError(f"expected a non-negative file offset, got {offset!r:.80}")
         path = os.path.join(self.directory, name)
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = open_verified(path, min_size=offset + nbytes)
         except FileNotFoundError as exc:
             raise DecodeError(
                 f"expected frame file {path} to exist, got none: another client of the same "
                 "server may have released it (connect with frame_files=False to share a server)"
             ) from exc
+        except OSError as exc:
+            raise DecodeError(
+                f"expected {nbytes} bytes at offset {offset} of a regular frame file of ours, "
+                f"got {exc}"
+            ) from exc
         try:
-            size = os.fstat(fd).st_size
-            if offset + nbytes > size:
-                raise DecodeError(
-                    f"expected {nbytes} bytes at offset {offset} of {path}, "
-                    f"got a file of {size} bytes"
-                )
             if nbytes == 0:
                 return memoryview(bytearray())
             mapping = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
@@ -193,10 +265,11 @@ class FrameFileReader:
 
 
 __all__ = [
+    "DIRECTORY_PATTERN",
+    "MAX_FRAMES_HELD",
     "NAME_PATTERN",
     "WRITER",
     "FrameFileReader",
     "FrameFileWriter",
     "frame_directory",
-    "make_probe",
 ]

@@ -4,21 +4,26 @@ By default each instance is ``sys.executable -m blender_side`` using the pip ``b
 module; pass ``blender=`` (or set ``BTGYM_BLENDER``) to use a Blender binary instead.
 Every process gets its own id, seed and log file, and dies with the trainer: on
 ``close()``, at interpreter exit, and when the trainer is killed (Linux parent-death
-signal plus a watchdog in the server).
+signal plus a watchdog in the server). Processes are started from one thread that
+lives as long as the trainer process, so the parent-death signal (which Linux ties
+to the thread that forked the child) fires when the process dies, not when the
+thread that created the env ends. A launcher belongs to the process that made it: a
+forked child can neither use it nor stop its instances (:class:`UsedAfterForkError`).
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
-import glob
 import json
 import os
+import queue
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -26,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 
-from btgym.errors import ClosedError, LaunchError
+from btgym.errors import ClosedError, LaunchError, UsedAfterForkError
+from btgym.frame_files import DIRECTORY_PATTERN, frame_directory
+from btgym.private_files import make_private_directory, remove_owned_tree, sweep
 
 #: Longest Unix-domain socket path ZeroMQ accepts (``sun_path`` is 108 bytes on Linux).
 IPC_PATH_MAX = 100
@@ -74,44 +80,78 @@ class Instance:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(KILL_WAIT)  # SIGKILL cannot be ignored; reaping can lag
-        remove_frame_files(self.process.pid)
+
+    def exit_description(self) -> str:
+        """How the process ended ("exited with code 3", "killed by SIGKILL"), or that it runs."""
+        return describe_exit(self.process.poll())
 
 
-#: Where servers may write frame files (``btgym.frame_files.frame_directory`` picks one).
-_FRAME_DIRECTORIES = frozenset({"/dev/shm", tempfile.gettempdir()})
+def describe_exit(code: int | None) -> str:
+    """A return code as words: Popen gives ``-N`` for death by signal ``N``."""
+    if code is None:
+        return "still running (hung or unresponsive)"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
 
 
-def remove_frame_files(pid: int) -> None:
-    """Remove the frame files a stopped server process left in shared memory.
+#: Launcher directories in the temporary directory; group 1 is the trainer's pid.
+RUN_DIRECTORY_PATTERN = re.compile(r"btgym-run-(\d{1,10})-[A-Za-z0-9_]+")
 
-    The name pattern is the one :class:`btgym.frame_files.FrameFileWriter` uses.
+
+def remove_stale_files() -> int:
+    """Remove our frame and launcher directories whose process is gone; return how many.
+
+    A server killed with its trainer leaves them to its janitor process (which removes
+    them within moments); this sweep catches what even that missed. Only directories of
+    this user whose names parse are touched; anything planted by others is left alone.
     """
-    for directory in _FRAME_DIRECTORIES:
-        for path in glob.glob(os.path.join(directory, f"btgym-frame-{pid}-*")):
-            with contextlib.suppress(OSError):
-                os.remove(path)
+    bases = dict.fromkeys([frame_directory(), "/dev/shm", tempfile.gettempdir()])
+    removed = sum(sweep(base, DIRECTORY_PATTERN) for base in bases if os.path.isdir(base))
+    return removed + sweep(tempfile.gettempdir(), RUN_DIRECTORY_PATTERN)
 
 
-_FRAME_FILE_OWNER = re.compile(r"btgym-(?:frame|ids)-(\d+)-")
+class _Spawner:
+    """Starts child processes from one daemon thread that lives as long as the process.
 
-
-def remove_stale_frame_files() -> int:
-    """Remove frame files of servers that are gone; return how many were removed.
-
-    A server killed with its trainer (parent-death SIGKILL) cannot clean up after
-    itself, and nobody is left to do it; the next launch does. Files of live processes
-    (other trainers' servers) are left alone.
+    Linux's parent-death signal fires when the *thread* that forked a child exits; a
+    Blender server started from a worker thread (a ThreadPoolExecutor, a DataLoader
+    helper) would die with that thread. A fork gets a fresh spawner in the child.
     """
-    removed = 0
-    for directory in _FRAME_DIRECTORIES:
-        for path in glob.glob(os.path.join(directory, "btgym-*-*")):
-            match = _FRAME_FILE_OWNER.match(os.path.basename(path))
-            if match is None or psutil.pid_exists(int(match.group(1))):
-                continue
-            with contextlib.suppress(OSError):
-                os.remove(path)
-                removed += 1
-    return removed
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._pid: int | None = None
+
+    def popen(self, args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        """``subprocess.Popen(args, **kwargs)``, run on the spawner thread."""
+        with self._lock:
+            if self._pid != os.getpid():  # first use, or a fork: start this process's thread
+                self._requests = queue.SimpleQueue()
+                threading.Thread(target=self._serve, name="btgym-spawner", daemon=True).start()
+                self._pid = os.getpid()
+        done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._requests.put((args, kwargs, done))
+        outcome = done.get(timeout=60.0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def _serve(self) -> None:
+        requests = self._requests
+        while True:
+            args, kwargs, done = requests.get()
+            try:
+                done.put(subprocess.Popen(args, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                done.put(exc)
+
+
+_SPAWNER = _Spawner()
 
 
 def blender_command(blender: str | None) -> list[str]:
@@ -155,6 +195,12 @@ class InstanceSet:
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedError(f"{type(self).__name__} is closed")
+        owner = getattr(self, "_owner_pid", None)
+        if owner is not None and owner != os.getpid():
+            raise UsedAfterForkError(
+                f"expected {type(self).__name__} to be used by the process that created it "
+                f"(pid {owner}), got pid {os.getpid()}: a forked child must start its own"
+            )
 
 
 class Launcher(InstanceSet):
@@ -210,9 +256,11 @@ class Launcher(InstanceSet):
             if curve_secret is not None
             else []
         )
-        self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="btgym-"))
+        self._owner_pid = os.getpid()
+        run_prefix = f"btgym-run-{os.getpid()}-"
+        self.log_dir = Path(log_dir or make_private_directory(tempfile.gettempdir(), run_prefix))
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_frame_files()
+        remove_stale_files()
         self.instances: list[Instance] = []
         self._closed = False
         _LIVE_LAUNCHERS.add(self)
@@ -258,6 +306,8 @@ class Launcher(InstanceSet):
             args += ["--blend", os.path.abspath(blend_file)]
         if self.max_message_bytes:
             args += ["--max-message-bytes", str(self.max_message_bytes)]
+        if self._own_log_dir and not self.keep_logs:  # the janitor's to remove if we are killed
+            args += ["--remove-with-parent", str(self.log_dir)]
         args += self.curve_args
         # Blender's temporary directory goes inside the log directory, so that whatever a
         # killed instance leaves there is removed with it.
@@ -266,7 +316,7 @@ class Launcher(InstanceSet):
         with open(log_path, "ab") as log:
             log.write(f"--- btgym: starting instance {index} (seed {seed}) ---\n".encode())
             log.flush()
-            process = subprocess.Popen(
+            process = _SPAWNER.popen(
                 args,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -299,7 +349,7 @@ class Launcher(InstanceSet):
             raise LaunchError(
                 f"expected Blender instance {index} to stay up, but it needed {len(recent)} "
                 f"restarts within {self.restart_window:g} s (max_restarts={self.max_restarts}); "
-                "giving up",
+                f"giving up; its last process {old.exit_description()}",
                 instance=index,
                 log_tail=old.log_tail(),
             )
@@ -310,7 +360,8 @@ class Launcher(InstanceSet):
             raise LaunchError(
                 f"expected Blender instance {index} to stay up, but it was restarted "
                 f"{self.total_restarts[index]} times (max_lifetime_restarts="
-                f"{self.max_lifetime_restarts}); giving up",
+                f"{self.max_lifetime_restarts}); giving up; its last process "
+                f"{old.exit_description()}",
                 instance=index,
                 log_tail=old.log_tail(),
             )
@@ -334,7 +385,7 @@ class Launcher(InstanceSet):
                 elif not instance.is_alive():
                     raise LaunchError(
                         f"expected Blender instance {instance.index} ({self.scene}) to become "
-                        f"ready, but it exited with code {instance.process.returncode}",
+                        f"ready, but it {instance.exit_description()}",
                         instance=instance.index,
                         log_tail=instance.log_tail(),
                     )
@@ -355,14 +406,16 @@ class Launcher(InstanceSet):
         if self._closed:
             return
         self._closed = True
+        _LIVE_LAUNCHERS.discard(self)
+        if os.getpid() != self._owner_pid:
+            return  # a forked child: the instances and files are the parent's
         for instance in self.instances:
             if instance.process.poll() is None:
                 instance.process.terminate()
         for instance in self.instances:
             instance.stop(grace)
-        _LIVE_LAUNCHERS.discard(self)
         if self._own_log_dir and not self.keep_logs:
-            shutil.rmtree(self.log_dir, ignore_errors=True)
+            remove_owned_tree(str(self.log_dir))
 
     @property
     def closed(self) -> bool:
@@ -396,9 +449,4 @@ def _close_all() -> None:
 atexit.register(_close_all)
 
 
-def launch(scene: str, num_instances: int = 1, **kwargs: Any) -> Launcher:
-    """Shorthand for :class:`Launcher`."""
-    return Launcher(scene, num_instances, **kwargs)
-
-
-__all__ = ["Instance", "Launcher", "blender_command", "launch"]
+__all__ = ["Instance", "Launcher", "blender_command", "describe_exit", "remove_stale_files"]

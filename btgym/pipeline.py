@@ -9,6 +9,7 @@ are matched to requests by position. Memory stays bounded by ``depth`` replies.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -18,16 +19,26 @@ import zmq
 
 from btgym import protocol
 from btgym.client import remote_exception
-from btgym.errors import ClosedError, InstanceDiedError, InstanceTimeoutError, ProtocolError
+from btgym.errors import (
+    ClosedError,
+    InstanceDiedError,
+    InstanceTimeoutError,
+    ProtocolError,
+    UsedAfterForkError,
+)
 from btgym.frame_files import FrameFileReader
 from btgym.security import ClientKeys
+
+#: Most requests in flight: the replies a server queues for one client (its SNDHWM).
+MAX_DEPTH = 16
 
 
 class PipelinedClient:
     """Up to ``depth`` requests in flight to the server at ``address``; replies in order.
 
     ``frame_files``: the reader a :class:`~btgym.client.Client`'s ``hello`` set up for
-    this server, to take frames by reference (``None``: bytes on the socket).
+    this server, to take frames by reference (``None``: bytes on the socket). ``depth``
+    is at most :data:`MAX_DEPTH`, the replies a server queues for one client.
     """
 
     def __init__(
@@ -42,8 +53,9 @@ class PipelinedClient:
         curve: ClientKeys | None = None,
         frame_files: FrameFileReader | None = None,
     ) -> None:
-        if depth < 1:
-            raise ValueError(f"expected depth >= 1, got {depth}")
+        if not 1 <= depth <= MAX_DEPTH:
+            raise ValueError(f"expected 1 <= depth <= {MAX_DEPTH}, got {depth}")
+        self._pid = os.getpid()
         self.address, self.depth, self.timeout, self.instance = address, depth, timeout, instance
         self._is_alive, self._log_tail = is_alive, log_tail
         self.socket = (context or zmq.Context.instance()).socket(zmq.DEALER)
@@ -66,8 +78,7 @@ class PipelinedClient:
 
     def send(self, op: str, body: Any = None, tag: Any = None) -> None:
         """Queue a request; ``tag`` comes back with its reply."""
-        if self.closed:
-            raise ClosedError(f"pipelined client for {self.address} is closed")
+        self._check_usable()
         if self.full:
             raise ProtocolError(f"expected at most {self.depth} requests in flight, got more")
         if self.frame_files is not None and (body is None or isinstance(body, dict)):
@@ -84,6 +95,7 @@ class PipelinedClient:
 
     def recv(self, timeout: float | None = None) -> tuple[Any, Any]:
         """The oldest request's ``(tag, reply body)``; raises on error replies and timeouts."""
+        self._check_usable()
         if not self.pending:
             raise ProtocolError("expected a request in flight before recv(), got none")
         limit = self.timeout if timeout is None else timeout
@@ -112,16 +124,29 @@ class PipelinedClient:
         if message.kind == protocol.REPLY_ERROR:
             raise remote_exception(message.body, self.instance)
         if message.kind != protocol.REPLY_OK:
-            raise ProtocolError(f"expected an 'ok' or 'error' reply, got {message.kind!r}")
+            raise ProtocolError(
+                f"expected an 'ok' or 'error' reply, got {protocol.preview(message.kind)}"
+            )
         return tag, message.body
 
     def close(self) -> None:
+        """Close the socket (idempotent); in a forked child, only forget it."""
         if not self.closed:
             self.closed = True
-            self.socket.close(linger=0)
+            if os.getpid() == self._pid:
+                self.socket.close(linger=0)
+
+    def _check_usable(self) -> None:
+        if self.closed:
+            raise ClosedError(f"pipelined client for {self.address} is closed")
+        if os.getpid() != self._pid:
+            raise UsedAfterForkError(
+                f"expected the pipelined client for {self.address} to be used by the process "
+                f"that created it (pid {self._pid}), got pid {os.getpid()}"
+            )
 
     def _tail(self) -> str:
         return self._log_tail() if self._log_tail is not None else ""
 
 
-__all__ = ["PipelinedClient"]
+__all__ = ["MAX_DEPTH", "PipelinedClient"]

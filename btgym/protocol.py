@@ -43,9 +43,15 @@ DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 #: Most steps one ``steps`` request may ask for (bounds a reply's size).
 MAX_STEPS_PER_REQUEST = 64
 
+#: Bounds on the text of an ``error`` reply: a message quoting a huge input stays small.
+MAX_ERROR_TYPE_CHARS = 200
+MAX_ERROR_MESSAGE_CHARS = 2_000
+MAX_ERROR_TRACEBACK_CHARS = 20_000
+
 _EXT_ARRAY = 1
 _EXT_SCALAR = 2
 _ALLOWED_DTYPE_KINDS = frozenset("biufc")
+_MAX_DIMS = 64  # numpy's own limit (32 before numpy 2); bounds math.prod on a shape
 
 
 class FileLocator(Protocol):
@@ -90,7 +96,7 @@ def encode(kind: str, body: Any = None, locate: FileLocator | None = None) -> li
     except EncodeError:
         raise
     except (TypeError, ValueError, OverflowError) as exc:
-        raise EncodeError(f"cannot encode {kind!r} message: {exc}") from exc
+        raise EncodeError(f"cannot encode {preview(kind)} message: {_clip(exc)}") from exc
     return [header, *buffers]
 
 
@@ -114,7 +120,7 @@ def _pack_array(
 def _check_dtype(dtype: np.dtype) -> None:
     if dtype.kind not in _ALLOWED_DTYPE_KINDS:
         raise EncodeError(
-            f"expected a numeric or bool numpy dtype, got {dtype!r} (object, string and "
+            f"expected a numeric or bool numpy dtype, got {preview(dtype)} (object, string and "
             "structured arrays cannot travel)"
         )
 
@@ -137,7 +143,7 @@ def decode(frames: Sequence[Any], files: FileBuffers | None = None) -> Message:
         try:
             dtype_str, shape, payload = msgpack.unpackb(data, raw=False)
         except Exception as exc:
-            raise DecodeError(f"malformed array descriptor: {exc}") from exc
+            raise DecodeError(f"malformed array descriptor: {_clip(exc)}") from exc
         array = _unpack_array(dtype_str, shape, payload, buffers, files)
         return array[()] if code == _EXT_SCALAR else array
 
@@ -157,6 +163,8 @@ def decode(frames: Sequence[Any], files: FileBuffers | None = None) -> Message:
                 f'expected header ["{MAGIC}", version, kind, body], got another value'
             )
         version = unpacker.unpack()  # checked before the body, whose format may differ
+        if not _is_int(version):
+            raise DecodeError(f"expected the protocol version as an int, got {preview(version)}")
         if version != PROTOCOL_VERSION:
             raise VersionMismatchError(PROTOCOL_VERSION, version)
         kind = unpacker.unpack()
@@ -164,14 +172,77 @@ def decode(frames: Sequence[Any], files: FileBuffers | None = None) -> Message:
     except (DecodeError, VersionMismatchError):
         raise
     except Exception as exc:
-        raise DecodeError(f"expected a msgpack header, got undecodable bytes: {exc!r}") from exc
+        raise DecodeError(
+            f"expected a msgpack header, got undecodable bytes: {preview(exc)}"
+        ) from exc
     if unpacker.tell() != len(buffers[0]):
         raise DecodeError(
             f"expected the header to end after {unpacker.tell()} bytes, got {len(buffers[0])}"
         )
     if not isinstance(kind, str):
-        raise DecodeError(f"expected the message kind as a string, got {_preview(kind)}")
+        raise DecodeError(f"expected the message kind as a string, got {preview(kind)}")
+    if _holds_timestamp(body):
+        raise DecodeError(
+            "expected extension types 1 (array) and 2 (scalar) only, got msgpack's "
+            "timestamp (extension type -1)"
+        )
     return Message(kind, body)
+
+
+def _is_int(value: Any) -> bool:
+    """An int that is not a bool (``True == 1``, so a bool would pass as a version or index).
+
+    ``type(...) is int`` is exact for decoded values (msgpack makes no other int subclass)
+    and cheaper than two isinstance calls; it is inlined where it runs for every array.
+    """
+    return type(value) is int
+
+
+def _holds_timestamp(value: Any) -> bool:
+    """Whether a decoded value holds a ``msgpack.Timestamp``, in a container or a map key.
+
+    msgpack's unpacker turns extension type -1 into a Timestamp before ``ext_hook`` sees
+    it, and no option turns that off, so it is looked for afterwards. This runs on every
+    message, hence a recursive walk that only descends into lists and dicts (about 0.5 us
+    for a step reply). Keys are never containers (unhashable); the deepest bodies msgpack
+    allows exceed Python's recursion limit, and get an explicit stack instead.
+    """
+    try:
+        return _walk_for_timestamp(value)
+    except RecursionError:
+        return _stack_walk_for_timestamp(value)
+
+
+def _walk_for_timestamp(value: Any) -> bool:
+    if type(value) is dict:
+        for key in value:
+            if type(key) is msgpack.Timestamp:
+                return True
+        value = value.values()
+    elif type(value) is not list:
+        return type(value) is msgpack.Timestamp
+    for item in value:
+        kind = type(item)
+        if kind is dict or kind is list:
+            if _walk_for_timestamp(item):
+                return True
+        elif kind is msgpack.Timestamp:
+            return True
+    return False
+
+
+def _stack_walk_for_timestamp(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is list:
+            stack.extend(item)
+        elif type(item) is dict:
+            stack.extend(item)
+            stack.extend(item.values())
+        elif type(item) is msgpack.Timestamp:
+            return True
+    return False
 
 
 def _buffer_of(frame: Any) -> memoryview:
@@ -189,12 +260,18 @@ def _unpack_array(
     try:
         dtype = np.dtype(dtype_str)
     except TypeError as exc:
-        raise DecodeError(f"expected a numpy dtype string, got {_preview(dtype_str)}") from exc
+        raise DecodeError(f"expected a numpy dtype string, got {preview(dtype_str)}") from exc
     if dtype.kind not in _ALLOWED_DTYPE_KINDS:
-        raise DecodeError(f"expected a numeric or bool dtype, got {dtype!r}")
-    if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape)):
-        raise DecodeError(f"expected a shape of non-negative ints, got {_preview(shape)}")
-    if isinstance(payload, int) and not isinstance(payload, bool):
+        raise DecodeError(f"expected a numeric or bool dtype, got {preview(dtype)}")
+    if not (
+        isinstance(shape, list)
+        and len(shape) <= _MAX_DIMS
+        and all(type(n) is int and n >= 0 for n in shape)
+    ):
+        raise DecodeError(
+            f"expected a shape of at most {_MAX_DIMS} non-negative ints, got {preview(shape)}"
+        )
+    if type(payload) is int:  # not a bool; inlined, as this runs for every array
         if not 1 <= payload < len(buffers):
             raise DecodeError(
                 f"array refers to frame {payload}, but the message has {len(buffers)} frames"
@@ -203,41 +280,93 @@ def _unpack_array(
     elif isinstance(payload, bytes):
         raw = bytearray(payload)  # writable, like arrays viewing received frames
     elif isinstance(payload, list) and len(payload) == 2:
+        if not (isinstance(payload[0], str) and _is_int(payload[1])):
+            raise DecodeError(
+                f"expected a frame file reference [name, offset], got {preview(payload)}"
+            )
         if files is None:
             raise DecodeError(
-                f"got a frame file reference {_preview(payload)} without having agreed to them"
+                f"got a frame file reference {preview(payload)} without having agreed to them"
             )
         raw = files.buffer(payload[0], payload[1], math.prod(shape) * dtype.itemsize)
     else:
         raise DecodeError(
-            f"expected array bytes, a frame index or a file reference, got {_preview(payload)}"
+            f"expected array bytes, a frame index or a file reference, got {preview(payload)}"
         )
     expected = math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
         raise DecodeError(
-            f"array {dtype} {tuple(shape)} needs {expected} bytes, got {len(raw)} bytes"
+            f"array {preview(dtype)} {preview(tuple(shape))} needs {expected} bytes, got "
+            f"{len(raw)} bytes"
         )
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
 
-def _preview(value: Any, limit: int = 80) -> str:
+def preview(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages that quote input."""
+    if isinstance(value, (str, bytes, list)) and len(value) > limit:
+        value = value[:limit]  # repr a slice: a 10 MB input never gets a 10 MB repr
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _clip(exc: BaseException, limit: int = 200) -> str:
+    """``str(exc)`` cut to ``limit`` characters (exceptions that may quote input)."""
+    text = str(exc)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def error_body(exc: BaseException, traceback_text: str, instance: Any) -> dict[str, Any]:
-    """The body of an ``error`` reply."""
+    """The body of an ``error`` reply: bounded in size, and built without raising.
+
+    A message may quote the offending input (a 10 MB op name would make a 20 MB reply),
+    so each text is cut; a traceback keeps its end, where the failing frame is.
+    """
     return {
-        "type": type(exc).__name__,
-        "message": str(exc),
-        "traceback": traceback_text,
+        "type": _encodable(_keep_head(type(exc).__name__, MAX_ERROR_TYPE_CHARS)),
+        "message": _encodable(_keep_head(_message_of(exc), MAX_ERROR_MESSAGE_CHARS)),
+        "traceback": _encodable(_keep_tail(traceback_text, MAX_ERROR_TRACEBACK_CHARS)),
         "instance": instance,
     }
+
+
+def _message_of(exc: BaseException) -> str:
+    """``str(exc)``, or a placeholder when the exception's ``__str__`` itself raises."""
+    try:
+        return str(exc)
+    except Exception as inner:
+        return f"<unprintable {type(exc).__name__}: __str__ raised {type(inner).__name__}>"
+
+
+def _keep_head(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    marker = f" ... [cut: {len(text)} characters in all]"
+    return text[: limit - len(marker)] + marker
+
+
+def _keep_tail(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    marker = f"[cut: {len(text)} characters in all] ... "
+    return marker + text[len(text) - limit + len(marker) :]
+
+
+def _encodable(text: str) -> str:
+    """``text`` with lone surrogates (which msgpack cannot encode) replaced by ``?``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "MAGIC",
+    "MAX_ERROR_MESSAGE_CHARS",
+    "MAX_ERROR_TRACEBACK_CHARS",
+    "MAX_ERROR_TYPE_CHARS",
     "MAX_STEPS_PER_REQUEST",
     "OPERATIONS",
     "PROTOCOL_VERSION",
@@ -247,4 +376,5 @@ __all__ = [
     "decode",
     "encode",
     "error_body",
+    "preview",
 ]

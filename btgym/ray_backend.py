@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,28 @@ import ray
 from btgym.errors import LaunchError
 from btgym.launcher import InstanceSet, Launcher
 from btgym.security import ClientKeys, generate_keys
+
+
+def _remove_keys(path: Path, owner: int) -> None:
+    """Delete a temporary key directory, but only in the process that created it."""
+    if os.getpid() == owner:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class _TemporaryKeys:
+    """A temporary directory holding the key pair ``name`` (its secret, too).
+
+    Deleted on :meth:`close`, when garbage-collected or at interpreter exit, and only by
+    the process that made it: a forked child inherits the object, not the deletion.
+    """
+
+    def __init__(self, prefix: str, name: str) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix=prefix))
+        self._remove = weakref.finalize(self, _remove_keys, self.path, os.getpid())
+        self.public, self.secret = generate_keys(self.path, name)
+
+    def close(self) -> None:
+        self._remove()
 
 
 class _BlenderServerActor:
@@ -45,12 +69,13 @@ class _BlenderServerActor:
         self.node_ip = ray.util.get_node_ip_address()
         self.niceness = _restore_priority()
         self.server_public: bytes | None = None
+        self.keys: _TemporaryKeys | None = None
         options: dict[str, Any] = {}
         if self.node_ip != trainer_ip:  # off the trainer's machine: CURVE, always
             if trainer_public_key is None:
                 raise LaunchError("expected the trainer's public key for a remote instance")
-            keys = Path(tempfile.mkdtemp(prefix="btgym-keys-"))
-            public, secret = generate_keys(keys, "server")
+            self.keys = _TemporaryKeys("btgym-keys-", "server")
+            keys, public, secret = self.keys.path, self.keys.public, self.keys.secret
             (keys / "clients").mkdir()
             (keys / "clients" / "trainer.key").write_text(
                 'metadata\ncurve\n    public-key = "' + trainer_public_key.decode() + '"\n'
@@ -94,6 +119,8 @@ class _BlenderServerActor:
 
     def close(self) -> None:
         self.launcher.close()
+        if self.keys is not None:
+            self.keys.close()
 
 
 def _restore_priority() -> int:
@@ -203,11 +230,12 @@ class RayLauncher(InstanceSet):
             )
         self.scene, self.seeds = scene, [(seed or 0) + i for i in range(num_instances)]
         self.trainer_ip = ray.util.get_node_ip_address()
+        self._trainer_keys: _TemporaryKeys | None = None
         if curve is None:
-            keys = Path(tempfile.mkdtemp(prefix="btgym-trainer-keys-"))
-            public, secret = generate_keys(keys, "trainer")
+            self._trainer_keys = _TemporaryKeys("btgym-trainer-keys-", "trainer")
+            public, secret = self._trainer_keys.public, self._trainer_keys.secret
             self.trainer_public = public.read_text().split('"')[1].encode()
-            self._trainer_secret = secret
+            self._trainer_secret: Path | None = secret
         else:
             self.trainer_public, self._trainer_secret = curve.public, None
         actor_class = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=max_restarts)(
@@ -286,6 +314,9 @@ class RayLauncher(InstanceSet):
             with contextlib.suppress(Exception):  # a dead actor has nothing left to close
                 ray.get(actor.close.remote(), timeout=10)
             ray.kill(actor, no_restart=True)
+        trainer_keys = getattr(self, "_trainer_keys", None)
+        if trainer_keys is not None:
+            trainer_keys.close()
 
 
 __all__ = ["RayInstance", "RayLauncher"]

@@ -5,17 +5,25 @@ start without CURVE keys: it then accepts only clients whose public key is in it
 allow-list directory, and all traffic is encrypted (ZeroMQ's CurveZMQ). See
 ``docs/security.md`` for the threat model.
 
-    server_public, server_secret = generate_keys("keys", "server")
-    client_public, client_secret = generate_keys("keys/clients", "trainer")
+    generate_keys("keys", "server")  # keys/server.key, keys/server.key_secret
+    trainer_public, _ = generate_keys("keys", "trainer")  # keys/trainer.key(_secret)
+    allow_client("keys/clients", trainer_public)  # the allow-list: public keys only
     # server: --curve-secret keys/server.key_secret --curve-clients keys/clients
-    keys = ClientKeys.load("keys/clients/trainer.key_secret", "keys/server.key")
+    keys = ClientKeys.load("keys/trainer.key_secret", "keys/server.key")
+
+``btgym keys keys --clients trainer`` does the first three lines. Secret key files are
+created with mode 0600 (never readable by others, not even briefly), and existing key
+files are only replaced with ``force=True``.
 """
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import os
-from dataclasses import dataclass
+import re
+import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +36,116 @@ from btgym.errors import LaunchError
 #: legacy ZMTP 1.0/2.0 peers (random bytes on the port would otherwise parse as one).
 ZAP_DOMAIN = "btgym"
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
-def generate_keys(directory: str | os.PathLike[str], name: str) -> tuple[Path, Path]:
-    """Create ``name.key`` (public) and ``name.key_secret`` in ``directory``; return both."""
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    public, secret = zmq.auth.create_certificates(str(directory), name)
-    os.chmod(secret, 0o600)
-    return Path(public), Path(secret)
+# The ZPL certificate format of pyzmq's zmq.auth.create_certificates (and czmq), which
+# zmq.auth.load_certificate and the authenticator's allow-list directory read.
+_SECRET_BANNER = """#   ****  Generated on {0} by btgym  ****
+#   ZeroMQ CURVE **Secret** Certificate
+#   DO NOT PROVIDE THIS FILE TO OTHER USERS nor change its permissions.
+
+"""
+_PUBLIC_BANNER = """#   ****  Generated on {0} by btgym  ****
+#   ZeroMQ CURVE Public Certificate
+#   Exchange securely, or use a secure mechanism to verify the contents
+#   of this file after exchange.
+
+"""
+
+
+def _certificate(public: bytes, secret: bytes | None = None) -> str:
+    """The text of a certificate file: public only, or public and secret."""
+    banner = _SECRET_BANNER if secret is not None else _PUBLIC_BANNER
+    text = banner.format(datetime.datetime.now()) + "metadata\ncurve\n"
+    text += f'    public-key = "{public.decode("ascii")}"\n'
+    if secret is not None:
+        text += f'    secret-key = "{secret.decode("ascii")}"\n'
+    return text
+
+
+def check_key_name(name: str) -> str:
+    """``name`` if it is usable as a key file name (no path, no hidden file); else ValueError."""
+    if not _NAME.fullmatch(name):
+        raise ValueError(
+            f"expected a key name of letters, digits, '_', '.' or '-' (not starting with "
+            f"'.' or '-'), got {name!r}"
+        )
+    return name
+
+
+def _refuse_existing(paths: list[Path]) -> None:
+    existing = [str(path) for path in paths if path.exists() or path.is_symlink()]
+    if existing:
+        raise FileExistsError(
+            f"expected no key files at {', '.join(existing)}, got existing ones; "
+            "pass force=True to replace them"
+        )
+
+
+def _create(path: Path, text: str, mode: int) -> None:
+    """Write a new file that has ``mode`` from its creation on (no umask, no symlinks)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.fdopen(os.open(path, flags, mode), "w", encoding="ascii") as file:
+        os.fchmod(file.fileno(), mode)  # the umask may have narrowed it, never widened
+        file.write(text)
+
+
+def _write(path: Path, text: str, mode: int, force: bool) -> None:
+    """Create ``path``; with ``force``, atomically replace what is there (a temp + rename)."""
+    if not force:
+        _create(path, text, mode)
+        return
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        _create(temporary, text, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def generate_keys(
+    directory: str | os.PathLike[str], name: str, *, force: bool = False
+) -> tuple[Path, Path]:
+    """Create ``name.key`` (public, 0644) and ``name.key_secret`` (0600) in ``directory``.
+
+    Returns both paths. Existing key files are only replaced with ``force`` (atomically).
+    A directory created here has mode 0700: it holds a secret.
+    """
+    check_key_name(name)
+    root = Path(directory)
+    public_file, secret_file = root / f"{name}.key", root / f"{name}.key_secret"
+    if not force:
+        _refuse_existing([public_file, secret_file])
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    public, secret = zmq.curve_keypair()
+    _write(secret_file, _certificate(public, secret), 0o600, force)
+    _write(public_file, _certificate(public), 0o644, force)
+    return public_file, secret_file
+
+
+def allow_client(
+    clients_dir: str | os.PathLike[str],
+    key_file: str | os.PathLike[str],
+    name: str | None = None,
+    *,
+    force: bool = False,
+) -> Path:
+    """Put the public key of ``key_file`` into the allow-list ``clients_dir`` as ``name.key``.
+
+    Only the public key is written, even from a secret key file. ``name`` defaults to the
+    key file's name without its suffix; an existing entry is replaced only with ``force``.
+    """
+    if name is None:
+        name = Path(key_file).name.removesuffix(".key_secret").removesuffix(".key")
+    check_key_name(name)
+    public, _ = zmq.auth.load_certificate(str(key_file))
+    target = Path(clients_dir) / f"{name}.key"
+    if not force:
+        _refuse_existing([target])
+    target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    _write(target, _certificate(public), 0o644, force)
+    return target
 
 
 def is_loopback(address: str) -> bool:
@@ -55,7 +166,7 @@ class ClientKeys:
     """A client's key pair and the public key of the server it talks to."""
 
     public: bytes
-    secret: bytes
+    secret: bytes = field(repr=False)  # never in repr() or str(): logs and tracebacks
     server_public: bytes
 
     @classmethod
@@ -110,4 +221,11 @@ def secure_server(
     return authenticator
 
 
-__all__ = ["ClientKeys", "generate_keys", "is_loopback", "secure_server"]
+__all__ = [
+    "ClientKeys",
+    "allow_client",
+    "check_key_name",
+    "generate_keys",
+    "is_loopback",
+    "secure_server",
+]

@@ -60,7 +60,32 @@ def _check_box(space: spaces.Box, action: Any, name: str) -> np.ndarray:
             f"expected {name} in {space}, got {_show(array)}: element {index} = "
             f"{array[index]} is outside [{space.low[index]}, {space.high[index]}]"
         )
-    return array.astype(space.dtype, copy=False)
+    out = array.astype(space.dtype, copy=False)
+    return _positive_zeros(out) if out.dtype.kind == "f" else out
+
+
+def _positive_zeros(array: np.ndarray) -> np.ndarray:
+    """A copy of a float ``array`` with -0.0 turned into +0.0 (IEEE: -0.0 + 0.0 = +0.0).
+
+    -0.0 is inside ``Box(0, 1)`` (``-0.0 >= 0``), yet a scene using an entry as a bound
+    gets a reversed range (``uniform(-a, a)`` fails for a = -0.0), or another sign from
+    ``1 / a``, ``copysign`` or ``atan2``. The checked action is what goes on the wire and
+    what the server hands its scene, so one canonical zero here covers every scene, for
+    about 0.5 us (the copy; the caller's array is left as it is).
+    """
+    total = array + _zero_of(array.dtype)
+    return total if array.ndim else np.asarray(total)  # a 0-d sum is a numpy scalar
+
+
+_ZEROS: dict[np.dtype, np.ndarray] = {}
+
+
+def _zero_of(dtype: np.dtype) -> np.ndarray:
+    """A cached 0-d +0.0 of ``dtype`` (of the same dtype, so the sum keeps it)."""
+    zero = _ZEROS.get(dtype)
+    if zero is None:
+        zero = _ZEROS[dtype] = np.zeros((), dtype)
+    return zero
 
 
 def _check_discrete(space: spaces.Discrete, action: Any, name: str) -> int:

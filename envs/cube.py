@@ -171,7 +171,13 @@ class CubeScene(Scene):
 
 
 def _as_range(value: Any) -> np.ndarray:
+    """``value`` as 3 float32 rotation ranges in [0, 1], with every zero a positive zero.
+
+    -0.0 passes ``>= 0``, but ``uniform(-limit, limit)`` then fails with "high - low < 0":
+    numpy tests the sign bit of high - low, and -0.0 - 0.0 is -0.0. Adding +0.0 turns
+    -0.0 into +0.0 (IEEE 754) and leaves every other value as it is (it also copies).
+    """
     array = np.asarray(value, dtype=np.float32).reshape(-1)
     if array.shape != (3,) or not np.all((array >= 0) & (array <= 1)):
         raise ValueError(f"expected rotation_range as 3 values in [0, 1], got {value!r}")
-    return array.copy()
+    return array + np.float32(0.0)

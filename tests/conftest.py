@@ -11,6 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PYTHONPATH", str(ROOT))
+# Debug mode for every server the tests start: observations are checked against spaces.
+os.environ["BTGYM_CHECK_OBSERVATIONS"] = "1"
 
 ECHO_SCENE = "tests.scenes.echo:EchoScene"
 SMALL_CUBE = {"width": 160, "height": 128}

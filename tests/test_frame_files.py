@@ -12,7 +12,7 @@ import pytest
 import btgym  # noqa: F401  (registers the env ids)
 from btgym import frame_files, protocol
 from btgym.errors import DecodeError
-from btgym.frame_files import FrameFileReader, FrameFileWriter, make_probe
+from btgym.frame_files import FrameFileReader, FrameFileWriter
 from tests.conftest import SMALL_CUBE
 
 
@@ -35,7 +35,7 @@ def writer(tmp_path):
     w.close()
 
 
-def test_a_mapped_frame_travels_as_a_reference_and_maps_back_equal(writer, tmp_path):
+def test_a_mapped_frame_travels_as_a_reference_and_maps_back_equal(writer):
     pixels = np.random.default_rng(0).integers(0, 255, (32, 40, 3), dtype=np.uint8)
     writer.begin_request(1, keep=1)
     frame = mapped_frame(writer, pixels)
@@ -43,7 +43,7 @@ def test_a_mapped_frame_travels_as_a_reference_and_maps_back_equal(writer, tmp_p
     assert len(frames) == 1  # no buffer frame: only the header travels
     header = bytes(memoryview(frames[0]))
     assert len(header) < 200 and writer.locate(frame)[1] == 8
-    body = protocol.decode([header], FrameFileReader(str(tmp_path))).body
+    body = protocol.decode([header], FrameFileReader(writer.directory)).body
     np.testing.assert_array_equal(body["obs"], pixels)
     np.testing.assert_array_equal(body["small"], pixels[:2, :2])
     body["obs"][0, 0] = 7  # copy-on-write: writable, private to the receiver
@@ -61,25 +61,27 @@ def test_arrays_not_viewing_a_frame_file_travel_as_bytes(writer):
     np.testing.assert_array_equal(body["b"], pixels[:, ::2])
 
 
-def test_a_reference_is_refused_without_agreement_and_names_are_checked(writer, tmp_path):
+def test_a_reference_is_refused_without_agreement_and_names_are_checked(writer):
     writer.begin_request(1, keep=1)
     frame = mapped_frame(writer, np.zeros((20, 20, 3), np.uint8))
     header = protocol.encode("ok", {"obs": frame}, writer.locate)[0]
     with pytest.raises(DecodeError, match="without having agreed"):
         protocol.decode([header])
-    reader = FrameFileReader(str(tmp_path))
-    for name in ("../../etc/passwd", "btgym-frame-1-2.tif/..", "other.tif"):
+    reader = FrameFileReader(writer.directory)
+    for name in ("../../etc/passwd", "frame-1-0123456789abcdef.tif/..", "other.tif"):
         with pytest.raises(DecodeError, match="expected a btgym frame file name"):
             reader.buffer(name, 0, 10)
     with pytest.raises(DecodeError, match="expected 10 bytes at offset 1200"):
         reader.buffer(writer.locate(frame)[0], 1200, 10)
     with pytest.raises(DecodeError, match="to exist"):
-        reader.buffer("btgym-frame-1-999999.tif", 0, 10)
+        reader.buffer("frame-1-0123456789abcdef.tif", 0, 10)
 
 
-def test_names_live_while_a_client_may_still_need_them(writer, tmp_path):
+def test_names_live_while_a_client_may_still_need_them(writer):
+    directory = writer.directory
+
     def names():
-        return sorted(os.listdir(tmp_path))
+        return sorted(os.listdir(directory))
 
     writer.begin_request(1, keep=None)  # a client taking bytes: no name outlives its map
     frame = mapped_frame(writer, np.ones((4, 4, 3), np.uint8))
@@ -89,19 +91,19 @@ def test_names_live_while_a_client_may_still_need_them(writer, tmp_path):
         mapped_frame(writer, np.ones((4, 4, 3), np.uint8))
         assert len(names()) == min(request - 1, 3)
     writer.close()
-    assert names() == []
+    assert not os.path.exists(directory)  # the private directory goes with the writer
 
 
-def test_the_probe_proves_a_shared_directory(tmp_path, monkeypatch):
-    offer = make_probe(str(tmp_path))
-    assert offer is not None
+def test_the_probe_proves_a_shared_directory(writer, tmp_path, monkeypatch):
+    offer = writer.make_probe()
+    assert offer is not None and os.stat(writer.directory).st_mode & 0o777 == 0o700
     assert FrameFileReader.from_hello(offer) is not None
     assert FrameFileReader.from_hello({**offer, "token": "0" * 32}) is None
     assert FrameFileReader.from_hello({**offer, "directory": str(tmp_path / "elsewhere")}) is None
     assert FrameFileReader.from_hello({**offer, "probe": "../x"}) is None
     assert FrameFileReader.from_hello(None) is None
     monkeypatch.setattr(frame_files, "MIN_SHARED_BYTES", 1 << 62)  # a tiny /dev/shm
-    assert make_probe(str(tmp_path)) is None
+    assert writer.make_probe() is None
 
 
 def test_cube_frames_by_reference_equal_the_bytes_on_the_socket(cube_env, monkeypatch):
@@ -123,7 +125,7 @@ def test_cube_frames_by_reference_equal_the_bytes_on_the_socket(cube_env, monkey
             np.testing.assert_array_equal(obs, byte_obs)
         np.testing.assert_array_equal(kept, snapshot)  # later frames never overwrite it
         pid = cube_env.unwrapped.connection.hellos[0]["pid"]
-        named = glob.glob(os.path.join("/dev/shm", f"btgym-frame-{pid}-*"))
+        named = glob.glob(os.path.join("/dev/shm", f"btgym-frames-{pid}-*", "frame-*.tif"))
         assert len(named) == 1, named  # only the last reply's frame keeps its name
     finally:
         byte_env.close()

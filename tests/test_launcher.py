@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -16,7 +18,7 @@ import pytest
 
 from btgym import BlenderEnv
 from btgym.client import Client
-from btgym.errors import InstanceDiedError, InstanceTimeoutError, LaunchError, ProtocolError
+from btgym.errors import InstanceDiedError, InstanceTimeoutError, LaunchError, LimitError
 from btgym.launcher import Launcher
 from tests.conftest import ECHO_SCENE, ROOT
 
@@ -207,7 +209,7 @@ def test_oversized_frames_are_refused_before_sending():
     with Launcher(ECHO_SCENE, 1, max_message_bytes=4096) as launcher:
         client = Client(launcher.addresses[0], timeout=10)
         assert client.hello()["max_message_bytes"] == 4096
-        with pytest.raises(ProtocolError, match="at most 4096 bytes.*got one of 40000 bytes"):
+        with pytest.raises(LimitError, match="at most 4096 bytes.*got 4.... bytes"):
             client.request("call", {"name": "array_sum", "args": [np.zeros(10_000, np.float32)]})
         small = client.request("call", {"name": "array_sum", "args": [np.ones(100, np.float32)]})
         assert small["result"] == 100.0
@@ -222,24 +224,23 @@ def test_launcher_rejects_bad_arguments():
     assert os.environ.get("BTGYM_BLENDER") is None
 
 
-def test_a_launch_removes_frame_files_of_servers_that_are_gone(tmp_path):
+def test_a_launch_removes_our_directories_of_servers_that_are_gone():
     from btgym.frame_files import frame_directory
-    from btgym.launcher import remove_stale_frame_files
+    from btgym.launcher import remove_stale_files
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    directory = frame_directory()
-    stale = os.path.join(directory, f"btgym-frame-{gone.pid}-3.tif")
-    stale_ids = os.path.join(directory, f"btgym-ids-{gone.pid}-77.tif")
-    live = os.path.join(directory, f"btgym-frame-{os.getpid()}-4.tif")
-    for path in (stale, stale_ids, live):
-        with open(path, "wb") as f:
-            f.write(b"pixels")
+    base = frame_directory()
+    stale = os.path.join(base, f"btgym-frames-{gone.pid}-abc")
+    live = os.path.join(base, f"btgym-frames-{os.getpid()}-abc")
+    run = os.path.join(tempfile.gettempdir(), f"btgym-run-{gone.pid}-abc")
+    for path in (stale, live, run):
+        os.mkdir(path, 0o700)
+        Path(path, "frame-0-0123456789abcdef.tif").write_bytes(b"pixels")
     try:
-        assert remove_stale_frame_files() >= 2
-        assert not os.path.exists(stale) and not os.path.exists(stale_ids)
+        assert remove_stale_files() >= 2
+        assert not os.path.exists(stale) and not os.path.exists(run)
         assert os.path.exists(live)  # a live process's files stay
     finally:
-        for path in (stale, stale_ids, live):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+        for path in (stale, live, run):
+            shutil.rmtree(path, ignore_errors=True)

@@ -181,3 +181,143 @@ def test_zero_copy_decode_views_the_received_buffer():
     frames = [bytes(memoryview(f)) for f in protocol.encode("x", array)]
     out = protocol.decode(frames).body
     assert not out.flags.owndata  # a view of the frame, not a copy
+
+
+TIMESTAMP = msgpack.Timestamp(1, 2)
+
+
+def header_with(body, version=1):
+    return [msgpack.packb(["btgym", version, "step", body])]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        TIMESTAMP,
+        [1, TIMESTAMP],
+        {"info": {"t": TIMESTAMP}},
+        {TIMESTAMP: 1},  # as a map key
+        {"steps": [{"obs": 0, "info": {"deep": [[{"x": [TIMESTAMP]}]]}}]},
+    ],
+    ids=["top", "list", "nested-map", "key", "deep"],
+)
+def test_timestamps_are_rejected_anywhere_in_the_body(body):
+    with pytest.raises(DecodeError, match="extension type -1"):
+        protocol.decode(header_with(body))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xd6\xff" + b"\0" * 4,  # timestamp 32 (fixext 4)
+        b"\xd7\xff" + b"\0" * 8,  # timestamp 64 (fixext 8)
+        b"\xc7\x0c\xff" + b"\0" * 12,  # timestamp 96 (ext 8)
+        b"\xc9\x00\x00\x00\x0c\xff" + b"\0" * 12,  # timestamp 96 (ext 32, not minimal)
+        b"\xd4\xff\x00",  # ext -1 of a length msgpack refuses
+    ],
+)
+def test_every_encoding_of_extension_minus_one_is_rejected(raw):
+    with pytest.raises(DecodeError):
+        protocol.decode([b"\x94\xa5btgym\x01\xa4step\x92\x01" + raw])
+
+
+def test_bodies_nested_beyond_the_recursion_limit_are_still_searched():
+    deep = TIMESTAMP
+    for _ in range(1020):  # msgpack unpacks up to 1024 levels; Python recurses ~1000
+        deep = [deep]
+    with pytest.raises(DecodeError, match="extension type -1"):
+        protocol.decode(header_with(deep))
+    assert protocol.decode(header_with([[[[0]]]])).body == [[[[0]]]]
+
+
+@pytest.mark.parametrize("version", [True, False, 1.0, "1", None, [1]])
+def test_the_version_must_be_a_real_int(version):
+    with pytest.raises(DecodeError, match="protocol version as an int"):
+        protocol.decode(header_with(None, version=version))
+
+
+@pytest.mark.parametrize(
+    "descriptor, match",
+    [
+        (["<f4", [True, 2], b"\0" * 8], "shape of at most 64 non-negative ints"),
+        (["<f4", [1] * 65, b"\0" * 4], "shape of at most 64 non-negative ints"),
+        (["<f4", [1], True], "array bytes, a frame index"),
+        (["<f4", [1], ["btgym-frame-1-1.tif", True]], r"reference \[name, offset\]"),
+    ],
+)
+def test_bools_do_not_pass_as_ints_in_array_descriptors(descriptor, match):
+    frames = header_with(msgpack.ExtType(1, msgpack.packb(descriptor)))
+    with pytest.raises(DecodeError, match=match):
+        protocol.decode(frames)
+
+
+def test_decode_errors_quote_at_most_a_preview_of_the_input():
+    huge = "x" * 1_000_000
+    for frames in (
+        header_with(None, version=huge),
+        [msgpack.packb(["btgym", 1, [huge], None])],
+        header_with(msgpack.ExtType(1, msgpack.packb([huge, [1], b"\0"]))),
+        header_with(msgpack.ExtType(1, msgpack.packb(["<f4", [huge], b"\0"]))),
+    ):
+        with pytest.raises(DecodeError) as caught:
+            protocol.decode(frames)
+        assert len(str(caught.value)) < 300
+
+
+def test_a_realistic_step_reply_decodes_unchanged():
+    rng = np.random.default_rng(0)
+    step = {
+        "obs": rng.integers(0, 255, (48, 64, 3), dtype=np.uint8),
+        "reward": 0.0,
+        "terminated": False,
+        "truncated": True,
+        "info": {"xy": rng.random((8, 2), dtype=np.float32), "t": np.float32(0.5), 3: [None]},
+    }
+    body = roundtrip({"steps": [step] * 3})
+    for out in body["steps"]:
+        assert out.keys() == step.keys() and out["info"].keys() == step["info"].keys()
+        np.testing.assert_array_equal(out["obs"], step["obs"])
+        np.testing.assert_array_equal(out["info"]["xy"], step["info"]["xy"])
+        assert out["truncated"] is True and out["info"][3] == [None]
+
+
+def test_short_error_bodies_are_unchanged():
+    body = protocol.error_body(KeyError("seed"), "Traceback ...\nKeyError: 'seed'\n", 3)
+    assert body == {
+        "type": "KeyError",
+        "message": "'seed'",
+        "traceback": "Traceback ...\nKeyError: 'seed'\n",
+        "instance": 3,
+    }
+
+
+def test_error_bodies_are_bounded_whatever_the_input():
+    name = "x" * 10_000_000
+    traceback_text = "Traceback (most recent call last):\n" + "  frame\n" * 1_000_000 + "END"
+    body = protocol.error_body(ValueError(f"no operation {name!r}"), traceback_text, 0)
+    assert len(body["message"]) == protocol.MAX_ERROR_MESSAGE_CHARS
+    assert body["message"].startswith("no operation 'xxx")
+    assert body["message"].endswith(f"[cut: {len(name) + 15} characters in all]")
+    assert len(body["traceback"]) == protocol.MAX_ERROR_TRACEBACK_CHARS
+    assert body["traceback"].startswith("[cut: ") and body["traceback"].endswith("frame\nEND")
+    frames = protocol.encode(protocol.REPLY_ERROR, body)
+    assert len(frames) == 1 and len(frames[0]) < 25_000
+    long_type = type("E" * 1000, (Exception,), {})
+    assert len(protocol.error_body(long_type(), "", 0)["type"]) == protocol.MAX_ERROR_TYPE_CHARS
+
+
+def test_an_exception_whose_str_raises_still_gets_an_error_body():
+    class Unprintable(ValueError):
+        def __str__(self):
+            raise RuntimeError("no")
+
+    body = protocol.error_body(Unprintable(), "", 1)
+    assert body["type"] == "Unprintable"
+    assert body["message"] == "<unprintable Unprintable: __str__ raised RuntimeError>"
+    protocol.encode(protocol.REPLY_ERROR, body)
+
+
+def test_error_bodies_with_lone_surrogates_can_be_encoded():
+    body = protocol.error_body(ValueError("bad \udcff byte"), "tb \ud800", 0)
+    assert body["message"] == "bad ? byte" and body["traceback"] == "tb ?"
+    assert protocol.decode(protocol.encode(protocol.REPLY_ERROR, body)).body == body

@@ -58,7 +58,7 @@ def test_serve_then_connect_by_address_with_keys(tmp_path):
         info = load_launch_info(info_path)
         assert len(info["addresses"]) == 2
         assert all(a.startswith("tcp://127.0.0.1:") for a in info["addresses"])
-        curve = ClientKeys.load(keys / "clients" / "trainer.key_secret", info["server_public_key"])
+        curve = ClientKeys.load(keys / "trainer.key_secret", info["server_public_key"])
         with BlenderVectorEnv(addresses=info["addresses"], curve=curve, timeout=20) as envs:
             envs.reset(seed=0)
             _, rewards, _, _, infos = envs.step(envs.action_space.sample())

@@ -68,3 +68,37 @@ def test_dict_and_tuple_errors_point_at_the_bad_entry():
         check_action(space, {"a": np.zeros(3), "b": (1, np.ones(3) * 5)})
     with pytest.raises(InvalidActionError, match=r"keys \['a', 'b'\]"):
         check_action(space, {"a": np.zeros(3)})
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_box_actions_leave_with_positive_zeros_and_the_input_untouched(dtype):
+    space = spaces.Box(0.0, 1.0, (3,), dtype)
+    action = np.array([-0.0, 0.2, 1.0], dtype)
+    out = check_action(space, action)
+    assert out.dtype == dtype and not np.signbit(out).any()
+    np.testing.assert_array_equal(out, action)
+    assert np.signbit(action[0])  # the caller's array is not modified
+
+
+def test_zero_dimensional_box_actions_stay_arrays():
+    out = check_action(spaces.Box(0.0, 1.0, (), np.float32), np.float32(-0.0))
+    assert isinstance(out, np.ndarray) and out.shape == () and not np.signbit(out)
+
+
+def test_integer_box_actions_are_returned_as_they_are():
+    space = spaces.Box(0, 9, (2,), np.int64)
+    action = np.array([0, 9])
+    assert check_action(space, action) is action
+
+
+def test_cube_rotation_ranges_with_negative_zeros_give_a_valid_uniform_range():
+    pytest.importorskip("bpy")  # envs.cube imports bpy; nothing here starts Blender
+    from envs.cube import _as_range
+
+    rotation_range = _as_range(np.array([-0.0, 0.2, 0.2], np.float32))
+    assert rotation_range.dtype == np.float32 and not np.signbit(rotation_range).any()
+    limits = rotation_range.astype(np.float64) * np.pi  # as CubeScene._randomize_and_render
+    rotation = np.random.default_rng(0).uniform(-limits, limits)
+    assert rotation[0] == 0 and np.all(np.abs(rotation) <= limits)
+    with pytest.raises(ValueError, match="rotation_range as 3 values"):
+        _as_range([-0.1, 0.2, 0.2])
