@@ -23,13 +23,8 @@ from btgym.security import ZAP_DOMAIN, secure_server
 from btgym.space_codec import space_to_data
 from btgym.validation import check_action
 
-#: Most requests a client may keep in flight while taking frames by reference.
-_MOST_IN_FLIGHT = 64
-#: Requests queued per client connection before ZeroMQ stops reading from it (RCVHWM),
-#: and replies queued per client before further replies to it are dropped (SNDHWM): a
-#: client that never reads cannot pile frames up in the server.
-QUEUED_REQUESTS = 16
-QUEUED_REPLIES = 16
+#: Largest ``frame_files`` a client may ask for: requests in flight plus one spare.
+_MOST_KEPT = protocol.MAX_IN_FLIGHT + 1
 #: ``BTGYM_CHECK_OBSERVATIONS=1``: check every observation against the scene's space.
 CHECK_OBSERVATIONS_VARIABLE = "BTGYM_CHECK_OBSERVATIONS"
 
@@ -71,8 +66,10 @@ class Server:
         self.socket = self.context.socket(zmq.REP)
         self.socket.setsockopt(zmq.LINGER, 1000)
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
-        self.socket.setsockopt(zmq.RCVHWM, QUEUED_REQUESTS)
-        self.socket.setsockopt(zmq.SNDHWM, QUEUED_REPLIES)
+        # Bounded queues: a client that never reads cannot pile replies (and the frames
+        # they map) up here, and one that floods gets its requests held in its own buffers.
+        self.socket.setsockopt(zmq.RCVHWM, protocol.MAX_QUEUED_REQUESTS)
+        self.socket.setsockopt(zmq.SNDHWM, protocol.MAX_IN_FLIGHT)
         self.socket.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
         # Off loopback, CURVE is required: only listed client keys get in, traffic encrypted.
         self.authenticator = secure_server(
@@ -297,8 +294,13 @@ class Server:
 def _frames_kept(body: dict[str, Any], kind: str) -> int | None:
     """How many requests' frame files the client keeps (None: it takes bytes); bounded."""
     keep = body.get("frame_files")
-    if not isinstance(keep, int) or isinstance(keep, bool) or not 1 <= keep <= _MOST_IN_FLIGHT:
+    if keep is None:
         return None
+    if not isinstance(keep, int) or isinstance(keep, bool) or not 1 <= keep <= _MOST_KEPT:
+        raise LimitError(
+            f"expected frame_files as an int from 1 to {_MOST_KEPT} (requests kept in flight "
+            f"+ 1), got {protocol.preview(keep)}"
+        )
     actions = body.get("actions") if kind == "steps" else None
     frames = keep * (len(actions) if isinstance(actions, list) else 1)
     if frames > MAX_FRAMES_HELD:

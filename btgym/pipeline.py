@@ -30,7 +30,7 @@ from btgym.frame_files import FrameFileReader
 from btgym.security import ClientKeys
 
 #: Most requests in flight: the replies a server queues for one client (its SNDHWM).
-MAX_DEPTH = 16
+MAX_DEPTH = protocol.MAX_IN_FLIGHT
 
 
 class PipelinedClient:

@@ -42,6 +42,12 @@ DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 #: Most steps one ``steps`` request may ask for (bounds a reply's size).
 MAX_STEPS_PER_REQUEST = 64
+#: Most requests one client may keep in flight: a server queues at most this many
+#: replies for a client (ZeroMQ's SNDHWM; a client that never reads loses the rest).
+MAX_IN_FLIGHT = 16
+#: Requests a server queues per client connection before ZeroMQ stops reading from it
+#: (RCVHWM): further requests wait in the client's own buffers, none is lost.
+MAX_QUEUED_REQUESTS = 4
 
 #: Bounds on the text of an ``error`` reply: a message quoting a huge input stays small.
 MAX_ERROR_TYPE_CHARS = 200
@@ -367,6 +373,8 @@ __all__ = [
     "MAX_ERROR_MESSAGE_CHARS",
     "MAX_ERROR_TRACEBACK_CHARS",
     "MAX_ERROR_TYPE_CHARS",
+    "MAX_IN_FLIGHT",
+    "MAX_QUEUED_REQUESTS",
     "MAX_STEPS_PER_REQUEST",
     "OPERATIONS",
     "PROTOCOL_VERSION",

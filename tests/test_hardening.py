@@ -433,6 +433,9 @@ def test_frames_kept_for_a_client_are_bounded(cube):
     action = np.full(3, 0.4, np.float32)
     body = {"actions": [action] * 64, "frame_files": 64}
     reply = protocol.decode(raw_request(address, protocol.encode("steps", body))).body
+    assert reply["type"] == "LimitError" and "int from 1 to 17" in reply["message"]
+    body["frame_files"] = 17
+    reply = protocol.decode(raw_request(address, protocol.encode("steps", body))).body
     assert reply["type"] == "LimitError" and "at most 128 frame files" in reply["message"]
     for _ in range(6):
         reply = raw_request(address, protocol.encode("steps", {**body, "frame_files": 2}))
