@@ -125,6 +125,8 @@ class Renderer:
         except RuntimeError as exc:  # Blender's "cannot save", a failed engine, ...
             WRITER.discard(path)
             raise RenderError(f"expected Blender to render a frame to {path}: {exc}") from exc
+        finally:
+            render.filepath = self.path  # a render outside this method writes a fresh name too
         self.last_frame = tiff_rgb8(WRITER.map(path), path)
         return self.last_frame
 
