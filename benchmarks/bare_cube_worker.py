@@ -18,7 +18,7 @@ import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 
 from blender_side.render import _stdout_silenced, tiff_rgb8  # noqa: E402
-from btgym.frame_files import WRITER  # noqa: E402
+from btgym.wire.frame_files import WRITER  # noqa: E402
 from envs.cube import CubeScene  # noqa: E402
 
 

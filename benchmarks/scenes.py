@@ -8,7 +8,7 @@ import numpy as np
 from gymnasium import spaces
 
 from blender_side import Scene
-from btgym.frame_files import WRITER
+from btgym.wire.frame_files import WRITER
 
 
 class FrameScene(Scene):

@@ -67,7 +67,7 @@ def start_janitor(frame_directory: str, owned: str | None, parent_pid: int | Non
     then removes the private frame directory and, when the trainer is gone too, the
     launcher's directory (logs, sockets). It forks before Blender is imported.
     """
-    from btgym.private_files import process_gone, remove_owned_tree
+    from btgym.wire.private_files import process_gone, remove_owned_tree
 
     read_end, write_end = os.pipe()
     if os.fork() != 0:
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent(args.parent_pid)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
-    from btgym.frame_files import WRITER
+    from btgym.wire.frame_files import WRITER
 
     if sys.platform.startswith("linux"):
         start_janitor(WRITER.directory, args.remove_with_parent, args.parent_pid)
@@ -108,7 +108,7 @@ def serve(args: argparse.Namespace) -> int:
     """Build the scene and serve it until ``close`` or the parent's death."""
     from blender_side.loading import load_scene_class, open_blend_file
     from blender_side.server import Server
-    from btgym import protocol
+    from btgym.wire import protocol
 
     if args.blend:
         open_blend_file(args.blend)

@@ -37,7 +37,7 @@ import numpy as np
 from blender_side.camera import depth as point_depth
 from blender_side.camera import intrinsics, project
 from blender_side.render import _stdout_silenced, read_tiff_rgb8
-from btgym.frame_files import WRITER
+from btgym.wire.frame_files import WRITER
 
 #: Depth value written where no surface is seen (BOP's convention for "no data").
 NO_DEPTH = 0.0

@@ -6,7 +6,7 @@ fastest correct path measured on a 2-core CPU is: render with ``write_still`` to
 uncompressed 8-bit RGB TIFF in shared memory (``/dev/shm``), map the file and view
 its pixel strips in place: TIFF is stored top-down in RGB order, so no flip, no
 channel swap and no decode are needed. Each frame gets a file of its own, so a
-client on the same host can map the same pages (:mod:`btgym.frame_files`). See
+client on the same host can map the same pages (:mod:`btgym.wire.frame_files`). See
 ``docs/benchmarks.md`` for figures.
 """
 
@@ -22,7 +22,7 @@ import bpy
 import numpy as np
 
 from btgym.errors import RenderError
-from btgym.frame_files import WRITER
+from btgym.wire.frame_files import WRITER
 
 ENGINES = {
     "workbench": "BLENDER_WORKBENCH",

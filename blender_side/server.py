@@ -16,12 +16,12 @@ from typing import Any
 import zmq
 
 from blender_side.scene import Scene
-from btgym import protocol
 from btgym.errors import BtgymError, LimitError, ObservationError, ProtocolError
-from btgym.frame_files import MAX_FRAMES_HELD, WRITER
-from btgym.security import ZAP_DOMAIN, secure_server
-from btgym.space_codec import space_to_data
-from btgym.validation import check_action
+from btgym.wire import protocol
+from btgym.wire.frame_files import MAX_FRAMES_HELD, WRITER
+from btgym.wire.security import ZAP_DOMAIN, secure_server
+from btgym.wire.space_codec import space_to_data
+from btgym.wire.validation import check_action
 
 #: Largest ``frame_files`` a client may ask for: requests in flight plus one spare.
 _MOST_KEPT = protocol.MAX_IN_FLIGHT + 1
@@ -140,9 +140,9 @@ class Server:
                     f"expected the {protocol.preview(message.kind)} request body as a map, "
                     f"got {type(body).__name__}"
                 )
-            # A client on this host that can map our frame files says how many requests it
-            # keeps in flight; names older than that are removed (it has mapped them).
-            keep = _frames_kept(body, message.kind)
+            # A client on this host that can map our frame files says (in the header) how
+            # many requests it keeps in flight; older names are removed (it mapped them).
+            keep = _frames_kept(message.options, body, message.kind)
             self.frame_files.begin_request(self.requests_served + 1, keep)
             body = handler(body)
             locate = self.frame_files.locate if keep is not None else None
@@ -291,9 +291,9 @@ class Server:
         return observation
 
 
-def _frames_kept(body: dict[str, Any], kind: str) -> int | None:
+def _frames_kept(options: dict[str, Any], body: dict[str, Any], kind: str) -> int | None:
     """How many requests' frame files the client keeps (None: it takes bytes); bounded."""
-    keep = body.get("frame_files")
+    keep = options.get("frame_files")
     if keep is None:
         return None
     if not isinstance(keep, int) or isinstance(keep, bool) or not 1 <= keep <= _MOST_KEPT:

@@ -1,20 +1,83 @@
 """btgym: Blender scenes as Gymnasium environments for adaptive domain randomization.
 
-``import btgym`` registers the built-in scenes (``btgym/Cube-v0``, ...) with Gymnasium.
-Heavy parts (torch, stable-baselines3) are imported only by the modules that need them.
+``import btgym`` registers the built-in scenes (``btgym/Cube-v0``, ...) with Gymnasium
+and nothing else: the public names below are imported on first use (PEP 562), so that
+importing one submodule (the Blender side imports only :mod:`btgym.wire`) costs no
+other. Heavy parts (torch, stable-baselines3) live in the modules that need them.
 """
 
-from btgym.env import BlenderEnv
-from btgym.errors import BtgymError
-from btgym.launcher import Launcher
-from btgym.registration import register_builtin, register_scene
-from btgym.vector_env import BlenderVectorEnv
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
+import gymnasium as _gymnasium
 
 __version__ = "0.1.0"
 
-register_builtin()
+#: Where each public name lives; imported when first asked for.
+_LAZY = {
+    "BlenderEnv": "btgym.env",
+    "BlenderVectorEnv": "btgym.vector_env",
+    "BtgymError": "btgym.errors",
+    "Launcher": "btgym.launcher",
+}
+
+_ENV_ENTRY_POINT = "btgym.env:BlenderEnv"
+_VECTOR_ENTRY_POINT = "btgym.vector_env:BlenderVectorEnv"
+
+#: The scenes that ship with btgym, by Gymnasium id.
+BUILTIN_SCENES: dict[str, str] = {
+    "btgym/Cube-v0": "envs.cube:CubeScene",
+    "btgym/CartPole-v0": "envs.cartpole:CartPoleScene",
+    "btgym/Supershape-v0": "envs.supershape:SupershapeScene",
+    "btgym/Parts-v0": "envs.parts:PartsScene",
+}
+
+
+def register_scene(env_id: str, scene: str, **kwargs: _Any) -> None:
+    """Register ``scene`` (``module:Class``) so that ``_gymnasium.make(env_id)`` builds it.
+
+    ``kwargs`` are defaults for :class:`btgym.BlenderEnv` and the scene's constructor;
+    ``_gymnasium.make(env_id, **overrides)`` replaces them. Entry points are strings:
+    registering imports nothing.
+    """
+    _gymnasium.register(
+        id=env_id,
+        entry_point=_ENV_ENTRY_POINT,
+        vector_entry_point=_VECTOR_ENTRY_POINT,
+        kwargs={"scene": scene, **kwargs},
+    )
+
+
+def _register_builtin() -> None:
+    for env_id, scene in BUILTIN_SCENES.items():
+        if env_id not in _gymnasium.registry:
+            register_scene(env_id, scene)
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'btgym' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+if _TYPE_CHECKING:
+    from btgym.env import BlenderEnv
+    from btgym.errors import BtgymError
+    from btgym.launcher import Launcher
+    from btgym.vector_env import BlenderVectorEnv
+
+_register_builtin()
 
 __all__ = [
+    "BUILTIN_SCENES",
     "BlenderEnv",
     "BlenderVectorEnv",
     "BtgymError",
@@ -22,3 +85,4 @@ __all__ = [
     "__version__",
     "register_scene",
 ]
+__all__.sort()

@@ -28,9 +28,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from btgym import protocol
 from btgym.launcher import Launcher
-from btgym.security import allow_client, check_key_name, generate_keys, is_loopback
+from btgym.wire import protocol
+from btgym.wire.security import allow_client, check_key_name, generate_keys, is_loopback
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ timeout.
 
 Between processes on one host, frames travel by reference to the renderer's output
 file once ``hello`` has proved the client can read the server's files
-(:mod:`btgym.frame_files`); ``frame_files=False`` or ``BTGYM_FRAME_FILES=0`` keeps
+(:mod:`btgym.wire.frame_files`); ``frame_files=False`` or ``BTGYM_FRAME_FILES=0`` keeps
 every byte on the socket.
 
 A client is safe to share between threads: requests are serialized by a lock (a REQ
@@ -31,7 +31,6 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from btgym import protocol
 from btgym.errors import (
     AuthenticationError,
     ClosedError,
@@ -49,8 +48,9 @@ from btgym.errors import (
     UsedAfterForkError,
     VersionMismatchError,
 )
-from btgym.frame_files import FrameFileReader
-from btgym.security import ClientKeys
+from btgym.wire import protocol
+from btgym.wire.frame_files import FrameFileReader
+from btgym.wire.security import ClientKeys
 
 IDEMPOTENT = frozenset({"hello", "ping"})
 _POLL_SLICE_MS = 100
@@ -130,9 +130,9 @@ class Client:
                 "(one request at a time per client: several threads must use request(), "
                 "which waits its turn, not send()/recv())"
             )
-        if self.frame_files is not None and (body is None or isinstance(body, dict)):
-            body = {**(body or {}), "frame_files": 1}  # one request in flight
-        frames = protocol.encode(op, body)
+        # Frames by reference: one request in flight, so the server may drop older names.
+        options = {"frame_files": 1} if self.frame_files is not None else None
+        frames = protocol.encode(op, body, options=options)
         if self.max_message_bytes is not None:
             total = sum(memoryview(frame).nbytes for frame in frames)
             if total > self.max_message_bytes:

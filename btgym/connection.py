@@ -12,8 +12,8 @@ from gymnasium import spaces
 from btgym.client import Client
 from btgym.errors import SpaceError
 from btgym.launcher import Launcher
-from btgym.security import ClientKeys
-from btgym.space_codec import space_from_data
+from btgym.wire.security import ClientKeys
+from btgym.wire.space_codec import space_from_data
 
 
 @dataclass

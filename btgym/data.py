@@ -38,14 +38,14 @@ from gymnasium import spaces
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 import btgym  # noqa: F401  (registers the env ids)
-from btgym import protocol
 from btgym.client import Client
 from btgym.connection import Connection, connect, instance_keys
 from btgym.errors import InstanceDiedError, InstanceTimeoutError
 from btgym.pipeline import PipelinedClient
 from btgym.recording import ShardReader
-from btgym.space_codec import restore
-from btgym.validation import check_action
+from btgym.wire import protocol
+from btgym.wire.space_codec import restore
+from btgym.wire.validation import check_action
 
 
 class StreamDataset(IterableDataset):

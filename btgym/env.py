@@ -9,9 +9,9 @@ import numpy as np
 
 from btgym.connection import connect
 from btgym.errors import ClosedError
-from btgym.security import ClientKeys
-from btgym.space_codec import restore
-from btgym.validation import check_action
+from btgym.wire.security import ClientKeys
+from btgym.wire.space_codec import restore
+from btgym.wire.validation import check_action
 
 
 class BlenderEnv(gym.Env):

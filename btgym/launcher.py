@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from btgym.errors import ClosedError, LaunchError, UsedAfterForkError
-from btgym.frame_files import DIRECTORY_PATTERN, frame_directory
-from btgym.private_files import make_private_directory, remove_owned_tree, sweep
+from btgym.wire.frame_files import DIRECTORY_PATTERN, frame_directory
+from btgym.wire.private_files import make_private_directory, remove_owned_tree, sweep
 
 #: Longest Unix-domain socket path ZeroMQ accepts (``sun_path`` is 108 bytes on Linux).
 IPC_PATH_MAX = 100

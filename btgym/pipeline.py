@@ -17,7 +17,6 @@ from typing import Any
 
 import zmq
 
-from btgym import protocol
 from btgym.client import remote_exception
 from btgym.errors import (
     ClosedError,
@@ -26,8 +25,9 @@ from btgym.errors import (
     ProtocolError,
     UsedAfterForkError,
 )
-from btgym.frame_files import FrameFileReader
-from btgym.security import ClientKeys
+from btgym.wire import protocol
+from btgym.wire.frame_files import FrameFileReader
+from btgym.wire.security import ClientKeys
 
 #: Most requests in flight: the replies a server queues for one client (its SNDHWM).
 MAX_DEPTH = protocol.MAX_IN_FLIGHT
@@ -81,11 +81,11 @@ class PipelinedClient:
         self._check_usable()
         if self.full:
             raise ProtocolError(f"expected at most {self.depth} requests in flight, got more")
-        if self.frame_files is not None and (body is None or isinstance(body, dict)):
-            # The server keeps frame files of this many recent requests named for us.
-            body = {**(body or {}), "frame_files": self.depth + 1}
+        # The server keeps frame files of this many recent requests named for us.
+        options = {"frame_files": self.depth + 1} if self.frame_files is not None else None
         # An empty delimiter frame makes the DEALER message look like a REQ one to REP.
-        self.socket.send_multipart([b"", *protocol.encode(op, body)], copy=False)
+        frames = protocol.encode(op, body, options=options)
+        self.socket.send_multipart([b"", *frames], copy=False)
         self.pending.append(tag)
         self.sent_at.append(time.monotonic())
 

@@ -27,7 +27,7 @@ import ray
 
 from btgym.errors import LaunchError
 from btgym.launcher import InstanceSet, Launcher
-from btgym.security import ClientKeys, generate_keys
+from btgym.wire.security import ClientKeys, generate_keys
 
 
 def _remove_keys(path: Path, owner: int) -> None:

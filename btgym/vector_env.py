@@ -36,9 +36,9 @@ from btgym.errors import (
     InvalidActionError,
     ProtocolError,
 )
-from btgym.security import ClientKeys
-from btgym.space_codec import restore
-from btgym.validation import check_action
+from btgym.wire.security import ClientKeys
+from btgym.wire.space_codec import restore
+from btgym.wire.validation import check_action
 
 RECOVERABLE = ("step", "reset")
 

@@ -192,6 +192,8 @@ def test_task_feedback_env_drives_a_real_blender_dr_env():
         assert env.step(np.zeros(3))[3] is True  # horizon
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # ~1 min quiet, over 2 min under load
 def test_densityopt_moves_the_supershape_distribution_towards_the_target():
     # Experiment 1 in short (80 of its 200 iterations, real Blender, ~1 min): the
     # log-normal over (m1, m2) leaves (1.2, 3.0) for the target set's (2.25, 2.25).

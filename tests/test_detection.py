@@ -167,7 +167,8 @@ def test_summary_std_and_worst_class():
     assert summary["worst_class"] == "b" and summary["worst_AP"] == pytest.approx(0.1)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_quick_pipeline_end_to_end(tmp_path):
     """Every path against real Blender: both streams (the adaptive one steering the class
     probabilities), the Cycles set, the target set, COCO evaluation and the table."""

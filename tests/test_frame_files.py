@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import btgym  # noqa: F401  (registers the env ids)
-from btgym import frame_files, protocol
 from btgym.errors import DecodeError
-from btgym.frame_files import FrameFileReader, FrameFileWriter
+from btgym.wire import frame_files, protocol
+from btgym.wire.frame_files import FrameFileReader, FrameFileWriter
 from tests.conftest import SMALL_CUBE
 
 

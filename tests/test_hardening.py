@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import zmq
 
-from btgym import BlenderEnv, protocol
+from btgym import BlenderEnv
 from btgym.client import Client
 from btgym.errors import (
     DecodeError,
@@ -35,8 +35,9 @@ from btgym.errors import (
     RenderError,
     UsedAfterForkError,
 )
-from btgym.frame_files import FrameFileReader, FrameFileWriter, frame_directory
 from btgym.launcher import Launcher
+from btgym.wire import protocol
+from btgym.wire.frame_files import FrameFileReader, FrameFileWriter, frame_directory
 from tests.conftest import ECHO_SCENE, ROOT
 
 OTHER_UID = 12345
@@ -431,14 +432,17 @@ def test_frames_kept_for_a_client_are_bounded(cube):
     address = cube.client.address
     (directory,) = frame_dirs(cube.remote["pid"])
     action = np.full(3, 0.4, np.float32)
-    body = {"actions": [action] * 64, "frame_files": 64}
-    reply = protocol.decode(raw_request(address, protocol.encode("steps", body))).body
+    body = {"actions": [action] * 64}
+
+    def steps(keep: int) -> list:
+        return protocol.encode("steps", body, options={"frame_files": keep})
+
+    reply = protocol.decode(raw_request(address, steps(64))).body
     assert reply["type"] == "LimitError" and "int from 1 to 17" in reply["message"]
-    body["frame_files"] = 17
-    reply = protocol.decode(raw_request(address, protocol.encode("steps", body))).body
+    reply = protocol.decode(raw_request(address, steps(17))).body
     assert reply["type"] == "LimitError" and "at most 128 frame files" in reply["message"]
     for _ in range(6):
-        reply = raw_request(address, protocol.encode("steps", {**body, "frame_files": 2}))
+        reply = raw_request(address, steps(2))
         assert protocol.decode(reply, FrameFileReader(directory)).kind == "ok"
     held = cube.ping()["frames_held"]
     assert held <= 128

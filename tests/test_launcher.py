@@ -225,8 +225,8 @@ def test_launcher_rejects_bad_arguments():
 
 
 def test_a_launch_removes_our_directories_of_servers_that_are_gone():
-    from btgym.frame_files import frame_directory
     from btgym.launcher import remove_stale_files
+    from btgym.wire.frame_files import frame_directory
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from btgym import protocol
 from btgym.errors import DecodeError, EncodeError, SpaceError, VersionMismatchError
-from btgym.space_codec import restore, space_from_data, space_to_data
+from btgym.wire import protocol
+from btgym.wire.space_codec import restore, space_from_data, space_to_data
 from tests.scenes.echo import all_spaces
 
 DTYPES = [
@@ -88,17 +88,21 @@ def test_values_that_cannot_travel_are_refused(value):
         ([b""], "undecodable"),
         ([b"\xc1garbage"], "undecodable"),
         ([msgpack.packb([1, 2, 3, 4])], "expected header"),
-        ([msgpack.packb(["btgym", 1, "step"])], "expected header"),
-        ([msgpack.packb(["btgym", 1, "step", None]) + b"\x00"], "end after"),
-        ([msgpack.packb(["btgym", 1, 7, None])], "kind as a string"),
+        ([msgpack.packb(["btgym", 2, "step"])], "expected header"),
+        ([msgpack.packb(["btgym", 2, "step", None, {}]) + b"\x00"], "end after"),
+        ([msgpack.packb(["btgym", 2, 7, None, {}])], "kind as a string"),
         (
-            [msgpack.packb(["btgym", 1, "x", msgpack.ExtType(1, msgpack.packb(["<f4", [4], 1]))])],
+            [
+                msgpack.packb(
+                    ["btgym", 2, "x", msgpack.ExtType(1, msgpack.packb(["<f4", [4], 1])), {}]
+                )
+            ],
             "refers to frame 1",
         ),
         (
             [
                 msgpack.packb(
-                    ["btgym", 1, "x", msgpack.ExtType(1, msgpack.packb(["<f4", [4], 1]))]
+                    ["btgym", 2, "x", msgpack.ExtType(1, msgpack.packb(["<f4", [4], 1])), {}]
                 ),
                 b"\x00" * 15,
             ],
@@ -107,12 +111,12 @@ def test_values_that_cannot_travel_are_refused(value):
         (
             [
                 msgpack.packb(
-                    ["btgym", 1, "x", msgpack.ExtType(1, msgpack.packb(["|O", [1], b"x"]))]
+                    ["btgym", 2, "x", msgpack.ExtType(1, msgpack.packb(["|O", [1], b"x"])), {}]
                 )
             ],
             "dtype",
         ),
-        ([msgpack.packb(["btgym", 1, "x", msgpack.ExtType(9, b"")])], "extension type"),
+        ([msgpack.packb(["btgym", 2, "x", msgpack.ExtType(9, b""), {}])], "extension type"),
     ],
 )
 def test_malformed_messages_raise_decode_errors(frames, match):
@@ -123,7 +127,7 @@ def test_malformed_messages_raise_decode_errors(frames, match):
 def test_version_mismatch_is_detected_before_the_body():
     # The body uses an extension type this version does not know: the version check wins.
     frames = [msgpack.packb(["btgym", 99, "step", msgpack.ExtType(42, b"??")])]
-    with pytest.raises(VersionMismatchError, match="version 1.*version 99"):
+    with pytest.raises(VersionMismatchError, match="version 2.*version 99"):
         protocol.decode(frames)
 
 
@@ -186,8 +190,8 @@ def test_zero_copy_decode_views_the_received_buffer():
 TIMESTAMP = msgpack.Timestamp(1, 2)
 
 
-def header_with(body, version=1):
-    return [msgpack.packb(["btgym", version, "step", body])]
+def header_with(body, version=2):
+    return [msgpack.packb(["btgym", version, "step", body, {}])]
 
 
 @pytest.mark.parametrize(
@@ -218,7 +222,7 @@ def test_timestamps_are_rejected_anywhere_in_the_body(body):
 )
 def test_every_encoding_of_extension_minus_one_is_rejected(raw):
     with pytest.raises(DecodeError):
-        protocol.decode([b"\x94\xa5btgym\x01\xa4step\x92\x01" + raw])
+        protocol.decode([b"\x95\xa5btgym\x02\xa4step\x92\x01" + raw + b"\x80"])
 
 
 def test_bodies_nested_beyond_the_recursion_limit_are_still_searched():
@@ -255,7 +259,7 @@ def test_decode_errors_quote_at_most_a_preview_of_the_input():
     huge = "x" * 1_000_000
     for frames in (
         header_with(None, version=huge),
-        [msgpack.packb(["btgym", 1, [huge], None])],
+        [msgpack.packb(["btgym", 2, [huge], None, {}])],
         header_with(msgpack.ExtType(1, msgpack.packb([huge, [1], b"\0"]))),
         header_with(msgpack.ExtType(1, msgpack.packb(["<f4", [huge], b"\0"]))),
     ):
@@ -321,3 +325,31 @@ def test_error_bodies_with_lone_surrogates_can_be_encoded():
     body = protocol.error_body(ValueError("bad \udcff byte"), "tb \ud800", 0)
     assert body["message"] == "bad ? byte" and body["traceback"] == "tb ?"
     assert protocol.decode(protocol.encode(protocol.REPLY_ERROR, body)).body == body
+
+
+def test_transport_options_travel_in_the_header_not_the_body():
+    frames = protocol.encode("step", {"action": 1}, options={"frame_files": 3})
+    message = protocol.decode(frames)
+    assert message.body == {"action": 1} and message.options == {"frame_files": 3}
+    assert protocol.decode(protocol.encode("ping")).options == {}
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"frame_filez": 1}, "header options from"),
+        ({"frame_files": "2"}, "as int"),
+        ({"frame_files": True}, "as int"),
+        ({1: 1}, "header options from"),
+        ([], "as a map"),
+    ],
+)
+def test_unknown_or_mistyped_header_options_are_refused(options, match):
+    frames = [msgpack.packb(["btgym", 2, "step", None, options])]
+    with pytest.raises(DecodeError, match=match):
+        protocol.decode(frames)
+
+
+def test_a_version_1_peer_is_told_the_versions_apart():
+    with pytest.raises(VersionMismatchError, match="version 2.*version 1"):
+        protocol.decode([msgpack.packb(["btgym", 1, "step", {"frame_files": 1}])])

@@ -18,6 +18,8 @@ from tests.conftest import ECHO_SCENE  # noqa: E402
 
 RAY = {"backend": "ray", "num_cpus": 0.5}
 
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
 
 @pytest.fixture(scope="module", autouse=True)
 def cluster():

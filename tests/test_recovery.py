@@ -13,6 +13,8 @@ from btgym import BlenderVectorEnv
 from btgym.errors import LaunchError
 from tests.conftest import ECHO_SCENE
 
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
 
 def kill(envs, i, sig=signal.SIGKILL):
     os.kill(envs.connection.launcher[i].process.pid, sig)

@@ -77,6 +77,8 @@ def test_get_images_returns_one_frame_per_instance():
         vec.close()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_ppo_trains_a_few_updates_on_the_adapter(tmp_path):
     from stable_baselines3 import PPO
 

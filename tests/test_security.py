@@ -14,7 +14,7 @@ from btgym.cli import main
 from btgym.client import Client
 from btgym.errors import AuthenticationError, LaunchError
 from btgym.launcher import Launcher
-from btgym.security import ClientKeys, allow_client, generate_keys, is_loopback
+from btgym.wire.security import ClientKeys, allow_client, generate_keys, is_loopback
 from tests.conftest import ECHO_SCENE
 
 

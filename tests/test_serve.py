@@ -12,7 +12,7 @@ import psutil
 
 from btgym import BlenderVectorEnv
 from btgym.cli import load_launch_info
-from btgym.security import ClientKeys
+from btgym.wire.security import ClientKeys
 from tests.conftest import ECHO_SCENE, ROOT
 
 
@@ -68,9 +68,15 @@ def test_serve_then_connect_by_address_with_keys(tmp_path):
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
-    time.sleep(0.5)
-    assert not [
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _alive(children):
+        time.sleep(0.05)
+    assert not _alive(children)
+
+
+def _alive(pids: list[int]) -> list[int]:
+    return [
         pid
-        for pid in children
+        for pid in pids
         if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     ]

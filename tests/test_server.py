@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import zmq
 
-from btgym import BlenderEnv, protocol
+from btgym import BlenderEnv
 from btgym.client import Client
 from btgym.errors import (
     DecodeError,
@@ -21,8 +21,9 @@ from btgym.errors import (
     RemoteError,
     VersionMismatchError,
 )
-from btgym.space_codec import space_to_data
-from btgym.validation import check_action
+from btgym.wire import protocol
+from btgym.wire.space_codec import space_to_data
+from btgym.wire.validation import check_action
 from tests.scenes.echo import all_spaces
 
 

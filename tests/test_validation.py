@@ -7,7 +7,7 @@ import pytest
 from gymnasium import spaces
 
 from btgym.errors import InvalidActionError
-from btgym.validation import check_action
+from btgym.wire.validation import check_action
 
 BOX = spaces.Box(-1.0, 1.0, (3,), np.float32)
 

@@ -201,7 +201,7 @@ def secure_server(
         if not is_loopback(bind):
             raise LaunchError(
                 f"expected CURVE keys (--curve-secret and --curve-clients) to serve on the "
-                f"non-loopback address {bind}; generate them with btgym.security.generate_keys"
+                f"non-loopback address {bind}; generate them with btgym.wire.security.generate_keys"
             )
         return None
     if clients_dir is None or not Path(clients_dir).is_dir():

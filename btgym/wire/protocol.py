@@ -9,7 +9,7 @@ A message is a ZeroMQ multipart message:
   value holding ``[dtype, shape, frame_index]``; small arrays and numpy scalars carry
   their bytes inline instead of a frame index. Between processes on one host that
   agreed on it at ``hello``, an array that views a frame file is sent as
-  ``[file_name, offset]`` instead of its bytes (:mod:`btgym.frame_files`).
+  ``[file_name, offset]`` instead of its bytes (:mod:`btgym.wire.frame_files`).
 
 Nothing is ever pickled. Buffers are sent without copying and received as numpy
 arrays that view the received frames. See ``docs/protocol.md``.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgpack
@@ -27,7 +27,7 @@ import numpy as np
 
 from btgym.errors import DecodeError, EncodeError, VersionMismatchError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAGIC = "btgym"
 
 OPERATIONS = ("hello", "reset", "step", "steps", "render", "call", "ping", "close")
@@ -68,18 +68,34 @@ class FileBuffers(Protocol):
     def buffer(self, name: Any, offset: Any, nbytes: int) -> memoryview: ...
 
 
+#: Transport options a request's header may carry, and the type of each value.
+OPTIONS = {"frame_files": int}
+
+
 @dataclass(frozen=True)
 class Message:
-    """A decoded message: its kind (operation or reply status) and its body."""
+    """A decoded message: its kind (operation or reply status), body and transport options.
+
+    ``options`` say how the message travels, not what it asks (e.g. ``frame_files``:
+    the client takes frames by reference and keeps that many requests in flight);
+    they live in the header so that no operation's body has to make room for them.
+    """
 
     kind: str
     body: Any
+    options: dict[str, Any] = field(default_factory=dict)
 
 
-def encode(kind: str, body: Any = None, locate: FileLocator | None = None) -> list[Any]:
+def encode(
+    kind: str,
+    body: Any = None,
+    locate: FileLocator | None = None,
+    options: dict[str, Any] | None = None,
+) -> list[Any]:
     """Turn ``kind`` and ``body`` into frames for ``socket.send_multipart(copy=False)``.
 
     ``locate``: finds the frame file a large array views (then only its name travels).
+    ``options``: transport options for the header (keys from :data:`OPTIONS`).
     """
     buffers: list[Any] = []
 
@@ -98,7 +114,9 @@ def encode(kind: str, body: Any = None, locate: FileLocator | None = None) -> li
         )
 
     try:
-        header = msgpack.packb([MAGIC, PROTOCOL_VERSION, kind, body], default=default)
+        header = msgpack.packb(
+            [MAGIC, PROTOCOL_VERSION, kind, body, options or {}], default=default
+        )
     except EncodeError:
         raise
     except (TypeError, ValueError, OverflowError) as exc:
@@ -163,18 +181,21 @@ def decode(frames: Sequence[Any], files: FileBuffers | None = None) -> Message:
     try:
         unpacker.feed(buffers[0])
         length = unpacker.read_array_header()
-        magic = unpacker.unpack() if length == 4 else None
+        magic = unpacker.unpack() if length in (4, 5) else None  # 4: protocol version 1
         if magic != MAGIC:
             raise DecodeError(
-                f'expected header ["{MAGIC}", version, kind, body], got another value'
+                f'expected header ["{MAGIC}", version, kind, body, options], got another value'
             )
         version = unpacker.unpack()  # checked before the body, whose format may differ
         if not _is_int(version):
             raise DecodeError(f"expected the protocol version as an int, got {preview(version)}")
         if version != PROTOCOL_VERSION:
             raise VersionMismatchError(PROTOCOL_VERSION, version)
+        if length != 5:
+            raise DecodeError(f"expected a header of 5 items, got {length}")
         kind = unpacker.unpack()
         body = unpacker.unpack()
+        options = unpacker.unpack()
     except (DecodeError, VersionMismatchError):
         raise
     except Exception as exc:
@@ -192,7 +213,22 @@ def decode(frames: Sequence[Any], files: FileBuffers | None = None) -> Message:
             "expected extension types 1 (array) and 2 (scalar) only, got msgpack's "
             "timestamp (extension type -1)"
         )
-    return Message(kind, body)
+    return Message(kind, body, _checked_options(options))
+
+
+def _checked_options(options: Any) -> dict[str, Any]:
+    """The header's transport options: known keys with values of the right type only."""
+    if not isinstance(options, dict):
+        raise DecodeError(f"expected header options as a map, got {preview(options)}")
+    for key, value in options.items():
+        expected = OPTIONS.get(key) if isinstance(key, str) else None
+        if expected is None:
+            raise DecodeError(f"expected header options from {sorted(OPTIONS)}, got {preview(key)}")
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise DecodeError(
+                f"expected header option {key!r} as {expected.__name__}, got {preview(value)}"
+            )
+    return options
 
 
 def _is_int(value: Any) -> bool:
@@ -377,6 +413,7 @@ __all__ = [
     "MAX_QUEUED_REQUESTS",
     "MAX_STEPS_PER_REQUEST",
     "OPERATIONS",
+    "OPTIONS",
     "PROTOCOL_VERSION",
     "REPLY_ERROR",
     "REPLY_OK",
