@@ -1,8 +1,11 @@
 """Export detection annotations of stream or replay items as COCO JSON (pycocotools reads it).
 
-Each item's ``info`` holds per-object arrays: ``boxes`` ``(M, 4)`` as ``[x0, y0, x1, y1]``
-in pixels, ``classes`` ``(M,)`` class ids, optionally ``visibility`` ``(M,)``; the key
-names are arguments. Objects below ``min_visibility`` are left out.
+Each item's ``info`` holds per-object arrays: boxes ``(M, 4)`` as ``[x0, y0, x1, y1]``
+in pixels, class ids ``(M,)``, optionally visibility ``(M,)``. The keys default to
+Parts-v0's (``bbox_visib``, ``class_id``, ``visib_fract``, BOP's names) and are
+arguments for other scenes; an item without the box or class key is an error (a key
+typo must not silently give zero annotations). Objects below ``min_visibility`` are
+left out.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ def to_coco(
     items: Iterable[dict[str, Any]],
     class_names: Sequence[str],
     *,
-    boxes_key: str = "boxes",
-    classes_key: str = "classes",
-    visibility_key: str | None = "visibility",
+    boxes_key: str = "bbox_visib",
+    classes_key: str = "class_id",
+    visibility_key: str | None = "visib_fract",
     min_visibility: float = 0.0,
     file_name: str = "{env_id:03d}-{episode:06d}-{step:05d}.png",
 ) -> dict[str, Any]:
@@ -38,8 +41,14 @@ def to_coco(
             }
         )
         info = item["info"]
-        boxes = np.asarray(info.get(boxes_key, np.zeros((0, 4))), dtype=np.float64).reshape(-1, 4)
-        classes = np.asarray(info.get(classes_key, np.zeros(0)), dtype=np.int64).reshape(-1)
+        missing = [key for key in (boxes_key, classes_key) if key not in info]
+        if missing:
+            raise KeyError(
+                f"expected annotation keys {missing} in item {image_id}'s info, got keys "
+                f"{sorted(info)} (pass boxes_key=/classes_key= for this scene)"
+            )
+        boxes = np.asarray(info[boxes_key], dtype=np.float64).reshape(-1, 4)
+        classes = np.asarray(info[classes_key], dtype=np.int64).reshape(-1)
         if len(boxes) != len(classes):
             raise ValueError(
                 f"expected as many {classes_key!r} as {boxes_key!r}, got {len(classes)} and "

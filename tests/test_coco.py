@@ -22,10 +22,10 @@ def item(step, boxes, classes, visibility):
         "step": step,
         "seed": 0,
         "params": None,
-        "info": {
-            "boxes": np.asarray(boxes, np.float32),
-            "classes": np.asarray(classes),
-            "visibility": np.asarray(visibility),
+        "info": {  # Parts-v0's keys, the defaults
+            "bbox_visib": np.asarray(boxes, np.float32),
+            "class_id": np.asarray(classes),
+            "visib_fract": np.asarray(visibility),
         },
     }
 
@@ -57,5 +57,12 @@ def test_pycocotools_reads_the_export_and_scores_ground_truth_as_perfect(tmp_pat
 
 def test_mismatched_annotations_are_refused():
     bad = item(0, [[1, 2, 3, 4]], [0, 1], [1.0])
-    with pytest.raises(ValueError, match="as many 'classes' as 'boxes'"):
+    with pytest.raises(ValueError, match="as many 'class_id' as 'bbox_visib'"):
         to_coco([bad], ["a", "b"])
+
+
+def test_a_missing_annotation_key_is_an_error_not_zero_annotations():
+    with pytest.raises(KeyError, match=r"expected annotation keys \['bbox_visib'\]"):
+        to_coco([{**ITEMS[0], "info": {"boxes": np.zeros((1, 4)), "class_id": [0]}}], ["a"])
+    coco = to_coco([ITEMS[1]], ["a", "b"], boxes_key="bbox_visib", classes_key="class_id")
+    assert len(coco["annotations"]) == 1

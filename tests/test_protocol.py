@@ -353,3 +353,22 @@ def test_unknown_or_mistyped_header_options_are_refused(options, match):
 def test_a_version_1_peer_is_told_the_versions_apart():
     with pytest.raises(VersionMismatchError, match="version 2.*version 1"):
         protocol.decode([msgpack.packb(["btgym", 1, "step", {"frame_files": 1}])])
+
+
+def test_received_arrays_are_writable_views_without_a_copy():
+    import zmq
+
+    context = zmq.Context.instance()
+    sender, receiver = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
+    sender.bind("inproc://btgym-writable")
+    receiver.connect("inproc://btgym-writable")
+    try:
+        big, small = np.arange(1000, dtype=np.float64), np.arange(4, dtype=np.float32)
+        sender.send_multipart(protocol.encode("ok", {"big": big, "small": small}), copy=False)
+        body = protocol.decode(receiver.recv_multipart(copy=False)).body
+    finally:
+        sender.close(linger=0)
+        receiver.close(linger=0)
+    assert body["big"].flags.writeable and body["small"].flags.writeable
+    body["big"][0] = 7.0  # the receiver's own buffer
+    assert big[0] == 0.0
