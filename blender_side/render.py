@@ -1,13 +1,26 @@
 """Render the current Blender scene into an ``(H, W, 3) uint8`` numpy array.
 
 In background mode Blender keeps the render result out of Python's reach
-(``Render Result`` has no pixels, the compositor's Viewer is not computed), so the
-fastest correct path measured on a 2-core CPU is: render with ``write_still`` to an
-uncompressed 8-bit RGB TIFF in shared memory (``/dev/shm``), map the file and view
-its pixel strips in place: TIFF is stored top-down in RGB order, so no flip, no
-channel swap and no decode are needed. Each frame gets a file of its own, so a
-client on the same host can map the same pages (:mod:`btgym.wire.frame_files`). See
-``docs/benchmarks.md`` for figures.
+(``Render Result`` has no pixels, the compositor's Viewer is not computed), so pixels
+leave through a file in shared memory (``/dev/shm``, the server's private directory).
+Two read-backs, both exact:
+
+* ``tiff`` (the default): write an uncompressed 8-bit RGB TIFF, map it and view its
+  pixel strips in place (top-down RGB: no flip, no channel swap, no decode). Every
+  engine and view.
+* ``exr``: render with ``write_still`` to an uncompressed half-float OpenEXR, then
+  index a table of Blender's own view transform by each half's bits
+  (:mod:`blender_side.colour`), writing straight into a fresh frame file that travels
+  to the trainer by reference. Bit-identical to the TIFF written with dither 0, for
+  Workbench with a per-channel view (Standard, Raw). On the 2-core hosts measured so
+  far Blender 5.0.1's EXR writer took longer than the TIFF writer (15.2 vs 12.5 ms a
+  640x512 step), so it is not the default; see ``docs/benchmarks.md``.
+
+Each frame gets a file of its own, so a client on the same host can map the same
+pages (:mod:`btgym.wire.frame_files`). Dither is 0 by default (Blender's 1.0 adds
+deterministic +-1 noise to ~29 % of pixels: not what training data should carry).
+See ``docs/benchmarks.md`` for figures and ``docs/scenes.md`` for what a user's
+``.blend`` keeps.
 """
 
 from __future__ import annotations
@@ -21,6 +34,8 @@ from typing import Any
 import bpy
 import numpy as np
 
+from blender_side import colour
+from blender_side.exr import scanline_planes
 from btgym.errors import RenderError
 from btgym.wire.frame_files import WRITER
 
@@ -29,6 +44,7 @@ ENGINES = {
     "cycles": "CYCLES",
     "eevee": "BLENDER_EEVEE",
 }
+READBACKS = ("tiff", "exr")
 
 _TIFF_TAGS = {
     256: "width",
@@ -49,6 +65,10 @@ class Renderer:
     ``engine`` is ``workbench`` (real time, the default), ``cycles`` (quality; CPU,
     ``samples`` paths per pixel) or ``eevee`` (for GPU machines). Anti-aliasing is
     off for Workbench by default: it costs 8-10x the render time on a CPU.
+    ``readback``: ``tiff`` (the default) or ``exr`` (half-float EXR + Blender's view
+    table; exact for a per-channel view, else a :class:`~btgym.errors.RenderError`).
+    ``dither``: Blender's dither intensity; 0 (the default) gives exact, noise-free
+    frames (Blender's own default, 1.0, adds +-1 noise to ~29 % of pixels).
     """
 
     def __init__(
@@ -61,17 +81,24 @@ class Renderer:
         view_transform: str = "Standard",
         quiet: bool = True,
         scene: Any = None,
+        readback: str = "tiff",
+        dither: float = 0.0,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"expected engine in {sorted(ENGINES)}, got {engine!r}")
+        if readback not in READBACKS:
+            raise ValueError(f"expected readback in {READBACKS}, got {readback!r}")
         if width <= 0 or height <= 0:
             raise ValueError(f"expected a positive frame size, got {width}x{height}")
         self.width, self.height, self.engine = int(width), int(height), engine
         self.samples, self.antialiasing = samples, antialiasing
         self.view_transform, self.quiet = view_transform, quiet
         self.scene = scene
+        self.readback, self.dither = readback, float(dither)
         self.path = WRITER.new_path("tif")  # the file the next render writes (private dir)
         self.last_frame: np.ndarray | None = None
+        self._table: np.ndarray | None = None
+        self._table_key: tuple[Any, ...] | None = None
         self.configure()
 
     @property
@@ -90,7 +117,12 @@ class Renderer:
         render.use_sequencer = False
         render.film_transparent = False
         scene.view_settings.view_transform = self.view_transform
+        render.dither_intensity = self.dither
         settings = render.image_settings
+        if hasattr(settings, "media_type"):  # Blender 5: a .blend saved for video output
+            settings.media_type = "IMAGE"
+        if hasattr(settings, "color_management"):
+            settings.color_management = "FOLLOW_SCENE"  # the scene's view, as the table
         settings.file_format = "TIFF"
         settings.tiff_codec = "NONE"
         settings.color_mode = "RGB"
@@ -112,23 +144,70 @@ class Renderer:
     def render(self) -> np.ndarray:
         """Render the scene and return the frame as a new ``(H, W, 3) uint8`` array.
 
-        The array is read-only: it views the mapped file, which no later frame reuses.
+        The array is read-only: it views a mapped file, which no later frame reuses.
         Every render writes a fresh file, also after a failed one (which raises
         :class:`~btgym.errors.RenderError` for this frame only).
         """
-        path, self.path = self.path, WRITER.new_path("tif")
-        render = self.bpy_scene.render
+        table = self._view_table()
+        frame = self._render_tiff() if table is None else self._render_exr(table)
+        frame.flags.writeable = False
+        self.last_frame = frame
+        return frame
+
+    @property
+    def uses_exr(self) -> bool:
+        """Whether the next frame is read back through the half-float EXR and the table."""
+        return self._view_table() is not None
+
+    def _view_table(self) -> np.ndarray | None:
+        """The view table for the scene's current settings, or None for the TIFF path."""
+        if self.readback == "tiff":
+            return None
+        key = colour.settings_key(self.bpy_scene)
+        if key is None:
+            raise RenderError(
+                "expected a per-channel view (Standard or Raw, no look, no curves, dither 0) "
+                f"for readback='exr', got {self.bpy_scene.view_settings.view_transform!r}"
+            )
+        if key != self._table_key:
+            self._table = colour.build_table(self.bpy_scene, WRITER.scratch_path("table.tif"))
+            self._table_key = key
+        return self._table
+
+    def _write_still(self, path: str, file_format: str) -> None:
+        scene = self.bpy_scene
+        render, settings = scene.render, scene.render.image_settings
+        settings.file_format = file_format
+        if file_format == "OPEN_EXR":
+            settings.color_mode, settings.color_depth, settings.exr_codec = "RGB", "16", "NONE"
+        else:
+            settings.color_mode, settings.color_depth, settings.tiff_codec = "RGB", "8", "NONE"
         render.filepath = path  # also after a loaded .blend file reset it
         try:
             with _stdout_silenced(self.quiet):
-                bpy.ops.render.render(write_still=True, scene=self.bpy_scene.name)
+                bpy.ops.render.render(write_still=True, scene=scene.name)
         except RuntimeError as exc:  # Blender's "cannot save", a failed engine, ...
             WRITER.discard(path)
             raise RenderError(f"expected Blender to render a frame to {path}: {exc}") from exc
         finally:
             render.filepath = self.path  # a render outside this method writes a fresh name too
-        self.last_frame = tiff_rgb8(WRITER.map(path), path)
-        return self.last_frame
+
+    def _render_tiff(self) -> np.ndarray:
+        path, self.path = self.path, WRITER.new_path("tif")
+        self._write_still(path, "TIFF")
+        return tiff_rgb8(WRITER.map(path), path)
+
+    def _render_exr(self, table: np.ndarray) -> np.ndarray:
+        path = WRITER.new_path("exr")
+        self._write_still(path, "OPEN_EXR")
+        data = WRITER.map_private(path)  # the half-float file never travels
+        try:
+            planes, order = scanline_planes(data, self.width, self.height)
+        except ValueError as exc:
+            raise RenderError(f"expected Blender's half-float EXR at {path}: {exc}") from exc
+        frame = WRITER.create(self.height * self.width * 3).reshape(self.height, self.width, 3)
+        colour.apply_table(table, planes.view(np.uint16), order, frame)
+        return frame
 
     def close(self) -> None:
         with contextlib.suppress(FileNotFoundError):

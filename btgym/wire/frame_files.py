@@ -129,6 +129,24 @@ class FrameFileWriter:
             mapping = _FrameMap(fd, 0, access=mmap.ACCESS_READ)
         finally:
             os.close(fd)
+        return self._register(mapping, path)
+
+    def map_private(self, path: str) -> np.ndarray:
+        """Map a file of ours read-only and remove its name at once (it never travels)."""
+        try:
+            fd = open_verified(path, min_size=1)
+        except OSError as exc:
+            self.discard(path)
+            raise RenderError(f"expected the renderer to write {path}, got none ({exc})") from exc
+        try:
+            mapping = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+            self.discard(path)
+        return np.frombuffer(mapping, dtype=np.uint8)
+
+    def _register(self, mapping: _FrameMap, path: str) -> np.ndarray:
+        """View ``mapping`` and keep its name while a client may still need it."""
         data = np.frombuffer(mapping, dtype=np.uint8)
         mapping.path, mapping.start, mapping.named = path, data.ctypes.data, True
         if self.keep is None:
@@ -138,6 +156,22 @@ class FrameFileWriter:
             while len(self._held) > MAX_FRAMES_HELD:
                 _unname(self._held.popleft()[1])
         return data
+
+    def create(self, nbytes: int, suffix: str = "rgb") -> np.ndarray:
+        """A fresh frame file of ``nbytes``, mapped shared and writable, as ``uint8``.
+
+        For frames the server computes itself (e.g. converted from the renderer's EXR):
+        it fills the array, and the file then travels by reference like a rendered one.
+        """
+        path = self.new_path(suffix)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o600)
+        try:
+            os.ftruncate(fd, max(nbytes, 1))
+            mapping = _FrameMap(fd, 0, access=mmap.ACCESS_WRITE)
+        finally:
+            os.close(fd)
+        return self._register(mapping, path)[:nbytes]
 
     def discard(self, path: str) -> None:
         """Remove what a failed render left at ``path`` (a partial file, a directory)."""
