@@ -3,7 +3,7 @@
     python -m agents.ppo train btgym/CartPole-v0 --n-envs 4 --timesteps 100000 --out runs/ppo
     python -m agents.ppo eval runs/ppo/model.zip --episodes 20
 
-``train`` runs N Blender instances through :class:`btgym.sb3.BlenderVecEnv`, shows a
+``train`` runs N Blender instances through :class:`btgym.sb3.SB3VecEnv`, shows a
 progress bar, logs to TensorBoard (``<out>/tb``) and saves ``<out>/model.zip``.
 ``eval`` runs the saved policy deterministically and prints the mean episode return.
 """

@@ -19,6 +19,7 @@ _LAZY = {
     "BlenderEnv": "btgym.env",
     "BlenderVectorEnv": "btgym.vector_env",
     "BtgymError": "btgym.errors",
+    "LaunchConfig": "btgym.launch_config",
     "Launcher": "btgym.launcher",
 }
 
@@ -71,6 +72,7 @@ def __dir__() -> list[str]:
 if _TYPE_CHECKING:
     from btgym.env import BlenderEnv
     from btgym.errors import BtgymError
+    from btgym.launch_config import LaunchConfig
     from btgym.launcher import Launcher
     from btgym.vector_env import BlenderVectorEnv
 
@@ -81,6 +83,7 @@ __all__ = [
     "BlenderEnv",
     "BlenderVectorEnv",
     "BtgymError",
+    "LaunchConfig",
     "Launcher",
     "__version__",
     "register_scene",

@@ -32,22 +32,15 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from btgym.errors import (
+    AlreadyPendingCallError,
     AuthenticationError,
-    ClosedError,
-    DecodeError,
-    EncodeError,
-    InstanceDiedError,
     InstanceTimeoutError,
-    InvalidActionError,
     LimitError,
-    ObservationError,
-    ProtocolError,
-    RemoteError,
-    RenderError,
-    SpaceError,
-    UsedAfterForkError,
+    NoAsyncCallError,
     VersionMismatchError,
 )
+from btgym.launch_config import DEFAULTS
+from btgym.peer import ServerPeer
 from btgym.wire import protocol
 from btgym.wire.frame_files import FrameFileReader
 from btgym.wire.security import ClientKeys
@@ -62,19 +55,20 @@ _HANDSHAKE_FAILED = (
 )
 
 
-class Client:
-    """Talks to one server at ``address``.
+class Client(ServerPeer):
+    """Talks to one server at ``address``, one request at a time.
 
     ``timeout`` bounds every request in seconds. ``is_alive`` and ``log_tail``, when
     given (the launcher gives them), let errors say that the process died and show
-    the end of its log. ``frame_files``: take frames by reference when the server
-    shares this host's shared memory (proved at :meth:`hello`).
+    the end of its log (:class:`~btgym.peer.ServerPeer`). ``frame_files``: take frames
+    by reference when the server shares this host's shared memory (proved at
+    :meth:`hello`, which sets :attr:`frame_files` to the reader).
     """
 
     def __init__(
         self,
         address: str,
-        timeout: float = 30.0,
+        timeout: float = DEFAULTS.timeout,
         instance: Any = None,
         retries: int = 2,
         is_alive: Callable[[], bool] | None = None,
@@ -83,24 +77,16 @@ class Client:
         curve: ClientKeys | None = None,
         frame_files: bool = True,
     ) -> None:
-        self.address = address
+        super().__init__(address, timeout, instance, is_alive, log_tail)
         self.curve = curve
-        self.timeout = timeout
-        self.instance = instance
         self.retries = retries
-        self._is_alive = is_alive
-        self._log_tail = log_tail
         self._context = context or zmq.Context.instance()
-        self._pid = os.getpid()
         self._lock = threading.RLock()
         self._socket: zmq.Socket | None = None
         self._monitor: zmq.Socket | None = None
         self._pending: str | None = None
         self.max_message_bytes: int | None = None  # learnt from the server in hello()
         self.use_frame_files = frame_files and os.environ.get("BTGYM_FRAME_FILES", "1") != "0"
-        #: Maps frames the server sends by reference; set by :meth:`hello` when possible.
-        self.frame_files: FrameFileReader | None = None
-        self._closed = False
         self._open_socket()
 
     # -- public API ------------------------------------------------------------------
@@ -123,9 +109,9 @@ class Client:
             self._send(op, body)
 
     def _send(self, op: str, body: Any) -> None:
-        self._check_open()
+        self._check_usable()
         if self._pending is not None:
-            raise ProtocolError(
+            raise AlreadyPendingCallError(
                 f"expected a reply to {self._pending!r} to be received before sending {op!r} "
                 "(one request at a time per client: several threads must use request(), "
                 "which waits its turn, not send()/recv())"
@@ -150,9 +136,9 @@ class Client:
             return self._recv(timeout)
 
     def _recv(self, timeout: float | None) -> Any:
-        self._check_open()
+        self._check_usable()
         if self._pending is None:
-            raise ProtocolError("expected a pending request before recv(), got none")
+            raise NoAsyncCallError("expected a pending request before recv(), got none")
         op, self._pending = self._pending, None
         limit = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
@@ -161,12 +147,7 @@ class Client:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._reopen()
-                raise InstanceTimeoutError(
-                    f"expected a reply to {op!r} within {limit:g} s from {self._where()}, "
-                    "got none (the instance is hung or overloaded)",
-                    instance=self.instance,
-                    log_tail=self.log_tail(),
-                )
+                raise self._timed_out(op, limit)
             if self._socket.poll(min(_POLL_SLICE_MS, max(1, int(remaining * 1000)))):
                 frames = self._socket.recv_multipart(copy=False)
                 return self._unpack_reply(op, frames)
@@ -182,20 +163,12 @@ class Client:
                 )
             if not self.is_alive():
                 self._reopen()
-                raise InstanceDiedError(
-                    f"expected a reply to {op!r} from {self._where()}, but its process exited",
-                    instance=self.instance,
-                    log_tail=self.log_tail(),
-                )
-
-    def is_alive(self) -> bool:
-        """False when the instance's process is known to have exited."""
-        return self._is_alive is None or self._is_alive()
+                raise self._died(op)
 
     @property
     def socket(self) -> zmq.Socket:
         """The REQ socket, for polling several clients at once (do not send on it)."""
-        self._check_open()
+        self._check_usable()
         assert self._socket is not None
         return self._socket
 
@@ -219,27 +192,13 @@ class Client:
         if self._closed:
             return
         self._closed = True
-        if os.getpid() != self._pid:
+        if not self._owned_here():
             self._socket = self._monitor = None  # the parent's: never touch it here
             return
         self._close_sockets()
         self._socket = None
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     # -- internals -------------------------------------------------------------------
-    def _unpack_reply(self, op: str, frames: list[Any]) -> Any:
-        message = protocol.decode(frames, self.frame_files)
-        if message.kind == protocol.REPLY_OK:
-            return message.body
-        if message.kind == protocol.REPLY_ERROR:
-            raise remote_exception(message.body, self.instance)
-        raise ProtocolError(
-            f"expected an 'ok' or 'error' reply to {op!r}, got {protocol.preview(message.kind)}"
-        )
-
     def _open_socket(self) -> None:
         socket = self._context.socket(zmq.REQ)
         socket.setsockopt(zmq.LINGER, 0)
@@ -271,52 +230,6 @@ class Client:
         self._close_sockets()
         self._pending = None
         self._open_socket()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ClosedError(f"client for {self._where()} is closed")
-        if os.getpid() != self._pid:
-            raise UsedAfterForkError(
-                f"expected the client for {self._where()} to be used by the process that "
-                f"created it (pid {self._pid}), got pid {os.getpid()}: after a fork, make a "
-                "new env in the child (sockets and Blender processes are not inherited)"
-            )
-
-    def _where(self) -> str:
-        name = f"instance {self.instance}" if self.instance is not None else "server"
-        return f"{name} at {self.address}"
-
-    def log_tail(self) -> str:
-        """The end of the instance's log, when the launcher told us where it is."""
-        return self._log_tail() if self._log_tail is not None else ""
-
-
-def remote_exception(body: Any, instance: Any) -> Exception:
-    """Rebuild the error a server sent: protocol and action errors keep their btgym type."""
-    if not isinstance(body, dict):
-        return ProtocolError(f"expected an error reply body as a dict, got {body!r:.80}")
-    remote_type = str(body.get("type", "Exception"))
-    message = str(body.get("message", ""))
-    where = body.get("instance", instance)
-    own = _SAME_TYPE_ON_BOTH_SIDES.get(remote_type)
-    if own is not None:
-        return own(f"{message} (reported by instance {where})")
-    return RemoteError(remote_type, message, str(body.get("traceback", "")), where)
-
-
-_SAME_TYPE_ON_BOTH_SIDES: dict[str, type[Exception]] = {
-    cls.__name__: cls
-    for cls in (
-        ProtocolError,
-        DecodeError,
-        EncodeError,
-        LimitError,
-        InvalidActionError,
-        ObservationError,
-        RenderError,
-        SpaceError,
-    )
-}
 
 
 __all__ = ["Client", "IDEMPOTENT"]

@@ -1,19 +1,30 @@
-"""Open clients to Blender instances: launched here, or already running at given addresses."""
+"""Open clients to Blender instances: launched here, or already running at given addresses.
+
+A :class:`Connection` also owns what happens to a launched instance later: its
+restart (a fresh process, a handshaken client, a notice on the ``btgym`` logger saying
+why) and the leak-protection check that decides when to recycle it.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
 from gymnasium import spaces
 
 from btgym.client import Client
 from btgym.errors import SpaceError
+from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.launcher import Launcher
 from btgym.wire.security import ClientKeys
 from btgym.wire.space_codec import space_from_data
+
+#: Where restart notices go (warnings for failures, info for recycling).
+logger = logging.getLogger("btgym")
 
 
 @dataclass
@@ -47,78 +58,109 @@ class Connection:
             if self.launcher is not None:
                 self.launcher.close()
 
+    def restart(self, index: int, why: BaseException | str, env_id: Any = None) -> Client:
+        """Replace launched instance ``index`` by a fresh process; return a client to it.
+
+        The new client has shaken hands (its frame-file reader is set up) and replaces
+        the old one, which is closed. ``why``: the error that made the instance unusable,
+        or a reason such as ``"recycled"``; the notice on the ``btgym`` logger says it and
+        how the old process ended. ``env_id``: the id the caller knows the instance by.
+        """
+        launcher = self.launcher
+        if launcher is None:
+            raise ValueError(
+                f"expected a launched instance to restart, got instance {index} at "
+                f"{self.clients[index].address} that this connection did not start"
+            )
+        ended = _exit_description(launcher[index])
+        instance = launcher.restart(index)
+        old = self.clients[index]
+        old.close()
+        client = _launched_client(launcher, instance, old.timeout, old.curve)
+        try:
+            client.hello()
+        except BaseException:
+            client.close()
+            raise
+        self.clients[index] = client
+        _log_restart(index if env_id is None else env_id, why, ended)
+        return client
+
+    def recycle_due(
+        self,
+        index: int,
+        episodes: int,
+        after_episodes: int | None = None,
+        rss_mb: float | None = None,
+    ) -> bool:
+        """Leak protection: whether launched instance ``index`` should get a fresh process.
+
+        True after ``after_episodes`` episodes (``episodes`` ran on this process) or when
+        the process uses more than ``rss_mb`` MiB. Never for servers we did not start.
+        """
+        if self.launcher is None:
+            return False
+        if after_episodes and episodes >= after_episodes:
+            return True
+        if rss_mb:
+            used = _rss_mb(self.launcher[index])
+            return used is not None and used > rss_mb
+        return False
+
 
 def connect(
     scene: str | None,
     num_instances: int,
     *,
     addresses: Sequence[str] | None = None,
+    launch: LaunchConfig | None = None,
+    scene_kwargs: dict[str, Any] | None = None,
     seed: int | None = None,
     blend_file: str | None = None,
     blender: str | None = None,
-    timeout: float = 30.0,
-    start_timeout: float = 120.0,
-    scene_kwargs: dict[str, Any] | None = None,
+    timeout: float | None = None,
+    start_timeout: float | None = None,
     curve: ClientKeys | None = None,
     launch_options: dict[str, Any] | None = None,
 ) -> Connection:
     """Launch ``num_instances`` of ``scene``, or connect to ``addresses``; shake hands with all.
 
     Every instance must describe the same spaces; a mismatch is a :class:`SpaceError`.
-    ``curve``: client keys for CURVE servers. ``launch_options``: more
-    :class:`~btgym.launcher.Launcher` arguments (``bind``, ``curve_secret``, ...).
+    ``launch``: a :class:`~btgym.launch_config.LaunchConfig` (backend, timeouts, keys,
+    restart limits, ...); ``seed``, ``blend_file``, ``blender``, ``timeout``,
+    ``start_timeout`` and ``curve`` replace its fields when given, and the deprecated
+    ``launch_options`` mapping is read into it (see
+    :func:`~btgym.launch_config.resolve_launch`). With ``addresses`` only ``timeout``
+    and ``curve`` matter.
     """
     if (scene is None) == (addresses is None):
         raise ValueError("expected exactly one of scene= (to launch) or addresses= (to connect)")
+    config = resolve_launch(
+        launch,
+        launch_options,
+        seed=seed,
+        blend_file=blend_file,
+        blender=blender,
+        timeout=timeout,
+        start_timeout=start_timeout,
+        curve=curve,
+    )
     launcher: Any = None
-    options = dict(launch_options or {})
-    backend = options.pop("backend", "local")
     if addresses is not None:
-        if scene_kwargs or blend_file:
+        if scene_kwargs or config.blend_file:
             given = sorted(scene_kwargs or {}) or ["blend_file"]
             raise ValueError(
                 "scene kwargs and blend_file configure launched instances; servers at "
                 f"{list(addresses)} are already built, got {given}"
             )
         clients = [
-            Client(address, timeout, instance=i, curve=curve) for i, address in enumerate(addresses)
+            Client(address, config.timeout, instance=i, curve=config.curve)
+            for i, address in enumerate(addresses)
         ]
     else:
-        if backend == "ray":
-            from btgym.ray_backend import RayLauncher
-
-            launcher = RayLauncher(
-                str(scene),
-                num_instances,
-                scene_kwargs=scene_kwargs,
-                seed=seed,
-                blend_file=blend_file,
-                start_timeout=start_timeout,
-                curve=curve,
-                **options,
-            )
-        elif backend == "local":
-            launcher = Launcher(
-                str(scene),
-                num_instances,
-                scene_kwargs=scene_kwargs,
-                seed=seed,
-                blend_file=blend_file,
-                blender=blender,
-                start_timeout=start_timeout,
-                **options,
-            )
-        else:
-            raise ValueError(f"expected backend 'local' or 'ray', got {backend!r}")
+        launcher = launch_instances(str(scene), num_instances, config, scene_kwargs)
         clients = [
-            Client(
-                str(instance.address),
-                timeout,
-                instance=instance.index,
-                is_alive=instance.is_alive,
-                log_tail=instance.log_tail,
-                curve=instance_keys(launcher, instance, curve),
-            )
+            _launched_client(launcher, instance, config.timeout, config.curve)
             for instance in launcher.instances
         ]
     try:
@@ -143,10 +185,87 @@ def connect(
     return Connection(clients, hellos, launcher, action_space, observation_space)
 
 
+def launch_instances(
+    scene: str,
+    num_instances: int,
+    config: LaunchConfig,
+    scene_kwargs: dict[str, Any] | None = None,
+) -> Any:
+    """Start ``num_instances`` of ``scene`` on ``config.backend``; its launcher, all ready."""
+    if config.backend == "ray":
+        from btgym.ray_backend import RayLauncher
+
+        return RayLauncher(
+            scene,
+            num_instances,
+            scene_kwargs=scene_kwargs,
+            seed=config.seed,
+            blend_file=config.blend_file,
+            start_timeout=config.start_timeout,
+            num_cpus=config.num_cpus,
+            num_gpus=config.num_gpus,
+            max_restarts=config.actor_max_restarts,
+            curve=config.curve,
+            server_options=config.server_options(),
+        )
+    return Launcher(scene, num_instances, scene_kwargs=scene_kwargs, **config.launcher_options())
+
+
 def instance_keys(launcher: Any, instance: Any, default: ClientKeys | None) -> ClientKeys | None:
     """The CURVE keys to reach ``instance``: the backend's own (Ray), else ``default``."""
     keys_for = getattr(launcher, "client_keys", None)
     return keys_for(instance) if keys_for is not None else default
+
+
+def _launched_client(
+    launcher: Any, instance: Any, timeout: float, curve: ClientKeys | None
+) -> Client:
+    """A client to a launched instance: it knows the process's liveness and log."""
+    return Client(
+        str(instance.address),
+        timeout,
+        instance=instance.index,
+        is_alive=instance.is_alive,
+        log_tail=instance.log_tail,
+        curve=instance_keys(launcher, instance, curve),
+    )
+
+
+def _exit_description(instance: Any) -> str:
+    """How an instance's process ended, where the backend can tell (``""`` otherwise)."""
+    describe = getattr(instance, "exit_description", None)
+    return describe() if describe is not None else ""
+
+
+def _rss_mb(instance: Any) -> float | None:
+    """The resident memory of a launched instance's process in MiB, if it can be measured.
+
+    Only processes on this machine: a pid from another node names some other process.
+    """
+    pid = getattr(instance, "pid", None)
+    node, here = getattr(instance, "node_ip", None), getattr(instance, "trainer_ip", None)
+    if not pid or node != here:
+        return None
+    try:
+        return psutil.Process(pid).memory_info().rss / 2**20
+    except psutil.Error:
+        return None
+
+
+def _log_restart(name: Any, why: BaseException | str, ended: str) -> None:
+    """The restart notice: a warning when the instance failed, info when it was recycled."""
+    if isinstance(why, BaseException):
+        first_line = (str(why).splitlines() or [""])[0]
+        process = f"; the old process {ended}" if ended else ""
+        logger.warning(
+            "btgym: restarted instance %s after %s: %s%s",
+            name,
+            type(why).__name__,
+            first_line,
+            process,
+        )
+    else:
+        logger.info("btgym: restarted instance %s (%s)", name, why)
 
 
 def _close_servers(clients: list[Client]) -> None:
@@ -166,4 +285,4 @@ def _close_servers(clients: list[Client]) -> None:
             continue
 
 
-__all__ = ["Connection", "connect", "instance_keys"]
+__all__ = ["Connection", "connect", "instance_keys", "launch_instances"]

@@ -31,16 +31,15 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import psutil
 import torch
 import zmq
 from gymnasium import spaces
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 import btgym  # noqa: F401  (registers the env ids)
-from btgym.client import Client
-from btgym.connection import Connection, connect, instance_keys
+from btgym.connection import Connection, connect
 from btgym.errors import InstanceDiedError, InstanceTimeoutError
+from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.pipeline import PipelinedClient
 from btgym.recording import ShardReader
 from btgym.wire import protocol
@@ -63,10 +62,15 @@ class StreamDataset(IterableDataset):
     (one round trip, one message): per-message costs are shared, which matters for
     cheap frames; at most ``depth * frames_per_request`` unconsumed items per instance
     (8 by default: a ``set_params`` shows in items at most 8 frames later).
-    ``launch_options`` go to the launcher (``{"backend": "ray", "num_cpus": 1}`` puts
-    the instances in Ray actors); ``curve``: client keys for CURVE servers.
-    ``recycle_after_episodes`` / ``recycle_rss_mb``: replace an instance by a fresh
-    process at an episode's end after that many episodes, or above that many MiB.
+    ``launch``: a :class:`~btgym.launch_config.LaunchConfig`, the same for every btgym
+    entry point (``LaunchConfig(backend="ray", num_cpus=1)`` puts the instances in Ray
+    actors); ``timeout``, ``start_timeout`` and ``curve`` replace its fields when
+    given, and ``launch_options`` is a deprecated mapping of its fields. ``timeout``
+    (default 30 s) bounds each request from when it is sent, so it covers the
+    ``depth - 1`` requests queued ahead of it. ``recycle_after_episodes`` /
+    ``recycle_rss_mb``: replace an instance by a fresh process at an episode's end
+    after that many episodes, or above that many MiB. Instance seeds come from ``seed``
+    (``launch.seed`` is not used).
     """
 
     def __init__(
@@ -78,11 +82,12 @@ class StreamDataset(IterableDataset):
         seed: int = 0,
         params: Any = None,
         env_kwargs: dict[str, Any] | None = None,
-        timeout: float = 60.0,
-        start_timeout: float = 120.0,
+        timeout: float | None = None,
+        start_timeout: float | None = None,
         depth: int = 2,
         frames_per_request: int = 4,
         curve: Any = None,
+        launch: LaunchConfig | None = None,
         launch_options: dict[str, Any] | None = None,
         recycle_after_episodes: int | None = None,
         recycle_rss_mb: float | None = None,
@@ -101,13 +106,13 @@ class StreamDataset(IterableDataset):
                 f"{frames_per_request}"
             )
         self.depth, self.frames_per_request = depth, frames_per_request
-        self.curve = curve
         self.recycle_after_episodes, self.recycle_rss_mb = recycle_after_episodes, recycle_rss_mb
-        self.launch_options = dict(launch_options or {})
+        #: How instances start; each worker's seed comes from ``seed`` and its ids.
+        self.launch = resolve_launch(
+            launch, launch_options, timeout=timeout, start_timeout=start_timeout, curve=curve
+        )
         self.items = items
         self.seed = seed
-        self.timeout = timeout
-        self.start_timeout = start_timeout
         self.initial_params = params
         #: The streams this process is iterating now (for introspection and tests).
         self.streams: list[_Stream] = []
@@ -181,6 +186,11 @@ class StreamDataset(IterableDataset):
             raise TypeError("an endless StreamDataset has no length; pass items=")
         return self.items
 
+    @property
+    def timeout(self) -> float:
+        """Seconds each request may take (``launch.timeout``)."""
+        return self.launch.timeout
+
 
 HEALTH_CHECK_INTERVAL = 0.2  # seconds between checks of the instances' processes
 
@@ -199,27 +209,14 @@ class _Stream:
         self.connection: Connection = connect(
             dataset.scene,
             len(ids),
-            seed=dataset.seed + ids[0],
-            timeout=dataset.timeout,
-            start_timeout=dataset.start_timeout,
+            launch=dataset.launch.override(seed=dataset.seed + ids[0]),
             scene_kwargs=dataset.env_kwargs,
-            curve=dataset.curve,
-            launch_options=dataset.launch_options,
         )
         self.action_space = self.connection.action_space
         self.observation_space = self.connection.observation_space
         self.sample_action = _sampler(self.action_space, [dataset.seed, *ids])
         self.pipes = {
-            env_id: PipelinedClient(
-                client.address,
-                dataset.depth,
-                dataset.timeout,
-                instance=env_id,
-                is_alive=client.is_alive,
-                log_tail=client.log_tail,
-                curve=client.curve,
-                frame_files=client.frame_files,
-            )
+            env_id: PipelinedClient.for_client(client, dataset.depth, instance=env_id)
             for env_id, client in zip(ids, self.connection.clients, strict=True)
         }
         self.ids = ids
@@ -282,45 +279,31 @@ class _Stream:
         return self.ready.popleft()
 
     def _recycle_due(self, env_id: int) -> bool:
-        launcher, limit_episodes = self.connection.launcher, self.dataset.recycle_after_episodes
-        if launcher is None:
-            return False
-        if limit_episodes and self.episodes_since_start[env_id] + 1 >= limit_episodes:
-            return True
-        pid = getattr(launcher[self.ids.index(env_id)], "pid", None)
-        if self.dataset.recycle_rss_mb and pid:
-            try:
-                return psutil.Process(pid).memory_info().rss / 2**20 > self.dataset.recycle_rss_mb
-            except psutil.Error:
-                return False
-        return False
+        """Leak protection, asked as an episode ends (:meth:`Connection.recycle_due`)."""
+        return self.connection.recycle_due(
+            self.ids.index(env_id),
+            self.episodes_since_start[env_id] + 1,  # the episode ending now counts
+            self.dataset.recycle_after_episodes,
+            self.dataset.recycle_rss_mb,
+        )
 
-    def _restart(self, env_id: int, exc: Exception | str) -> None:
-        """Replace a dead or hung instance; its requests in flight are issued again.
+    def _restart(self, env_id: int, why: BaseException | str) -> None:
+        """Replace a dead, hung or recycled instance; its requests in flight are issued again.
 
         Items are made only from replies, so none is repeated; the lost requests are
-        re-sent to the fresh instance, which starts a new episode.
+        re-sent to the fresh instance, which starts a new episode. The fresh process's
+        client (:meth:`Connection.restart`) brings its own frame directory.
         """
-        launcher = self.connection.launcher
-        if launcher is None:
-            raise exc
-        local = self.ids.index(env_id)
-        instance = launcher.restart(local)
+        if self.connection.launcher is None:
+            if isinstance(why, BaseException):
+                raise why
+            return
+        client = self.connection.restart(self.ids.index(env_id), why, env_id=env_id)
         old = self.pipes[env_id]
         self.poller.unregister(old.socket)
         del self.by_socket[old.socket]
         old.close()
-        keys = instance_keys(launcher, instance, self.dataset.curve)
-        pipe = PipelinedClient(
-            str(instance.address),
-            self.dataset.depth,
-            self.dataset.timeout,
-            instance=env_id,
-            is_alive=instance.is_alive,
-            log_tail=instance.log_tail,
-            curve=keys,
-            frame_files=_frame_files_of(instance, keys, self.dataset.timeout),  # a new directory
-        )
+        pipe = PipelinedClient.for_client(client, self.dataset.depth, instance=env_id)
         self.pipes[env_id] = pipe
         self.by_socket[pipe.socket] = env_id
         self.poller.register(pipe.socket, zmq.POLLIN)
@@ -330,8 +313,6 @@ class _Stream:
         self.step[env_id] = 0
         self.seed[env_id] = _episode_seed(self.dataset.seed, env_id, self.episode[env_id])
         pipe.send("reset", {"seed": self.seed[env_id], "options": None}, tag=None)
-        why = exc if isinstance(exc, str) else type(exc).__name__
-        gym.logger.warn(f"btgym: restarted stream instance {env_id} ({why})")
 
     def _unpack(self, env_id: int, params: Any, reply: dict[str, Any]) -> bool:
         """Make items of one step's reply; False when the instance was recycled."""
@@ -459,16 +440,6 @@ def _stack(arrays: list[Any]) -> torch.Tensor:
     out = torch.empty(0, dtype=dtype).set_(storage, 0, (len(arrays), *first.shape))
     np.stack(arrays, out=out.numpy())
     return out
-
-
-def _frame_files_of(instance: Any, curve: Any, timeout: float) -> Any:
-    """The frame-file reader for a fresh instance (its own private directory), or None."""
-    client = Client(str(instance.address), timeout, instance=instance.index, curve=curve)
-    try:
-        client.hello()
-        return client.frame_files
-    finally:
-        client.close()
 
 
 def _episode_seed(seed: int, env_id: int, episode: int) -> int:

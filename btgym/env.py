@@ -9,6 +9,7 @@ import numpy as np
 
 from btgym.connection import connect
 from btgym.errors import ClosedError
+from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.wire.security import ClientKeys
 from btgym.wire.space_codec import restore
 from btgym.wire.validation import check_action
@@ -21,10 +22,12 @@ class BlenderEnv(gym.Env):
     ``file.py:Class``; extra keyword arguments go to the scene's constructor) or,
     with ``address=``, connects to a server that is already running.
 
-    ``timeout`` bounds every request (seconds); a dead or hung instance raises a
-    :class:`btgym.errors.InstanceError` instead of hanging. ``curve``: client keys for a
-    CURVE-protected server; ``launch_options``: more :class:`~btgym.launcher.Launcher`
-    arguments (``bind``, ``curve_secret``, ``curve_clients``, ``max_restarts``, ...).
+    ``launch``: a :class:`~btgym.launch_config.LaunchConfig` (backend, timeouts, keys,
+    restart limits, logs, ...), the same for every btgym entry point. The keywords
+    ``seed``, ``blend_file``, ``blender``, ``timeout``, ``start_timeout`` and ``curve``
+    replace its fields when given; ``launch_options`` is a deprecated mapping of its
+    fields. ``timeout`` bounds every request (default 30 s); a dead or hung instance
+    raises a :class:`btgym.errors.InstanceError` instead of hanging.
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 30}
@@ -38,26 +41,31 @@ class BlenderEnv(gym.Env):
         seed: int | None = None,
         blend_file: str | None = None,
         blender: str | None = None,
-        timeout: float = 30.0,
-        start_timeout: float = 120.0,
+        timeout: float | None = None,
+        start_timeout: float | None = None,
         curve: ClientKeys | None = None,
+        launch: LaunchConfig | None = None,
         launch_options: dict[str, Any] | None = None,
         **scene_kwargs: Any,
     ) -> None:
         check_render_mode(render_mode, self.metadata)
         self.render_mode = render_mode
-        self.connection = connect(
-            scene,
-            1,
-            addresses=None if address is None else [address],
+        self.launch = resolve_launch(
+            launch,
+            launch_options,
             seed=seed,
             blend_file=blend_file,
             blender=blender,
             timeout=timeout,
             start_timeout=start_timeout,
-            scene_kwargs=scene_kwargs,
             curve=curve,
-            launch_options=launch_options,
+        )
+        self.connection = connect(
+            scene,
+            1,
+            addresses=None if address is None else [address],
+            launch=self.launch,
+            scene_kwargs=scene_kwargs,
         )
         self._closed = False
         self.client = self.connection.clients[0]

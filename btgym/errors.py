@@ -19,7 +19,13 @@ Every error btgym raises derives from :class:`BtgymError`::
     │   ├── InstanceTimeoutError   an instance did not answer in time (also TimeoutError)
     │   └── AuthenticationError    the CURVE handshake failed (also PermissionError)
     ├── ClosedError                the env or client was used after close()
-    └── UsedAfterForkError         an env, client or launcher used in a forked child
+    ├── UsedAfterForkError         an env, client or launcher used in a forked child
+    ├── AlreadyPendingCallError    a call sent while an earlier one awaits its reply
+    ├── NoAsyncCallError           a reply awaited with no call pending
+    └── ResetNeeded                a step before reset (or, autoreset off, after an end)
+
+The last three (also ``RuntimeError``) are misuse of local state, named as Gymnasium
+names them; no message broke the protocol.
 
 Messages say what was expected and what came.
 """
@@ -136,7 +142,24 @@ class UsedAfterForkError(BtgymError, RuntimeError):
     """
 
 
+class AlreadyPendingCallError(BtgymError, RuntimeError):
+    """A request (``send``, ``step_async``, a synchronous call) while earlier ones await replies.
+
+    Gymnasium's name for it; raised before anything is sent, so the env stays usable
+    once the pending replies are received.
+    """
+
+
+class NoAsyncCallError(BtgymError, RuntimeError):
+    """A reply asked for (``recv``, ``step_wait``) while no request is pending."""
+
+
+class ResetNeeded(BtgymError, RuntimeError):
+    """A step for an env that must be reset first: never reset, or ended with autoreset off."""
+
+
 __all__ = [
+    "AlreadyPendingCallError",
     "AuthenticationError",
     "BtgymError",
     "ClosedError",
@@ -148,10 +171,12 @@ __all__ = [
     "InvalidActionError",
     "LaunchError",
     "LimitError",
+    "NoAsyncCallError",
     "ObservationError",
     "ProtocolError",
     "RemoteError",
     "RenderError",
+    "ResetNeeded",
     "SpaceError",
     "UsedAfterForkError",
     "VersionMismatchError",

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from btgym.errors import ClosedError, LaunchError, UsedAfterForkError
+from btgym.launch_config import DEFAULTS
 from btgym.wire.frame_files import DIRECTORY_PATTERN, frame_directory
 from btgym.wire.private_files import make_private_directory, remove_owned_tree, sweep
 
@@ -212,7 +213,8 @@ class Launcher(InstanceSet):
     ``tcp://127.0.0.1:0`` where IPC is unavailable.
     ``scene_kwargs`` must be JSON-serializable. Logs go to ``log_dir`` (a temporary
     directory, removed on close unless ``keep_logs``). Use as a context manager or
-    call :meth:`close`.
+    call :meth:`close`. Defaults are :data:`btgym.launch_config.DEFAULTS`; entry points
+    pass a :class:`~btgym.launch_config.LaunchConfig` here (``launcher_options()``).
     """
 
     def __init__(
@@ -224,14 +226,14 @@ class Launcher(InstanceSet):
         blend_file: str | None = None,
         blender: str | None = None,
         bind: str | None = None,
-        start_timeout: float = 120.0,
+        start_timeout: float = DEFAULTS.start_timeout,
         log_dir: str | os.PathLike[str] | None = None,
         env: dict[str, str] | None = None,
         keep_logs: bool = False,
         max_message_bytes: int | None = None,
-        max_restarts: int = 5,
-        restart_window: float = 300.0,
-        max_lifetime_restarts: int | None = 100,
+        max_restarts: int = DEFAULTS.max_restarts,
+        restart_window: float = DEFAULTS.restart_window,
+        max_lifetime_restarts: int | None = DEFAULTS.max_lifetime_restarts,
         curve_secret: str | os.PathLike[str] | None = None,
         curve_clients: str | os.PathLike[str] | None = None,
         first_index: int = 0,

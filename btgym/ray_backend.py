@@ -7,7 +7,7 @@ actor on the trainer's machine binds to loopback; on another machine it binds to
 node's address with CURVE: it creates the server keys there and allow-lists the
 trainer's public key, so the trainer's traffic is authenticated and encrypted.
 
-    envs = BlenderVectorEnv("envs.cube:CubeScene", 8, launch_options={"backend": "ray"})
+    envs = BlenderVectorEnv("envs.cube:CubeScene", 8, launch=LaunchConfig(backend="ray"))
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import psutil
 import ray
 
 from btgym.errors import LaunchError
+from btgym.launch_config import DEFAULTS
 from btgym.launcher import InstanceSet, Launcher
 from btgym.wire.security import ClientKeys, generate_keys
 
@@ -65,6 +66,7 @@ class _BlenderServerActor:
         start_timeout: float,
         trainer_ip: str,
         trainer_public_key: bytes | None,
+        server_options: dict[str, Any] | None = None,
     ) -> None:
         self.node_ip = ray.util.get_node_ip_address()
         self.niceness = _restore_priority()
@@ -95,6 +97,7 @@ class _BlenderServerActor:
             start_timeout=start_timeout,
             first_index=index,
             **options,
+            **(server_options or {}),
         )
 
     def info(self) -> dict[str, Any]:
@@ -200,7 +203,9 @@ class RayLauncher(InstanceSet):
     ``num_cpus``/``num_gpus`` are each actor's resource request; ``max_restarts`` how
     often Ray recreates a dead actor. Connects to a running Ray cluster, or starts a
     local one (``ray.init``) if none is up. ``curve`` holds the trainer's keys for
-    instances on other machines (created when not given).
+    instances on other machines (created when not given). ``server_options``: more
+    :class:`~btgym.launcher.Launcher` arguments for each actor's server
+    (:meth:`btgym.launch_config.LaunchConfig.server_options`: restart limits, ...).
     """
 
     def __init__(
@@ -211,11 +216,12 @@ class RayLauncher(InstanceSet):
         scene_kwargs: dict[str, Any] | None = None,
         seed: int | None = None,
         blend_file: str | None = None,
-        start_timeout: float = 120.0,
-        num_cpus: float = 1,
-        num_gpus: float = 0,
-        max_restarts: int = 3,
+        start_timeout: float = DEFAULTS.start_timeout,
+        num_cpus: float = DEFAULTS.num_cpus,
+        num_gpus: float = DEFAULTS.num_gpus,
+        max_restarts: int = DEFAULTS.actor_max_restarts,
         curve: ClientKeys | None = None,
+        server_options: dict[str, Any] | None = None,
         **unused: Any,
     ) -> None:
         if unused.pop("backend", "ray") != "ray" or unused:
@@ -253,6 +259,7 @@ class RayLauncher(InstanceSet):
                 start_timeout,
                 self.trainer_ip,
                 self.trainer_public,
+                server_options,
             )
             for i, s in enumerate(self.seeds)
         ]

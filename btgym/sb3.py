@@ -8,11 +8,15 @@ step (inside the Blender server, one round trip), and finished episodes carry
 
     envs = btgym.sb3.make_vec_env("btgym/CartPole-v0", n_envs=4, seed=0)
     model = PPO("MlpPolicy", envs).learn(100_000)
+
+The adapter is :class:`SB3VecEnv` (its old name ``BlenderVecEnv``, too close to
+:class:`btgym.BlenderVectorEnv`, still works and warns).
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,13 +26,14 @@ from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, VecEnvStepReturn
 
 import btgym  # noqa: F401  (registers the env ids)
+from btgym.errors import NoAsyncCallError
 from btgym.vector_env import BlenderVectorEnv
 
 _ADAPTER_ATTRIBUTES = frozenset({"render_mode"})
 
 
-class BlenderVecEnv(VecEnv):
-    """SB3 view of a :class:`BlenderVectorEnv` (which must use ``SAME_STEP`` autoreset)."""
+class SB3VecEnv(VecEnv):
+    """stable-baselines3's ``VecEnv`` view of a :class:`BlenderVectorEnv` (``SAME_STEP``)."""
 
     def __init__(self, envs: BlenderVectorEnv) -> None:
         if envs.autoreset_mode != AutoresetMode.SAME_STEP:
@@ -59,7 +64,7 @@ class BlenderVecEnv(VecEnv):
 
     def step_wait(self) -> VecEnvStepReturn:
         if self._actions is None:
-            raise RuntimeError("expected step_async(actions) before step_wait()")
+            raise NoAsyncCallError("expected step_async(actions) before step_wait(), got none")
         obs, rewards, terminated, truncated, infos = self.envs.step(self._actions)
         self._actions = None
         dones = terminated | truncated
@@ -124,19 +129,29 @@ def _unbatch_infos(infos: dict[str, Any], n: int) -> list[dict[str, Any]]:
     return per_env
 
 
-def make_vec_env(
-    env_id: str, n_envs: int = 1, seed: int | None = None, **kwargs: Any
-) -> BlenderVecEnv:
+def make_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None, **kwargs: Any) -> SB3VecEnv:
     """Start ``n_envs`` Blender instances of a registered btgym env for SB3."""
     spec = gym.spec(env_id)
     scene_kwargs = {**spec.kwargs, **kwargs}
     envs = BlenderVectorEnv(
         num_envs=n_envs, autoreset_mode=AutoresetMode.SAME_STEP, seed=seed, **scene_kwargs
     )
-    vec = BlenderVecEnv(envs)
+    vec = SB3VecEnv(envs)
     if seed is not None:
         vec.seed(seed)
     return vec
 
 
-__all__ = ["BlenderVecEnv", "make_vec_env"]
+def __getattr__(name: str) -> Any:
+    if name == "BlenderVecEnv":
+        warnings.warn(
+            "btgym.sb3.BlenderVecEnv is renamed SB3VecEnv (it is SB3's VecEnv, not "
+            "btgym.BlenderVectorEnv); the old name will be removed",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return SB3VecEnv
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["SB3VecEnv", "make_vec_env"]

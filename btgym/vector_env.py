@@ -16,26 +16,28 @@ Asynchronous use, for stragglers (EnvPool's ``send``/``recv``)::
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import psutil
 import zmq
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
 
 from btgym.client import Client
-from btgym.connection import connect, instance_keys
+from btgym.connection import connect
 from btgym.env import check_render_mode
 from btgym.errors import (
+    AlreadyPendingCallError,
     ClosedError,
     InstanceDiedError,
     InstanceTimeoutError,
     InvalidActionError,
-    ProtocolError,
+    NoAsyncCallError,
+    ResetNeeded,
 )
+from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.wire.security import ClientKeys
 from btgym.wire.space_codec import restore
 from btgym.wire.validation import check_action
@@ -55,6 +57,19 @@ class BlenderVectorEnv(VectorEnv):
     and the other instances are unaffected. ``recycle_after_episodes`` /
     ``recycle_rss_mb``: replace an instance by a fresh process between episodes after that
     many episodes, or when its memory exceeds that many MiB (leak protection).
+
+    ``launch``: a :class:`~btgym.launch_config.LaunchConfig` (backend, timeouts, keys,
+    restart limits, logs, ...), the same for every btgym entry point; the keywords
+    ``seed``, ``blend_file``, ``blender``, ``timeout``, ``start_timeout`` and ``curve``
+    replace its fields when given, and ``launch_options`` is a deprecated mapping of
+    its fields. Restarts are reported on the ``btgym`` logger.
+
+    Misuse of the local state raises Gymnasium's names: :class:`~btgym.errors.ResetNeeded`
+    (a step before ``reset``, or after an episode's end with autoreset ``DISABLED``),
+    :class:`~btgym.errors.AlreadyPendingCallError` (a call while ``send`` awaits its
+    ``recv``) and :class:`~btgym.errors.NoAsyncCallError` (``recv`` with nothing sent).
+    Infos are batched as Gymnasium documents: for each key an array with one row per
+    env and a boolean mask under ``"_key"`` (:func:`add_info`).
     """
 
     metadata: dict[str, Any] = {
@@ -74,13 +89,14 @@ class BlenderVectorEnv(VectorEnv):
         seed: int | None = None,
         blend_file: str | None = None,
         blender: str | None = None,
-        timeout: float = 30.0,
-        start_timeout: float = 120.0,
+        timeout: float | None = None,
+        start_timeout: float | None = None,
         max_episode_steps: int | None = None,
         recover: bool = True,
         recycle_after_episodes: int | None = None,
         recycle_rss_mb: float | None = None,
         curve: ClientKeys | None = None,
+        launch: LaunchConfig | None = None,
         launch_options: dict[str, Any] | None = None,
         **scene_kwargs: Any,
     ) -> None:
@@ -95,18 +111,18 @@ class BlenderVectorEnv(VectorEnv):
             scene_kwargs["max_episode_steps"] = max_episode_steps
         self.autoreset_mode = AutoresetMode(autoreset_mode)
         self.render_mode = render_mode
-        self.connection = connect(
-            scene,
-            num_envs,
-            addresses=addresses,
+        self.launch = resolve_launch(
+            launch,
+            launch_options,
             seed=seed,
             blend_file=blend_file,
             blender=blender,
             timeout=timeout,
             start_timeout=start_timeout,
-            scene_kwargs=scene_kwargs,
             curve=curve,
-            launch_options=launch_options,
+        )
+        self.connection = connect(
+            scene, num_envs, addresses=addresses, launch=self.launch, scene_kwargs=scene_kwargs
         )
         self._closed_connection = False
         self.clients = self.connection.clients
@@ -122,7 +138,9 @@ class BlenderVectorEnv(VectorEnv):
             "autoreset_mode": self.autoreset_mode,
         }
         self._observations = create_empty_array(self.single_observation_space, num_envs)
-        self._autoreset = np.zeros(num_envs, dtype=np.bool_)
+        self._autoreset = np.zeros(num_envs, dtype=np.bool_)  # NEXT_STEP: reset on next step
+        self._needs_reset = np.ones(num_envs, dtype=np.bool_)  # never reset, or ended (DISABLED)
+        self._was_reset = np.zeros(num_envs, dtype=np.bool_)
         self._in_flight: set[int] = set()
         self._action_batch_spaces = {num_envs: self.action_space}
         self.recover = recover
@@ -152,7 +170,7 @@ class BlenderVectorEnv(VectorEnv):
         env_ids = np.flatnonzero(mask)
         for i in env_ids:
             if self._recycle_due(i):
-                self._restart_client(i)
+                self._restart_client(i, "recycled")
             self._reset_bodies[i] = {"seed": seeds[i], "options": options or None}
             self.clients[i].send("reset", self._reset_bodies[i])
         replies = self._gather(env_ids)
@@ -162,8 +180,8 @@ class BlenderVectorEnv(VectorEnv):
             observations[i] = self._last_obs[i] = restore(
                 self.single_observation_space, reply["obs"]
             )
-            infos = self._add_info(infos, reply["info"], int(i))
-            self._autoreset[i] = False
+            infos = add_info(infos, reply["info"], int(i), self.num_envs)
+        self._mark_reset(env_ids)
         self._observations = self._batch(observations)
         return self._observations, infos
 
@@ -182,14 +200,16 @@ class BlenderVectorEnv(VectorEnv):
         for i, client in enumerate(self.clients):
             client.send("reset", {"seed": seeds[i], "options": options})
             self._in_flight.add(i)
-        self._autoreset[:] = False
+        self._mark_reset(np.arange(self.num_envs))
 
     def send(self, actions: Any, env_ids: Iterable[int] | None = None) -> None:
         """Send one action to each of ``env_ids`` (all by default) without waiting."""
         ids = np.arange(self.num_envs) if env_ids is None else np.asarray(list(env_ids), int)
         busy = sorted(set(ids.tolist()) & self._in_flight)
         if busy:
-            raise ProtocolError(f"expected idle envs for send(), envs {busy} are still in flight")
+            raise AlreadyPendingCallError(
+                f"expected idle envs for send(), envs {busy} are still in flight (recv() first)"
+            )
         self._send_actions(actions, ids)
         self._in_flight.update(ids.tolist())
 
@@ -202,7 +222,7 @@ class BlenderVectorEnv(VectorEnv):
         arrival. A reply to ``async_reset`` comes with reward 0 and both flags False.
         """
         if not self._in_flight:
-            raise ProtocolError("expected requests in flight before recv(), got none")
+            raise NoAsyncCallError("expected requests in flight before recv(), got none")
         size = len(self._in_flight) if batch_size is None else batch_size
         if not 1 <= size <= len(self._in_flight):
             raise ValueError(
@@ -274,19 +294,36 @@ class BlenderVectorEnv(VectorEnv):
             check_action(self.single_action_space, action, f"actions[{i}]")
             for i, action in zip(env_ids, per_env, strict=True)
         ]
+        self._check_reset(env_ids)  # before anything is sent: every env stays idle
         for i, action in zip(env_ids, checked, strict=True):
-            if self.autoreset_mode == AutoresetMode.NEXT_STEP and self._autoreset[i]:
+            if self._autoreset[i]:  # NEXT_STEP: this step resets the ended env
                 if self._recycle_due(i):  # between episodes: nothing is lost
-                    self._restart_client(i)
+                    self._restart_client(i, "recycled")
                 self.clients[i].send("reset", {"seed": None, "options": None})
             else:
-                if self.autoreset_mode == AutoresetMode.DISABLED and self._autoreset[i]:
-                    raise ProtocolError(
-                        f"expected env {i} to be reset (options={{'reset_mask': ...}}) before "
-                        "stepping again: its episode ended and autoreset is DISABLED"
-                    )
                 autoreset = self.autoreset_mode == AutoresetMode.SAME_STEP
                 self.clients[i].send("step", {"action": action, "autoreset": autoreset})
+
+    def _check_reset(self, env_ids: np.ndarray) -> None:
+        """Raise :class:`ResetNeeded` when one of ``env_ids`` must be reset before it steps."""
+        blocked = [int(i) for i in env_ids if self._needs_reset[i]]
+        if not blocked:
+            return
+        i = blocked[0]
+        if not self._was_reset[i]:
+            raise ResetNeeded(
+                f"expected reset() before the first step, got a step for envs {blocked} "
+                "that were never reset"
+            )
+        raise ResetNeeded(
+            f"expected env {i} to be reset (options={{'reset_mask': ...}}) before stepping "
+            f"again: its episode ended and autoreset is DISABLED (envs {blocked})"
+        )
+
+    def _mark_reset(self, env_ids: np.ndarray) -> None:
+        self._autoreset[env_ids] = False
+        self._needs_reset[env_ids] = False
+        self._was_reset[env_ids] = True
 
     def _action_batch_space(self, n: int) -> gym.Space:
         """The batched action space for ``n`` envs, built once (building it costs ~0.1 ms)."""
@@ -301,8 +338,7 @@ class BlenderVectorEnv(VectorEnv):
         terminations = np.zeros(n, dtype=np.bool_)
         truncations = np.zeros(n, dtype=np.bool_)
         observations = []
-        infos: dict[str, Any] = {}
-        rows = _InfoRows(n)  # infos of a partial batch have n rows, not num_envs
+        infos: dict[str, Any] = {}  # a partial batch's infos have n rows, not num_envs
         for row, (i, reply) in enumerate(zip(env_ids, replies, strict=True)):
             observation = restore(self.single_observation_space, reply["obs"])
             observations.append(observation)
@@ -313,18 +349,20 @@ class BlenderVectorEnv(VectorEnv):
                 truncations[row] = reply["truncated"]
             if "final_obs" in reply:
                 final = restore(self.single_observation_space, reply["final_obs"])
-                infos = rows._add_info(
-                    infos, {"final_obs": final, "final_info": reply["final_info"]}, row
+                infos = add_info(
+                    infos, {"final_obs": final, "final_info": reply["final_info"]}, row, n
                 )
-            infos = rows._add_info(infos, reply["info"], row)
+            infos = add_info(infos, reply["info"], row, n)
             ended = bool(terminations[row] or truncations[row])
             self._episodes[i] += int(ended)
             if ended and "final_obs" in reply and self._recycle_due(i):
                 # SAME_STEP: the next episode starts on a fresh instance instead.
-                fresh = self._restart_client(i).request("reset", {"seed": None, "options": None})
+                client = self._restart_client(i, "recycled")
+                fresh = client.request("reset", {"seed": None, "options": None})
                 observations[row] = restore(self.single_observation_space, fresh["obs"])
                 self._last_obs[i] = observations[row]
-            self._autoreset[i] = ended and self.autoreset_mode != AutoresetMode.SAME_STEP
+            self._autoreset[i] = ended and self.autoreset_mode == AutoresetMode.NEXT_STEP
+            self._needs_reset[i] = ended and self.autoreset_mode == AutoresetMode.DISABLED
         batch = self._batch(observations)
         if full_batch:
             self._observations = batch
@@ -365,39 +403,18 @@ class BlenderVectorEnv(VectorEnv):
             raise first_error
         return replies
 
-    def _restart_client(self, i: int) -> Client:
-        """A fresh process for instance ``i``, and a client connected to it."""
-        instance = self.connection.launcher.restart(i)  # type: ignore[union-attr]
-        old = self.clients[i]
-        old.close()
-        client = Client(
-            str(instance.address),
-            old.timeout,
-            instance=i,
-            is_alive=instance.is_alive,
-            log_tail=instance.log_tail,
-            curve=instance_keys(self.connection.launcher, instance, old.curve),
-        )
-        client.hello()
-        self.clients[i] = self.connection.clients[i] = client
+    def _restart_client(self, i: int, why: BaseException | str) -> Client:
+        """A fresh process for instance ``i`` and a client to it (:meth:`Connection.restart`)."""
+        client = self.connection.restart(i, why)
         self.restarts[i] += 1
         self._episodes[i] = 0
         return client
 
     def _recycle_due(self, i: int) -> bool:
         """Leak protection: replace an instance after N episodes or above an RSS limit."""
-        launcher = self.connection.launcher
-        if launcher is None:
-            return False
-        if self.recycle_after_episodes and self._episodes[i] >= self.recycle_after_episodes:
-            return True
-        if self.recycle_rss_mb and getattr(launcher[i], "pid", None):
-            try:
-                rss = psutil.Process(launcher[i].pid).memory_info().rss / 2**20
-            except psutil.Error:
-                return False
-            return rss > self.recycle_rss_mb
-        return False
+        return self.connection.recycle_due(
+            i, self._episodes[i], self.recycle_after_episodes, self.recycle_rss_mb
+        )
 
     def _recover(self, i: int, op: str, exc: Exception) -> dict[str, Any]:
         """Restart instance ``i`` and answer for it: its episode ends as truncated.
@@ -406,9 +423,8 @@ class BlenderVectorEnv(VectorEnv):
         instance is reset at once (``final_obs`` is the last observation it delivered);
         otherwise the last observation is returned and the next step resets it.
         """
-        client = self._restart_client(i)
+        client = self._restart_client(i, exc)
         why = {"instance_restarted": True, "restart_reason": type(exc).__name__}
-        gym.logger.warn(f"btgym: restarted instance {i} after {type(exc).__name__}: {exc}")
         if op == "reset":
             reply = client.request("reset", self._reset_bodies.get(i, {"seed": None}))
             return {**reply, "info": {**reply["info"], **why}}
@@ -439,7 +455,7 @@ class BlenderVectorEnv(VectorEnv):
 
     def _wait_ready(self, size: int, timeout: float | None) -> list[int]:
         """Env ids whose replies have arrived, in arrival order, until ``size`` are ready."""
-        limit = self.clients[0].timeout if timeout is None else timeout
+        limit = self.launch.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         poller = zmq.Poller()
         by_socket = {}
@@ -482,18 +498,60 @@ class BlenderVectorEnv(VectorEnv):
     def _check_idle(self) -> None:
         self._check_open()
         if self._in_flight:
-            raise ProtocolError(
+            raise AlreadyPendingCallError(
                 f"expected no requests in flight, envs {sorted(self._in_flight)} await recv()"
             )
 
 
-class _InfoRows:
-    """Gymnasium's info batching (``_key`` masks) for a batch of ``n`` rows."""
+def add_info(batch: dict[str, Any], info: Mapping[str, Any], row: int, rows: int) -> dict:
+    """Add one env's ``info`` as row ``row`` of ``batch``, Gymnasium's vector info format.
 
-    _add_info = VectorEnv._add_info
+    Each key holds an array of ``rows`` values and ``"_key"`` a boolean mask of the rows
+    that have it. Numbers and bools make typed arrays, numpy arrays a stacked array,
+    anything else (and ``final_obs``) an object array; a value that does not fit the
+    array so far turns it into an object array. Nested dicts are batched the same way.
+    """
+    for key, value in info.items():
+        if isinstance(value, Mapping) and key != "final_obs":
+            column: Any = add_info(batch.get(key, {}), value, row, rows)
+        else:
+            column = _put(batch.get(key), value, row, rows, objects=key == "final_obs")
+        mask = batch.get(f"_{key}")
+        if mask is None:
+            mask = np.zeros(rows, dtype=np.bool_)
+        mask[row] = True
+        batch[key], batch[f"_{key}"] = column, mask
+    return batch
 
-    def __init__(self, n: int) -> None:
-        self.num_envs = n
+
+def _put(column: np.ndarray | None, value: Any, row: int, rows: int, objects: bool) -> np.ndarray:
+    """Store ``value`` in row ``row`` of ``column`` (made for it when None)."""
+    if column is None:
+        column = np.full(rows, None, dtype=object) if objects else _column_for(value, rows)
+    if column.dtype != object and not _fits(column, value):
+        widened = np.full(rows, None, dtype=object)  # never cast a value to fit (1.5 -> 1)
+        for earlier in range(rows):
+            widened[earlier] = column[earlier]
+        column = widened
+    column[row] = value
+    return column
+
+
+def _fits(column: np.ndarray, value: Any) -> bool:
+    """Whether ``value`` goes into a typed ``column`` unchanged: same shape, no lossy cast."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return array.shape == column.shape[1:] and np.can_cast(array.dtype, column.dtype, "same_kind")
+
+
+def _column_for(value: Any, rows: int) -> np.ndarray:
+    if isinstance(value, bool | int | float | np.number | np.bool_):
+        return np.zeros(rows, dtype=type(value))
+    if isinstance(value, np.ndarray):
+        return np.zeros((rows, *value.shape), dtype=value.dtype)
+    return np.full(rows, None, dtype=object)
 
 
 def _seeds(seed: int | list[int | None] | None, n: int) -> list[int | None]:
@@ -517,4 +575,4 @@ def _check_mask(mask: Any, n: int) -> np.ndarray:
     return mask
 
 
-__all__ = ["BlenderVectorEnv"]
+__all__ = ["BlenderVectorEnv", "add_info"]

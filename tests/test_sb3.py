@@ -7,7 +7,7 @@ import pytest
 from gymnasium.vector import AutoresetMode
 
 from btgym import BlenderVectorEnv
-from btgym.sb3 import BlenderVecEnv, make_vec_env
+from btgym.sb3 import SB3VecEnv, make_vec_env
 from tests.conftest import ECHO_SCENE
 
 
@@ -16,14 +16,24 @@ def echo_vec():
     envs = BlenderVectorEnv(
         ECHO_SCENE, 2, autoreset_mode=AutoresetMode.SAME_STEP, seed=0, max_episode_steps=2
     )
-    vec = BlenderVecEnv(envs)
+    vec = SB3VecEnv(envs)
     yield vec
     vec.close()
 
 
 def test_the_adapter_needs_same_step_autoreset():
     with BlenderVectorEnv(ECHO_SCENE, 1) as envs, pytest.raises(ValueError, match="SAME_STEP"):
-        BlenderVecEnv(envs)
+        SB3VecEnv(envs)
+
+
+def test_the_old_adapter_name_still_works_and_warns():
+    import btgym.sb3
+
+    with pytest.warns(DeprecationWarning, match="renamed SB3VecEnv"):
+        old = btgym.sb3.BlenderVecEnv
+    assert old is SB3VecEnv
+    with pytest.raises(AttributeError):
+        btgym.sb3.NoSuchName  # noqa: B018
 
 
 def test_episode_ends_carry_terminal_observation_truncation_and_statistics(echo_vec):
@@ -43,6 +53,14 @@ def test_episode_ends_carry_terminal_observation_truncation_and_statistics(echo_
         assert info["counter"] == 2  # the final step's info, not the reset's
     _, _, dones, infos = echo_vec.step(first)
     assert not dones.any() and infos[0]["counter"] == 1
+
+
+def test_step_wait_without_step_async_is_gymnasiums_no_async_call_error(echo_vec):
+    from btgym.errors import NoAsyncCallError
+
+    with pytest.raises(NoAsyncCallError, match="step_async"):
+        echo_vec.step_wait()
+    assert issubclass(NoAsyncCallError, RuntimeError)  # what the adapter raised before
 
 
 def test_env_method_get_attr_set_attr_with_indices(echo_vec):

@@ -11,7 +11,16 @@ from gymnasium.vector import AutoresetMode
 
 import btgym
 from btgym import BlenderVectorEnv
-from btgym.errors import ClosedError, InvalidActionError, ProtocolError
+from btgym.errors import (
+    AlreadyPendingCallError,
+    BtgymError,
+    ClosedError,
+    InvalidActionError,
+    NoAsyncCallError,
+    ProtocolError,
+    ResetNeeded,
+)
+from btgym.vector_env import add_info
 from tests.conftest import ECHO_SCENE, SMALL_CUBE
 
 EPISODE = 2  # the echo scene truncates after this many steps
@@ -90,7 +99,7 @@ def test_disabled_autoreset_needs_a_masked_reset(echo_launcher3):
     envs.step(actions)
     _, _, _, truncated, _ = envs.step(actions)
     assert truncated.all()
-    with pytest.raises(ProtocolError, match="env 0 to be reset"):
+    with pytest.raises(ResetNeeded, match="env 0 to be reset"):
         envs.step(actions)
     envs.reset(options={"reset_mask": np.array([True, True, True])})
     last_obs, _, _, _, infos = envs.step(actions)
@@ -158,10 +167,28 @@ def test_async_batches_return_every_env_exactly_once_per_round(echo_launcher3):
         first = envs.recv(batch_size=2)[4]["env_id"].tolist()
         rest = envs.recv()[4]["env_id"].tolist()
         assert sorted(first + rest) == [0, 1, 2]
-    with pytest.raises(ProtocolError, match="no requests in flight"):
+    with pytest.raises(AlreadyPendingCallError, match="no requests in flight"):
         envs.send(envs.action_space.sample())
         envs.step(envs.action_space.sample())
+    with pytest.raises(AlreadyPendingCallError, match=r"envs \[0, 1, 2\] are still in flight"):
+        envs.send(envs.action_space.sample())
     envs.recv()
+    with pytest.raises(NoAsyncCallError, match="expected requests in flight"):
+        envs.recv()
+
+
+def test_misuse_of_local_state_has_gymnasiums_names_not_protocol_errors(echo_launcher3):
+    for error in (AlreadyPendingCallError, NoAsyncCallError, ResetNeeded):
+        assert issubclass(error, BtgymError) and issubclass(error, RuntimeError)
+        assert not issubclass(error, ProtocolError)
+    envs = make(echo_launcher3, AutoresetMode.NEXT_STEP)
+    with pytest.raises(ResetNeeded, match="never reset"):
+        envs.step(envs.action_space.sample())
+    with pytest.raises(ResetNeeded):
+        envs.send(envs.action_space.sample())
+    envs.reset(seed=0)  # nothing was sent: every instance is still usable
+    _, _, _, _, infos = envs.step(envs.action_space.sample())
+    assert counters(infos) == [1, 1, 1]
 
 
 def test_a_straggler_does_not_stall_the_batch(echo_launcher3):
@@ -179,3 +206,25 @@ def test_a_straggler_does_not_stall_the_batch(echo_launcher3):
         assert infos["env_id"].tolist() == [0]
     finally:
         envs.set_attr("step_delay", 0.0)
+
+
+def test_infos_are_batched_in_gymnasiums_vector_format():
+    batch: dict = {}
+    add_info(batch, {"n": 1, "x": 0.5, "xy": np.ones((2, 2), np.float32), "tag": "a"}, 0, 3)
+    add_info(batch, {"n": 2, "flag": True, "final_info": {"n": 7}}, 2, 3)
+    assert batch["n"].tolist() == [1, 0, 2] and batch["n"].dtype == np.int64
+    assert batch["_n"].tolist() == [True, False, True] and batch["_n"].dtype == np.bool_
+    assert batch["x"].dtype == np.float64 and batch["_x"].tolist() == [True, False, False]
+    assert batch["xy"].shape == (3, 2, 2) and batch["xy"].dtype == np.float32
+    assert batch["tag"].dtype == object and batch["tag"].tolist() == ["a", None, None]
+    assert batch["flag"].dtype == np.bool_ and batch["_flag"].tolist() == [False, False, True]
+    assert batch["final_info"]["n"].tolist() == [0, 0, 7]  # nested dicts: batched alike
+    assert batch["final_info"]["_n"].tolist() == [False, False, True]
+    assert batch["_final_info"].tolist() == [False, False, True]
+    # final_obs stays one object per env; a value that does not fit is never cast.
+    add_info(batch, {"final_obs": {"box": np.zeros(2)}, "n": 1.5, "xy": np.ones(3)}, 1, 3)
+    assert batch["final_obs"].dtype == object and batch["final_obs"][0] is None
+    assert batch["final_obs"][1]["box"].tolist() == [0.0, 0.0]
+    assert batch["n"].tolist() == [1, 1.5, 2] and batch["_n"].tolist() == [True, True, True]
+    assert batch["xy"].dtype == object and batch["xy"][1].tolist() == [1.0, 1.0, 1.0]
+    assert batch["xy"][0].shape == (2, 2)

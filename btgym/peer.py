@@ -1,0 +1,152 @@
+"""What every client of one btgym server shares: where the server is and what its reply means.
+
+:class:`~btgym.client.Client` (REQ, one request at a time) and
+:class:`~btgym.pipeline.PipelinedClient` (DEALER, several in flight) differ in how they
+send and wait; the rest lives here once: address, timeout, the instance's liveness and
+log tail, ownership by the creating process, the errors for a dead or silent instance,
+and the unpacking of a reply (an ``error`` reply becomes the exception it describes).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from btgym.errors import (
+    ClosedError,
+    DecodeError,
+    EncodeError,
+    InstanceDiedError,
+    InstanceTimeoutError,
+    InvalidActionError,
+    LimitError,
+    ObservationError,
+    ProtocolError,
+    RemoteError,
+    RenderError,
+    SpaceError,
+    UsedAfterForkError,
+)
+from btgym.wire import protocol
+from btgym.wire.frame_files import FrameFileReader
+
+
+class ServerPeer:
+    """One server at ``address`` as a client sees it.
+
+    ``timeout`` bounds every wait (seconds). ``is_alive`` and ``log_tail``, when given
+    (the launcher gives them), let errors say that the process died and show the end of
+    its log. ``frame_files`` maps frames the server sends by reference (``None``: bytes).
+    A peer belongs to the process that created it: in a forked child every use raises
+    :class:`~btgym.errors.UsedAfterForkError`.
+    """
+
+    #: How errors name this kind of client.
+    kind = "client"
+
+    def __init__(
+        self,
+        address: str,
+        timeout: float,
+        instance: Any = None,
+        is_alive: Callable[[], bool] | None = None,
+        log_tail: Callable[[], str] | None = None,
+        frame_files: FrameFileReader | None = None,
+    ) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.instance = instance
+        self.frame_files = frame_files
+        self._is_alive = is_alive
+        self._log_tail = log_tail
+        self._pid = os.getpid()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def is_alive(self) -> bool:
+        """False when the instance's process is known to have exited."""
+        return self._is_alive is None or self._is_alive()
+
+    def log_tail(self) -> str:
+        """The end of the instance's log, when the launcher told us where it is."""
+        return self._log_tail() if self._log_tail is not None else ""
+
+    # -- for subclasses --------------------------------------------------------------
+    def _owned_here(self) -> bool:
+        """Whether this process created the peer (a forked child must not touch its socket)."""
+        return os.getpid() == self._pid
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise ClosedError(f"expected an open {self.kind} for {self._where()}, but it is closed")
+        if not self._owned_here():
+            raise UsedAfterForkError(
+                f"expected the {self.kind} for {self._where()} to be used by the process that "
+                f"created it (pid {self._pid}), got pid {os.getpid()}: after a fork, make a "
+                "new env in the child (sockets and Blender processes are not inherited)"
+            )
+
+    def _where(self) -> str:
+        name = f"instance {self.instance}" if self.instance is not None else "server"
+        return f"{name} at {self.address}"
+
+    def _died(self, op: str) -> InstanceDiedError:
+        return InstanceDiedError(
+            f"expected a reply to {op!r} from {self._where()}, but its process exited",
+            instance=self.instance,
+            log_tail=self.log_tail(),
+        )
+
+    def _timed_out(self, op: str, limit: float) -> InstanceTimeoutError:
+        return InstanceTimeoutError(
+            f"expected a reply to {op!r} within {limit:g} s from {self._where()}, got none "
+            "(the instance is hung or overloaded)",
+            instance=self.instance,
+            log_tail=self.log_tail(),
+        )
+
+    def _unpack_reply(self, op: str, frames: list[Any]) -> Any:
+        """The body of an ``ok`` reply; an ``error`` reply is raised as its exception."""
+        message = protocol.decode(frames, self.frame_files)
+        if message.kind == protocol.REPLY_OK:
+            return message.body
+        if message.kind == protocol.REPLY_ERROR:
+            raise remote_exception(message.body, self.instance)
+        raise ProtocolError(
+            f"expected an 'ok' or 'error' reply to {op!r}, got {protocol.preview(message.kind)}"
+        )
+
+
+def remote_exception(body: Any, instance: Any) -> Exception:
+    """Rebuild the error a server sent: protocol and action errors keep their btgym type."""
+    if not isinstance(body, dict):
+        return ProtocolError(f"expected an error reply body as a dict, got {body!r:.80}")
+    remote_type = str(body.get("type", "Exception"))
+    message = str(body.get("message", ""))
+    where = body.get("instance", instance)
+    own = _SAME_TYPE_ON_BOTH_SIDES.get(remote_type)
+    if own is not None:
+        return own(f"{message} (reported by instance {where})")
+    return RemoteError(remote_type, message, str(body.get("traceback", "")), where)
+
+
+_SAME_TYPE_ON_BOTH_SIDES: dict[str, type[Exception]] = {
+    cls.__name__: cls
+    for cls in (
+        ProtocolError,
+        DecodeError,
+        EncodeError,
+        LimitError,
+        InvalidActionError,
+        ObservationError,
+        RenderError,
+        SpaceError,
+    )
+}
+
+
+__all__ = ["ServerPeer", "remote_exception"]
