@@ -14,9 +14,24 @@ import json
 import os
 import signal
 import sys
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script by a Blender binary: make imports work
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _append_site_paths(argv: list[str]) -> None:
+    """``--site DIR`` (repeatable): where the trainer provides numpy, pyzmq, ... for Blender.
+
+    Appended after Blender's own paths, before anything imports them; see
+    ``btgym.blender_python``.
+    """
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "--site" and argv[i + 1] not in sys.path:
+            sys.path.append(argv[i + 1])
+
+
+_append_site_paths(sys.argv)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -36,6 +51,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-message-bytes", type=int, default=None)
     parser.add_argument("--curve-secret", default=None, help="server secret key file (CURVE)")
     parser.add_argument("--curve-clients", default=None, help="directory of client public keys")
+    parser.add_argument(
+        "--site", action="append", default=[], help="extra module directory (appended)"
+    )
+    parser.add_argument(
+        "--ui", action="store_true", help="Blender's UI mode: serve from its event loop"
+    )
     parser.add_argument(
         "--remove-with-parent",
         default=None,
@@ -89,7 +110,7 @@ def start_janitor(frame_directory: str, owned: str | None, parent_pid: int | Non
 _JANITOR_PIPE: list[int] = []
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int | None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     die_with_parent(args.parent_pid)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -98,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if sys.platform.startswith("linux"):
         start_janitor(WRITER.directory, args.remove_with_parent, args.parent_pid)
+    if args.ui:  # the UI's event loop serves after this script returns
+        serve(args)
+        return None
     try:
         return serve(args)
     finally:
@@ -138,6 +162,9 @@ def serve(args: argparse.Namespace) -> int:
             json.dump(announcement, f)
         os.replace(tmp, args.ready_file)
     print(f"btgym server {instance} ready at {server.address}", flush=True)
+    if args.ui:
+        _serve_in_ui(server, scene, instance)
+        return 0
     try:
         reason = server.serve_forever()
     finally:
@@ -146,5 +173,46 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _look_through_the_camera() -> None:
+    """Show the scene as the camera renders it in every 3D viewport (UI mode)."""
+    import bpy
+
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type != "VIEW_3D":
+                continue
+            space = area.spaces.active
+            if bpy.context.scene.camera is not None:
+                space.region_3d.view_perspective = "CAMERA"
+            space.shading.type = "SOLID"
+            space.shading.color_type = "OBJECT"
+            area.tag_redraw()
+
+
+def _serve_in_ui(server: Any, scene: Any, instance: Any) -> None:
+    """Hand serving to Blender's event loop; quit Blender when serving ends."""
+    import bpy
+
+    from btgym.wire.frame_files import WRITER
+
+    # Renders from the timer must not open a render window over the scene, nor the splash.
+    bpy.context.preferences.view.render_display_type = "NONE"
+    bpy.context.preferences.view.show_splash = False
+    bpy.app.timers.register(_look_through_the_camera, first_interval=0.0)
+
+    def on_stop(reason: str) -> None:
+        scene.close()
+        WRITER.close()
+        print(f"btgym server {instance} stopped: {reason}", flush=True)
+        # Blender's own quit from inside a timer crashes 3.4 (addon teardown); nothing
+        # is left to save or flush, so leave at once.
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    server.serve_in_ui(on_stop)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if code is not None:  # UI mode returns None: Blender's event loop goes on serving
+        sys.exit(code)

@@ -47,6 +47,8 @@ def serve(args: argparse.Namespace) -> int:
         args.instances,
         scene_kwargs=json.loads(args.kwargs),
         seed=args.seed,
+        blend_file=args.blend,
+        blender=args.blender,
         bind=bind,
         log_dir=args.log_dir,
         **curve,
@@ -55,6 +57,7 @@ def serve(args: argparse.Namespace) -> int:
         info = {
             "protocol": protocol.PROTOCOL_VERSION,
             "scene": args.scene,
+            "blend_file": None if args.blend is None else str(Path(args.blend).resolve()),
             "addresses": [a.replace("0.0.0.0", host) for a in launcher.addresses],
             "server_public_key": str((keys / "server.key").resolve()) if keys else None,
             "seeds": launcher.seeds,
@@ -138,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("scene", help="module:Class or file.py:Class")
     run.add_argument("-n", "--instances", type=int, default=1)
     run.add_argument("--kwargs", default="{}", help="scene kwargs as JSON")
+    run.add_argument("--blend", default=None, help="a .blend file each instance opens first")
+    run.add_argument("--blender", default=None, help="a Blender executable (default: bpy)")
     run.add_argument("--seed", type=int, default=None)
     run.add_argument("--bind", default="127.0.0.1", help="interface to listen on")
     run.add_argument("--host", default=None, help="host name written into the addresses")

@@ -50,34 +50,40 @@ from btgym.wire.validation import check_action
 class StreamDataset(IterableDataset):
     """An endless (or ``items``-long) stream from ``num_instances`` instances of an env id.
 
-    ``env_id``: a registered btgym id (``btgym/Cube-v0``) or a scene spec
-    (``module:Class``). ``env_kwargs`` go to the scene. ``params``: the initial action
-    (randomization parameters) for every instance; for a ``Box`` action space they can
-    be changed while streaming with :meth:`set_params`, also from the main process while
-    ``DataLoader`` workers stream. ``items``: total number of items across all workers
-    (``None``: endless). Instance ``i``'s first episode is reset with a seed derived from
-    ``seed`` and ``i``; later episodes get seeds drawn by the scene; every item carries
-    its episode's seed. ``depth``: requests queued per instance (renders overlap the
-    transfer and the training). ``frames_per_request``: steps asked for in one request
-    (one round trip, one message): per-message costs are shared, which matters for
-    cheap frames; at most ``depth * frames_per_request`` unconsumed items per instance
-    (8 by default: a ``set_params`` shows in items at most 8 frames later).
-    ``launch``: a :class:`~btgym.launch_config.LaunchConfig`, the same for every btgym
-    entry point (``LaunchConfig(backend="ray", num_cpus=1)`` puts the instances in Ray
-    actors); ``timeout``, ``start_timeout`` and ``curve`` replace its fields when
-    given, and ``launch_options`` is a deprecated mapping of its fields. ``timeout``
-    (default 30 s) bounds each request from when it is sent, so it covers the
-    ``depth - 1`` requests queued ahead of it. ``recycle_after_episodes`` /
-    ``recycle_rss_mb``: replace an instance by a fresh process at an episode's end
-    after that many episodes, or above that many MiB. Instance seeds come from ``seed``
-    (``launch.seed`` is not used).
+    ``env_id``: a registered btgym id (``btgym/Cube-v0``) or a scene spec (``module:Class``
+    or ``path/to/script.py:Class``), launched here; ``blend_file``: a ``.blend`` each
+    instance opens before building the scene. Or servers that are already running:
+    ``addresses=[...]`` (or an address as ``env_id``), or ``launch_info=`` the file ``btgym
+    serve --info`` wrote (addresses and server key; pass ``curve=`` client keys for CURVE
+    servers). ``env_kwargs`` go to the scene. ``params``: the initial action (randomization
+    parameters) for every instance; for a ``Box`` action space they can be changed while
+    streaming with :meth:`set_params`, also from the main process while ``DataLoader``
+    workers stream. ``items``: total number of items across all workers (``None``: endless).
+    Instance ``i``'s first episode is reset with a seed derived from ``seed`` and ``i``;
+    later episodes get seeds drawn by the scene; every item carries its episode's seed.
+    ``depth``: requests queued per instance (renders overlap the transfer and the training).
+    ``frames_per_request``: steps asked for in one request (one round trip, one message):
+    per-message costs are shared, which matters for cheap frames; at most ``depth *
+    frames_per_request`` unconsumed items per instance (8 by default: a ``set_params`` shows
+    in items at most 8 frames later). ``launch``: a
+    :class:`~btgym.launch_config.LaunchConfig`, the same for every btgym entry point
+    (``LaunchConfig(backend="ray", num_cpus=1)`` puts the instances in Ray actors);
+    ``timeout``, ``start_timeout`` and ``curve`` replace its fields when given, and
+    ``launch_options`` is a deprecated mapping of its fields. ``timeout`` (default 30 s)
+    bounds each request from when it is sent, so it covers the ``depth - 1`` requests queued
+    ahead of it. ``recycle_after_episodes`` / ``recycle_rss_mb``: replace an instance by a
+    fresh process at an episode's end after that many episodes, or above that many MiB.
+    Instance seeds come from ``seed`` (``launch.seed`` is not used).
     """
 
     def __init__(
         self,
-        env_id: str,
-        num_instances: int = 1,
+        env_id: str | None = None,
+        num_instances: int | None = None,
         *,
+        addresses: Sequence[str] | None = None,
+        launch_info: str | os.PathLike[str] | None = None,
+        blend_file: str | os.PathLike[str] | None = None,
         items: int | None = None,
         seed: int = 0,
         params: Any = None,
@@ -93,12 +99,32 @@ class StreamDataset(IterableDataset):
         recycle_rss_mb: float | None = None,
     ) -> None:
         super().__init__()
-        if num_instances < 1:
-            raise ValueError(f"expected num_instances >= 1, got {num_instances}")
         if items is not None and items < 0:
             raise ValueError(f"expected items >= 0 or None, got {items}")
-        self.scene, spec_kwargs = _resolve(env_id)
+        self.addresses = _remote_addresses(env_id, addresses, launch_info)
+        if self.addresses is not None:
+            if env_kwargs or blend_file:
+                raise ValueError(
+                    "expected no env_kwargs or blend_file for servers that are already running "
+                    f"({self.addresses}): they were built where they were launched"
+                )
+            if num_instances not in (None, len(self.addresses)):
+                raise ValueError(
+                    f"expected num_instances to match the {len(self.addresses)} addresses, "
+                    f"got {num_instances}"
+                )
+            self.scene, spec_kwargs = None, {}
+            num_instances = len(self.addresses)
+        else:
+            if env_id is None:
+                raise ValueError("expected an env id or scene spec, addresses= or launch_info=")
+            self.scene, spec_kwargs = _resolve(env_id)
+        num_instances = 1 if num_instances is None else num_instances
+        if num_instances < 1:
+            raise ValueError(f"expected num_instances >= 1, got {num_instances}")
         self.env_kwargs = {**spec_kwargs, **(env_kwargs or {})}
+        # A .blend belongs to the launch, not to the scene's constructor.
+        blend_file = self.env_kwargs.pop("blend_file", None) or blend_file
         self.num_instances = num_instances
         if not 1 <= frames_per_request <= protocol.MAX_STEPS_PER_REQUEST:
             raise ValueError(
@@ -109,7 +135,12 @@ class StreamDataset(IterableDataset):
         self.recycle_after_episodes, self.recycle_rss_mb = recycle_after_episodes, recycle_rss_mb
         #: How instances start; each worker's seed comes from ``seed`` and its ids.
         self.launch = resolve_launch(
-            launch, launch_options, timeout=timeout, start_timeout=start_timeout, curve=curve
+            launch,
+            launch_options,
+            timeout=timeout,
+            start_timeout=start_timeout,
+            curve=curve,
+            blend_file=None if blend_file is None else os.fspath(blend_file),
         )
         self.items = items
         self.seed = seed
@@ -206,12 +237,17 @@ class _Stream:
 
     def __init__(self, dataset: StreamDataset, ids: list[int]) -> None:
         self.dataset = dataset
-        self.connection: Connection = connect(
-            dataset.scene,
-            len(ids),
-            launch=dataset.launch.override(seed=dataset.seed + ids[0]),
-            scene_kwargs=dataset.env_kwargs,
-        )
+        if dataset.addresses is not None:  # servers already running: this worker's share
+            self.connection: Connection = connect(
+                None, len(ids), addresses=[dataset.addresses[i] for i in ids], launch=dataset.launch
+            )
+        else:
+            self.connection = connect(
+                dataset.scene,
+                len(ids),
+                launch=dataset.launch.override(seed=dataset.seed + ids[0]),
+                scene_kwargs=dataset.env_kwargs,
+            )
         self.action_space = self.connection.action_space
         self.observation_space = self.connection.observation_space
         self.sample_action = _sampler(self.action_space, [dataset.seed, *ids])
@@ -445,6 +481,30 @@ def _stack(arrays: list[Any]) -> torch.Tensor:
 def _episode_seed(seed: int, env_id: int, episode: int) -> int:
     """A reset seed unique to (dataset seed, instance, episode)."""
     return int(np.random.SeedSequence([seed, env_id, episode]).generate_state(1)[0])
+
+
+def _remote_addresses(
+    env_id: str | None, addresses: Sequence[str] | None, launch_info: Any
+) -> list[str] | None:
+    """The servers a stream connects to instead of launching, or None to launch."""
+    given = [x for x in (addresses, launch_info) if x is not None]
+    if isinstance(env_id, str) and env_id.startswith(("tcp://", "ipc://")):
+        given.append([env_id])
+    elif isinstance(env_id, str) and env_id.endswith(".json") and os.path.isfile(env_id):
+        given.append(env_id)
+    if len(given) > 1:
+        raise ValueError("expected one of an address, addresses= or launch_info=, got several")
+    if not given:
+        return None
+    source = given[0]
+    if isinstance(source, str | os.PathLike) and not str(source).startswith(("tcp:", "ipc:")):
+        from btgym.cli import load_launch_info
+
+        source = load_launch_info(source)["addresses"]
+    found = [str(address) for address in source]
+    if not found:
+        raise ValueError("expected at least one server address, got none")
+    return found
 
 
 def _resolve(env_id: str) -> tuple[str, dict[str, Any]]:

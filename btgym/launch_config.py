@@ -35,7 +35,9 @@ class LaunchConfig:
     """Everything about starting instances and talking to them, apart from the scene.
 
     Processes: ``blender`` (a Blender executable; default ``BTGYM_BLENDER`` or the pip
-    ``bpy`` module), ``blend_file`` (opened before the scene is built), ``seed``
+    ``bpy`` module), ``ui`` (Blender's UI mode: watch the scene live in Blender's
+    window; needs a Blender executable and a display), ``blend_file`` (opened before
+    the scene is built), ``seed``
     (instance ``i`` gets ``seed + i``; random when None), ``env`` (extra environment
     variables), ``log_dir`` / ``keep_logs`` (where logs go, and whether a temporary log
     directory outlives ``close()``), ``max_message_bytes`` (the largest message a
@@ -59,6 +61,7 @@ class LaunchConfig:
     """
 
     blender: str | None = None
+    ui: bool = False
     blend_file: str | None = None
     seed: int | None = None
     timeout: float = 30.0
@@ -133,6 +136,7 @@ class LaunchConfig:
         """
         return {
             "blender": self.blender,
+            "ui": self.ui,
             "env": None if self.env is None else dict(self.env),
             "keep_logs": self.keep_logs,
             "max_message_bytes": self.max_message_bytes,

@@ -155,24 +155,45 @@ class _Spawner:
 _SPAWNER = _Spawner()
 
 
-def blender_command(blender: str | None) -> list[str]:
-    """The command prefix that starts a server: the bpy module or a Blender binary."""
+def blender_command(blender: str | None, ui: bool = False) -> list[str]:
+    """The command prefix that starts a server: the bpy module or a Blender executable.
+
+    An executable gets, as server arguments, the directories that give its own Python
+    what the server imports (:func:`btgym.blender_python.server_paths`: nothing to set
+    up by hand). ``ui``: Blender's UI mode (no ``--background``; the server yields to
+    Blender's event loop, so the window shows the scene live).
+    """
     blender = blender or os.environ.get("BTGYM_BLENDER") or None
     if blender is None:
+        if ui:
+            raise LaunchError(
+                "expected a Blender executable for ui=True (blender= or BTGYM_BLENDER), got "
+                "the bpy module, which has no window"
+            )
         return [sys.executable, "-m", "blender_side"]
     executable = shutil.which(blender) or blender
     if not os.path.isfile(executable):
         raise LaunchError(f"expected a Blender executable at {blender!r}, found none")
+    if ui and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise LaunchError(
+            "expected a display for ui=True (DISPLAY), got none: on a headless machine run "
+            "under Xvfb, e.g. xvfb-run -a python train.py"
+        )
+    from btgym.blender_python import server_paths
+
     script = PROJECT_ROOT / "blender_side" / "__main__.py"
+    sites = [arg for path in server_paths(executable) for arg in ("--site", path)]
     return [
         executable,
-        "--background",
+        *([] if ui else ["--background"]),
         "--factory-startup",
         "--python-exit-code",
         "1",
         "--python",
         str(script),
         "--",
+        *sites,
+        *(["--ui"] if ui else []),
     ]
 
 
@@ -225,6 +246,7 @@ class Launcher(InstanceSet):
         seed: int | None = None,
         blend_file: str | None = None,
         blender: str | None = None,
+        ui: bool = False,
         bind: str | None = None,
         start_timeout: float = DEFAULTS.start_timeout,
         log_dir: str | os.PathLike[str] | None = None,
@@ -271,7 +293,9 @@ class Launcher(InstanceSet):
         self.max_lifetime_restarts = max_lifetime_restarts
         self.total_restarts = [0] * num_instances
         self.restarts: list[list[float]] = [[] for _ in range(num_instances)]
-        self._launch = (blender_command(blender), kwargs_json, blend_file, bind, _child_env(env))
+        self.ui = ui
+        command = blender_command(blender, ui)
+        self._launch = (command, kwargs_json, blend_file, bind, _child_env(env))
         try:
             for index, instance_seed in enumerate(self.seeds):
                 self.instances.append(self._start(index, instance_seed))

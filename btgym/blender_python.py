@@ -1,0 +1,162 @@
+"""Give an installed Blender's own Python what btgym's server needs, with no set-up by the user.
+
+A Blender executable runs its own interpreter: the official builds bundle one (with
+numpy, without pyzmq, msgpack or gymnasium), distribution packages use the system's
+(Debian's Blender 3.4 has not even numpy). Before the first launch with an executable,
+:func:`server_paths` asks it (once, cached per executable) which of
+:data:`SERVER_MODULES` it lacks and returns directories that provide them, which the
+server appends to its ``sys.path`` (after Blender's own, so nothing Blender bundles is
+shadowed; official builds ignore ``PYTHONPATH``, so it is passed as an argument):
+
+* same Python version and platform as the trainer: the trainer's own installation of
+  those packages (no download);
+* otherwise: ``pip install --target`` for Blender's Python version into
+  ``~/.cache/btgym/blender-python/<version>-<platform>`` (binary wheels only; once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from btgym.errors import LaunchError
+
+#: What ``blender_side`` imports besides the standard library (distribution names).
+SERVER_MODULES = {
+    "numpy": "numpy<2",
+    "zmq": "pyzmq",
+    "msgpack": "msgpack",
+    "gymnasium": "gymnasium",
+}
+#: Oldest Blender whose Python API the built-in scenes and the server use.
+OLDEST_SUPPORTED = (3, 4)
+
+_PROBE = (
+    "import importlib.util, json, platform, sys, bpy;"
+    "print('BTGYM-PROBE ' + json.dumps({{'blender': list(bpy.app.version),"
+    "'python': list(sys.version_info[:2]), 'machine': platform.machine(),"
+    "'missing': [m for m in {modules!r} if importlib.util.find_spec(m) is None]}}))"
+)
+
+
+def cache_root() -> Path:
+    """Where provisioned packages and probe results live (``$XDG_CACHE_HOME/btgym``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "btgym"
+
+
+def probe(executable: str, timeout: float = 120.0) -> dict[str, Any]:
+    """Blender's version, its Python's version and machine, and the server modules it lacks.
+
+    Cached per executable path, size and modification time.
+    """
+    stat = os.stat(executable)
+    key = hashlib.sha256(f"{executable}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    cached = cache_root() / "blender-probe" / f"{key[:24]}.json"
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads(cached.read_text())
+    command = [
+        executable,
+        "--background",
+        "--factory-startup",
+        "--python-expr",
+        _PROBE.format(modules=sorted(SERVER_MODULES)),
+    ]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise LaunchError(f"expected {executable} to run as Blender, got {exc}") from exc
+    lines = [line for line in done.stdout.splitlines() if line.startswith("BTGYM-PROBE ")]
+    if not lines:
+        raise LaunchError(
+            f"expected {executable} to report its Python, got exit code {done.returncode}",
+            log_tail=(done.stdout + done.stderr)[-3000:],
+        )
+    info = json.loads(lines[-1].split(" ", 1)[1])
+    if tuple(info["blender"][:2]) < OLDEST_SUPPORTED:
+        raise LaunchError(
+            f"expected Blender {'.'.join(map(str, OLDEST_SUPPORTED))} or newer at "
+            f"{executable}, got {'.'.join(map(str, info['blender']))}"
+        )
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(info))
+    return info
+
+
+def server_paths(executable: str) -> list[str]:
+    """Directories to append to the Blender server's ``sys.path`` (empty if none needed)."""
+    info = probe(executable)
+    missing = [module for module in info["missing"] if module in SERVER_MODULES]
+    if not missing:
+        return []
+    same_python = tuple(info["python"]) == sys.version_info[:2]
+    if same_python and info["machine"] == os.uname().machine:
+        return _own_installation(missing)
+    return [str(_provision(info, missing))]
+
+
+def _own_installation(modules: list[str]) -> list[str]:
+    """The trainer's site directories that hold ``modules`` (and what they import)."""
+    paths: list[str] = []
+    for module in [*modules, "typing_extensions", "cloudpickle", "farama_notifications"]:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            continue
+        origin = Path(spec.origin)
+        root = origin.parent.parent if origin.name == "__init__.py" else origin.parent
+        if str(root) not in paths:
+            paths.append(str(root))
+    return paths
+
+
+def _provision(info: dict[str, Any], modules: list[str]) -> Path:
+    """``pip install --target`` the wheels for Blender's Python into the cache (once)."""
+    major, minor = info["python"][:2]
+    target = cache_root() / "blender-python" / f"cp{major}{minor}-{info['machine']}"
+    done = target / ".btgym-complete"
+    if done.exists():
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one install at a time, also across processes
+        if done.exists():
+            return target
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--target",
+            str(target),
+            "--only-binary=:all:",
+            "--python-version",
+            f"{major}.{minor}",
+            "--implementation",
+            "cp",
+            "--platform",
+            f"manylinux2014_{info['machine']}",
+            *[SERVER_MODULES[module] for module in modules],
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+        if result.returncode != 0:
+            raise LaunchError(
+                f"expected to install {modules} for Blender's Python {major}.{minor} into "
+                f"{target}, pip failed",
+                log_tail=result.stderr[-3000:],
+            )
+        done.write_text(json.dumps(info))
+    return target
+
+
+__all__ = ["OLDEST_SUPPORTED", "SERVER_MODULES", "cache_root", "probe", "server_paths"]
