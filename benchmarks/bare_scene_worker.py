@@ -22,14 +22,14 @@ def main() -> None:
     spec, kwargs, mode = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
     scene = load_scene_class(spec)(**kwargs)
     scene.build()
-    scene.reset(seed=0)
+    scene.run_reset(seed=0)
     scene.action_space.seed(0)
     action = scene.action_space.sample()
 
-    def step():
-        obs, _, terminated, truncated, info = scene.step(action)
+    def step():  # run_step/run_reset, as the server: they apply the scene's step limit
+        obs, _, terminated, truncated, info = scene.run_step(action)
         if terminated or truncated:
-            obs, info = scene.reset()
+            obs, info = scene.run_reset()
         return obs, info
 
     if mode == "loop":

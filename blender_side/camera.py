@@ -90,18 +90,6 @@ def depth(points: np.ndarray, camera: Any) -> np.ndarray:
     return -(points.reshape(-1, 3) @ view[2, :3] + view[2, 3]).reshape(points.shape[:-1])
 
 
-def object_vertices(obj: Any, world: bool = True) -> np.ndarray:
-    """All vertex coordinates of a mesh object as ``(N, 3)``, read with ``foreach_get``."""
-    mesh = obj.data
-    coords = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
-    mesh.vertices.foreach_get("co", coords)
-    coords = coords.reshape(-1, 3).astype(np.float64)
-    if world:
-        matrix = np.array(obj.matrix_world, dtype=np.float64)
-        coords = coords @ matrix[:3, :3].T + matrix[:3, 3]
-    return coords
-
-
 def bound_box_corners(obj: Any) -> np.ndarray:
     """The 8 world-space corners of an object's local bounding box, ``(8, 3)``."""
     local = np.array([tuple(c) for c in obj.bound_box], dtype=np.float64)
@@ -113,7 +101,6 @@ __all__ = [
     "bound_box_corners",
     "depth",
     "intrinsics",
-    "object_vertices",
     "project",
     "world_to_camera",
 ]

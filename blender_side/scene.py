@@ -25,6 +25,14 @@ Minimal example::
         def step(self, action):
             self.cube.rotation_euler.z += float(action[0])
             return self.renderer.render(), 0.0, False, False, {}
+
+Step limit: ``super().__init__(max_episode_steps=n)`` and the base class truncates the
+episode on its ``n``-th step (Gymnasium's ``TimeLimit`` semantics), so a scene's ``step``
+never counts steps itself; :attr:`Scene.elapsed_steps` is the number of the step being
+taken (0 during ``reset``). The server and :class:`~blender_side.testing.SceneEnv` drive
+a scene through :meth:`Scene.run_reset`, :meth:`Scene.run_autoreset` and
+:meth:`Scene.run_step`, which keep that count; scene authors override ``reset``,
+``autoreset`` and ``step`` only.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import numpy as np
 from gymnasium import spaces
 
 from blender_side.render import Renderer
+from btgym.wire.params import ParamSpace
 
 
 class Scene:
@@ -48,10 +57,18 @@ class Scene:
     action_space: spaces.Space
     observation_space: spaces.Space
     renderer: Renderer | None = None
+    #: Truncate each episode on this step (None: never); checked by :meth:`run_step`.
+    max_episode_steps: int | None = None
+    #: The scene's named randomization parameters, when its action is one (reported in
+    #: :meth:`describe`, so the trainer can map names to actions itself).
+    param_space: ParamSpace | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, max_episode_steps: int | None = None) -> None:
         self.np_random = np.random.default_rng()
         self.np_random_seed: int | None = None
+        self.max_episode_steps = _checked_limit(max_episode_steps)
+        #: Steps taken since the episode began (the current one's number inside ``step``).
+        self.elapsed_steps = 0
 
     # -- contract --------------------------------------------------------------------
     def build(self) -> None:
@@ -94,6 +111,35 @@ class Scene:
         if self.renderer is not None:
             self.renderer.close()
 
+    # -- what servers call: the contract plus the step count --------------------------
+    def run_reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """:meth:`reset`, with the step count back at 0."""
+        self.elapsed_steps = 0
+        return self.reset(seed=seed, options=options)
+
+    def run_autoreset(self, seed: int) -> tuple[Any, dict[str, Any]]:
+        """:meth:`autoreset`, with the step count back at 0."""
+        self.elapsed_steps = 0
+        return self.autoreset(seed)
+
+    def run_step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """:meth:`step`, counted; ``truncated`` once the step reaching ``max_episode_steps``.
+
+        The count goes up before ``step`` runs (and back when it raises), so ``step`` reads
+        its own number in :attr:`elapsed_steps`; a scene's own ``truncated`` is kept.
+        """
+        self.elapsed_steps += 1
+        try:
+            observation, reward, terminated, truncated, info = self.step(action)
+        except BaseException:
+            self.elapsed_steps -= 1
+            raise
+        limit = self.max_episode_steps
+        truncated = bool(truncated) or (limit is not None and self.elapsed_steps >= limit)
+        return observation, reward, terminated, truncated, info
+
     # -- helpers ---------------------------------------------------------------------
     def seed(self, seed: int) -> None:
         """Re-create ``self.np_random`` from ``seed`` (called by :meth:`reset` with a seed)."""
@@ -115,6 +161,8 @@ class Scene:
         return {
             "name": self.name or type(self).__name__,
             "metadata": dict(self.metadata),
+            "max_episode_steps": self.max_episode_steps,
+            "params": None if self.param_space is None else self.param_space.to_data(),
             "renderer": None
             if self.renderer is None
             else {
@@ -123,6 +171,15 @@ class Scene:
                 "height": self.renderer.height,
             },
         }
+
+
+def _checked_limit(limit: Any) -> int | None:
+    """``max_episode_steps`` as an int >= 1, or None for no limit."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 1:
+        raise ValueError(f"expected max_episode_steps as an int >= 1 or None, got {limit!r}")
+    return int(limit)
 
 
 def _check_public(name: str) -> None:

@@ -7,6 +7,7 @@ until a ``close`` request or until the process that started it goes away.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import time
 import traceback
@@ -106,16 +107,63 @@ class Server:
                         reason = "parent process gone"
                         break
                     continue
-                frames = self.socket.recv_multipart(copy=False)
-                self.socket.send_multipart(self.handle(frames), copy=False)
-                self.requests_served += 1
+                self._serve_one()
         finally:
-            self.socket.close()
-            if self.authenticator is not None:
-                self.authenticator.stop()
-            self.frame_files.close()
-            self._remove_probe()
+            self._shutdown()
         return reason
+
+    def serve_in_ui(
+        self, on_stop: Callable[[str], None], interval: float = 0.01, most_per_tick: int = 4
+    ) -> None:
+        """Serve from Blender's event loop (``bpy.app.timers``), so that its window redraws.
+
+        For Blender's UI mode: every ``interval`` seconds a timer answers up to
+        ``most_per_tick`` waiting requests, asks the window to redraw, checks the parent,
+        and returns; Blender draws in between. ``on_stop(reason)`` runs once serving ends
+        (``close``, the parent's death, or :meth:`stop`).
+        """
+        import bpy
+
+        self._running = True
+        next_check = time.monotonic() + self.watchdog_interval
+
+        def tick() -> float | None:
+            nonlocal next_check
+            handled = 0
+            while self._running and handled < most_per_tick and self.socket.poll(0):
+                self._serve_one()
+                handled += 1
+            if handled:
+                _tag_redraw(bpy)
+            reason = "closed" if not self._running else ""
+            if not reason and time.monotonic() >= next_check:
+                next_check = time.monotonic() + self.watchdog_interval
+                if not self._parent_alive():
+                    reason = "parent process gone"
+            if not reason:
+                return interval
+            self._running = False
+            self._shutdown()
+            on_stop(reason)
+            return None
+
+        bpy.app.timers.register(tick, first_interval=0.0, persistent=True)
+
+    def stop(self) -> None:
+        """Ask the loop to end after the request it is serving (signal handlers use this)."""
+        self._running = False
+
+    def _serve_one(self) -> None:
+        frames = self.socket.recv_multipart(copy=False)
+        self.socket.send_multipart(self.handle(frames), copy=False)
+        self.requests_served += 1
+
+    def _shutdown(self) -> None:
+        self.socket.close()
+        if self.authenticator is not None:
+            self.authenticator.stop()
+        self.frame_files.close()
+        self._remove_probe()
 
     def handle(self, frames: list[Any]) -> list[Any]:
         """Answer one request's frames with reply frames; never raises."""
@@ -208,14 +256,15 @@ class Server:
         options = body.get("options")
         if options is not None and not isinstance(options, dict):
             raise ValueError(f"expected options as a dict or None, got {type(options).__name__}")
-        observation, info = self.scene.reset(seed=seed, options=options)
+        observation, info = self.scene.run_reset(seed=seed, options=options)
         return {"obs": self._checked(observation, "reset"), "info": info or {}}
 
     def _step(self, body: dict[str, Any]) -> dict[str, Any]:
         if "action" not in body:
             raise ValueError("expected a step request with an 'action', got none")
         action = check_action(self.scene.action_space, body["action"])
-        observation, reward, terminated, truncated, info = self.scene.step(action)
+        # run_step counts the step and applies the scene's max_episode_steps, once.
+        observation, reward, terminated, truncated, info = self.scene.run_step(action)
         reply = {
             "obs": self._checked(observation, "step"),
             "reward": float(reward),
@@ -229,7 +278,7 @@ class Server:
             # chain stays deterministic, and the seed travels so the episode can be replayed.
             reply["final_obs"], reply["final_info"] = reply["obs"], reply["info"]
             seed = int(self.scene.np_random.integers(2**31))
-            observation, info = self.scene.autoreset(seed)
+            observation, info = self.scene.run_autoreset(seed)
             reply["obs"], reply["info"] = self._checked(observation, "autoreset"), info or {}
             reply["reset_seed"] = seed
         return reply
@@ -257,9 +306,13 @@ class Server:
         name = body.get("name")
         args, kwargs = body.get("args") or [], body.get("kwargs") or {}
         if not isinstance(name, str) or not name or name.startswith("_"):
-            raise AttributeError(f"expected a public scene method or attribute, got {name!r}")
+            raise AttributeError(
+                f"expected a public scene method or attribute, got {protocol.preview(name)}"
+            )
         if not isinstance(args, list) or not isinstance(kwargs, dict):
             raise ValueError("expected call args as a list and kwargs as a dict")
+        if not hasattr(self.scene, name):
+            raise AttributeError(_no_such_attribute(self.scene, name))
         target = getattr(self.scene, name)
         if callable(target):
             result = target(*args, **kwargs)
@@ -289,6 +342,21 @@ class Server:
                 f"{self.scene.observation_space}, got {_describe(observation)}"
             )
         return observation
+
+
+def _tag_redraw(bpy: Any) -> None:
+    """Ask every area of every Blender window to redraw (UI mode)."""
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            area.tag_redraw()
+
+
+def _no_such_attribute(scene: Any, name: str) -> str:
+    """An AttributeError message with the closest public names of the scene."""
+    public = sorted(n for n in dir(scene) if not n.startswith("_"))
+    close = difflib.get_close_matches(name, public, n=3)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return f"expected a public attribute of {type(scene).__name__}, got {name!r}{hint}"
 
 
 def _frames_kept(options: dict[str, Any], body: dict[str, Any], kind: str) -> int | None:

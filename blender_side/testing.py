@@ -67,12 +67,13 @@ class SceneEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
-        observation, info = self.scene.reset(seed=seed, options=options)
+        observation, info = self.scene.run_reset(seed=seed, options=options)
         return observation, info or {}
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         action = check_action(self.action_space, action)  # what the server does, too
-        observation, reward, terminated, truncated, info = self.scene.step(action)
+        # As the server: counted, truncated at the scene's max_episode_steps.
+        observation, reward, terminated, truncated, info = self.scene.run_step(action)
         return observation, float(reward), bool(terminated), bool(truncated), info or {}
 
     def render(self) -> np.ndarray | None:

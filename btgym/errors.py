@@ -10,6 +10,8 @@ Every error btgym raises derives from :class:`BtgymError`::
     │   └── LimitError             a message, queue or frame count over its bound
     ├── SpaceError                 a space that cannot be described on the wire
     ├── InvalidActionError         an action outside the action space (also ValueError)
+    ├── UnknownParamError          a parameter name the scene lacks (also KeyError)
+    ├── ParamValueError            a parameter value out of bounds (also ValueError)
     ├── ObservationError           a scene returned an observation outside its space
     ├── RenderError                the renderer produced no frame for this step
     ├── RemoteError                the scene raised inside Blender (carries the remote traceback)
@@ -71,6 +73,17 @@ class SpaceError(BtgymError):
 
 class InvalidActionError(BtgymError, ValueError):
     """An action that does not belong to the action space; raised before anything is sent."""
+
+
+class UnknownParamError(BtgymError, KeyError):
+    """A randomization parameter name a scene does not have; the message names the closest."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class ParamValueError(BtgymError, ValueError):
+    """A randomization parameter value out of its bounds, or not a number."""
 
 
 class ObservationError(BtgymError, ValueError):
@@ -173,11 +186,13 @@ __all__ = [
     "LimitError",
     "NoAsyncCallError",
     "ObservationError",
+    "ParamValueError",
     "ProtocolError",
     "RemoteError",
     "RenderError",
     "ResetNeeded",
     "SpaceError",
+    "UnknownParamError",
     "UsedAfterForkError",
     "VersionMismatchError",
 ]

@@ -1,1 +1,2 @@
-"""btgym's scenes. Each module defines a :class:`blender_side.Scene` subclass."""
+"""btgym's scenes: each module defines a :class:`blender_side.Scene` subclass, except
+:mod:`envs.parts_params` (Parts-v0's named action, importable without Blender)."""

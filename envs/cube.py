@@ -1,17 +1,4 @@
-"""``btgym/Cube-v0``: the paper's minimal example, a cube whose rotation is randomized.
-
-Action: the randomization itself, ``Box(0, 1, (3,), float32)``. Entry ``i`` is the
-rotation range about axis ``i`` as a fraction of pi: each step draws the cube's Euler
-angle ``i`` uniformly from ``[-a_i * pi, a_i * pi]``, so zeros show the cube unrotated
-and ones randomize it fully. The cube's colour is drawn at random too.
-
-Observation: the rendered frame, ``(height, width, 3) uint8`` (default 640x512, as in
-the paper's Table II). ``info["xy"]``: the cube's 8 corners in pixel coordinates
-(x right, y down, origin at the image's top-left corner), ``(8, 2) float32``.
-``reset(options={"rotation_range": [...]})`` sets the range of the reset frame (full
-range by default). Reward is always 0; an episode is truncated after
-``max_episode_steps`` steps (never when None).
-"""
+"""``btgym/Cube-v0``: the paper's minimal example, a cube whose rotation is randomized."""
 
 from __future__ import annotations
 
@@ -21,87 +8,52 @@ from typing import Any
 import bpy
 import numpy as np
 from gymnasium import spaces
-from mathutils import Vector
 
-from blender_side import Scene
+from blender_side import Scene, kit
 from blender_side.camera import bound_box_corners, project
+from blender_side.geometry import box
 from blender_side.render import Renderer
 
-CUBE_VERTICES = np.array(
-    [[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float32
-)
 FULL_RANGE = (1.0, 1.0, 1.0)
-CUBE_FACES = np.array(
-    [[0, 1, 3, 2], [4, 6, 7, 5], [0, 4, 5, 1], [2, 3, 7, 6], [0, 2, 6, 4], [1, 5, 7, 3]],
-    dtype=np.int32,
-)
-
-
-def clear_scene() -> None:
-    """Remove every object and orphaned mesh/camera/light of the current file."""
-    for obj in list(bpy.data.objects):
-        bpy.data.objects.remove(obj, do_unlink=True)
-    for collection in (bpy.data.meshes, bpy.data.cameras, bpy.data.lights):
-        for block in list(collection):
-            collection.remove(block)
-
-
-def add_mesh(name: str, vertices: np.ndarray, faces: np.ndarray) -> Any:
-    """Create a mesh object from arrays of quads with ``foreach_set`` (no bpy.ops)."""
-    mesh = bpy.data.meshes.new(name)
-    mesh.vertices.add(len(vertices))
-    mesh.vertices.foreach_set("co", vertices.reshape(-1))
-    mesh.loops.add(faces.size)
-    mesh.loops.foreach_set("vertex_index", faces.reshape(-1))
-    mesh.polygons.add(len(faces))
-    mesh.polygons.foreach_set(
-        "loop_start", np.arange(0, faces.size, faces.shape[1], dtype=np.int32)
-    )
-    mesh.polygons.foreach_set("loop_total", np.full(len(faces), faces.shape[1], dtype=np.int32))
-    mesh.update(calc_edges=True)
-    mesh.validate()
-    mesh.shade_flat()
-    obj = bpy.data.objects.new(name, mesh)
-    bpy.context.scene.collection.objects.link(obj)
-    return obj
-
-
-def add_camera(location: tuple[float, float, float], target=(0.0, 0.0, 0.0), lens=50.0) -> Any:
-    """A perspective camera at ``location`` looking at ``target``, made the scene camera."""
-    data = bpy.data.cameras.new("Camera")
-    data.lens = lens
-    camera = bpy.data.objects.new("Camera", data)
-    bpy.context.scene.collection.objects.link(camera)
-    camera.location = location
-    direction = Vector(target) - Vector(location)
-    camera.rotation_euler = direction.to_track_quat("-Z", "Y").to_euler()
-    bpy.context.scene.camera = camera
-    return camera
-
-
-def add_sun(rotation=(0.6, 0.2, 0.8), strength: float = 4.0) -> Any:
-    """A sun lamp, so Cycles and EEVEE light what Workbench's studio light shows."""
-    data = bpy.data.lights.new("Sun", type="SUN")
-    data.energy = strength
-    sun = bpy.data.objects.new("Sun", data)
-    sun.rotation_euler = rotation
-    bpy.context.scene.collection.objects.link(sun)
-    return sun
-
-
-def object_color_material(name: str = "ObjectColor") -> Any:
-    """A material whose base colour is the object's colour (``obj.color``) in every engine."""
-    material = bpy.data.materials.new(name)
-    material.use_nodes = True
-    nodes, links = material.node_tree.nodes, material.node_tree.links
-    bsdf = next(node for node in nodes if node.type == "BSDF_PRINCIPLED")
-    info = nodes.new("ShaderNodeObjectInfo")
-    links.new(info.outputs["Color"], bsdf.inputs["Base Color"])
-    return material
 
 
 class CubeScene(Scene):
-    """A randomly rotated cube; the action sets the rotation range per axis."""
+    """A randomly rotated cube; the action sets how far it may be rotated about each axis.
+
+    ## Description
+
+    A domain-randomization env in the paper's sense: the agent (or a controller) does
+    not rotate the cube, it chooses how much variety the stream of frames has, and the
+    scene draws the samples. Every step draws a new rotation and a new colour.
+
+    ## Action Space
+
+    ``Box(0, 1, (3,), float32)``: entry ``i`` is the rotation range about axis ``i`` as a
+    fraction of pi. Each step draws the cube's Euler angle ``i`` uniformly from
+    ``[-a_i * pi, a_i * pi]``: zeros show the cube unrotated, ones randomize it fully.
+    The colour is drawn uniformly from ``[0.1, 1]^3``.
+
+    ## Observation Space
+
+    The rendered frame, ``Box(0, 255, (height, width, 3), uint8)``. ``info``: ``xy`` the
+    cube's 8 corners in pixels ``(8, 2) float32`` (x right, y down, origin at the image's
+    top-left corner), ``rotation`` the drawn Euler angles and ``rotation_range`` the range
+    used. ``reset(options={"rotation_range": [a, b, c]})`` sets the reset frame's range
+    (default: the full range, never the last episode's).
+
+    ## Rewards
+
+    Always 0.
+
+    ## Episode End
+
+    Never terminated; truncated after ``max_episode_steps`` steps (never when None).
+
+    ## Arguments
+
+    ``width=640, height=512`` (the paper's Table II), ``engine="workbench"`` (or
+    ``"cycles"``, ``"eevee"``), ``max_episode_steps=None``, ``samples=None`` (Cycles).
+    """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
     name = "Cube"
@@ -114,28 +66,19 @@ class CubeScene(Scene):
         max_episode_steps: int | None = None,
         samples: int | None = None,
     ) -> None:
-        super().__init__()
-        if max_episode_steps is not None and max_episode_steps < 1:
-            raise ValueError(f"expected max_episode_steps >= 1 or None, got {max_episode_steps}")
+        super().__init__(max_episode_steps=max_episode_steps)
         self.renderer = Renderer(width, height, engine=engine, samples=samples)
-        self.max_episode_steps = max_episode_steps
         self.action_space = spaces.Box(0.0, 1.0, (3,), np.float32)
         self.observation_space = spaces.Box(0, 255, (height, width, 3), np.uint8)
         self.rotation_range = _as_range(FULL_RANGE)
-        self.steps = 0
 
     def build(self) -> None:
-        clear_scene()
-        self.cube = add_mesh("Cube", CUBE_VERTICES, CUBE_FACES)
-        self.cube.data.materials.append(object_color_material())
-        self.camera = add_camera((7.36, -6.93, 4.96), lens=75.0)
-        add_sun()
-        scene = bpy.context.scene
-        scene.display.shading.light = "STUDIO"
-        scene.display.shading.color_type = "OBJECT"
-        world = scene.world or bpy.data.worlds.new("World")
-        scene.world = world
-        world.color = (0.05, 0.05, 0.05)
+        kit.clear_scene()
+        self.cube = kit.add_flat_mesh("Cube", *box((1.0, 1.0, 1.0)))
+        self.cube.data.materials.append(kit.object_color_material())
+        self.camera = kit.add_camera((7.36, -6.93, 4.96), lens=75.0)
+        kit.add_sun()
+        kit.workbench_look("OBJECT", background=(0.05, 0.05, 0.05))
         self.renderer.configure()
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -143,15 +86,12 @@ class CubeScene(Scene):
         # The reset frame uses the range in options, else the full range: never a range left
         # over from the last episode, so reset(seed=s) gives the same frame whatever came before.
         self.rotation_range = _as_range((options or {}).get("rotation_range", FULL_RANGE))
-        self.steps = 0
         return self._randomize_and_render()
 
     def step(self, action: np.ndarray):
         self.rotation_range = _as_range(action)
-        self.steps += 1
         observation, info = self._randomize_and_render()
-        truncated = self.max_episode_steps is not None and self.steps >= self.max_episode_steps
-        return observation, 0.0, False, truncated, info
+        return observation, 0.0, False, False, info
 
     def _randomize_and_render(self) -> tuple[np.ndarray, dict[str, Any]]:
         limits = self.rotation_range.astype(np.float64) * math.pi

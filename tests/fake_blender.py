@@ -1,4 +1,5 @@
-"""Stands in for a Blender binary: runs ``--python FILE`` with the bpy module, as Blender would."""
+"""Stands in for a Blender binary: runs ``--python FILE`` (or ``--python-expr CODE``) with
+the bpy module, as Blender would."""
 
 import os
 import runpy
@@ -7,7 +8,10 @@ import sys
 args = sys.argv[1:]
 for flag in ("--background", "--factory-startup"):
     assert flag in args, f"expected {flag} in {args}"
+os.environ["BTGYM_FAKE_BLENDER"] = "1"
+if "--python-expr" in args:  # btgym.blender_python's probe of Blender's own Python
+    exec(args[args.index("--python-expr") + 1], {"__name__": "__main__"})
+    sys.exit(0)
 script = args[args.index("--python") + 1]
 sys.argv = [script, *args[args.index("--") :]]
-os.environ["BTGYM_FAKE_BLENDER"] = "1"
 runpy.run_path(script, run_name="__main__")

@@ -18,7 +18,7 @@ import btgym  # noqa: F401  (registers the env ids)
 from btgym.errors import RemoteError
 
 WIDTH, HEIGHT = 320, 256
-CUBE_HALF = 0.4  # envs.parts.CUBE_EDGE / 2
+CUBE_HALF = 0.4  # blender_side.geometry.CUBE_EDGE / 2
 K_CLASSES = 6
 # White parts on a black ground and sky, fixed light: the silhouette can be thresholded.
 CONTRAST = {

@@ -105,12 +105,12 @@ def test_unknown_operations_and_undecodable_requests_get_error_replies(echo_laun
         for frames, expected in [
             ([b"not msgpack \xc1"], "DecodeError"),
             (
-                [msgpack.packb(["btgym", protocol.PROTOCOL_VERSION, "explode", None])],
+                [msgpack.packb(["btgym", protocol.PROTOCOL_VERSION, "explode", None, {}])],
                 "ProtocolError",
             ),
             ([msgpack.packb(["btgym", 99, "step", None])], "VersionMismatchError"),
             (
-                [msgpack.packb(["btgym", protocol.PROTOCOL_VERSION, "step", "no dict"])],
+                [msgpack.packb(["btgym", protocol.PROTOCOL_VERSION, "step", "no dict", {}])],
                 "ProtocolError",
             ),
         ]:
@@ -168,7 +168,7 @@ def test_client_refuses_a_server_of_another_protocol_version():
     thread = threading.Thread(target=serve_once, daemon=True)
     thread.start()
     client = Client(f"tcp://127.0.0.1:{port}", timeout=5, retries=0)
-    with pytest.raises(VersionMismatchError, match="expected btgym protocol version 1.*99"):
+    with pytest.raises(VersionMismatchError, match="expected btgym protocol version 2.*99"):
         client.hello()
     thread.join(5)
     client.close()
@@ -227,3 +227,9 @@ def test_steps_runs_several_steps_in_one_round_trip_and_checks_its_actions(echo_
             client.request("steps", {"actions": bad})
     assert client.request("ping")["instance"] == 0  # still serving
     client.close()
+
+
+def test_a_mistyped_call_name_is_an_attribute_error_with_a_suggestion(echo_env):
+    with pytest.raises(Exception, match=r"got 'ad'; did you mean 'add'") as caught:
+        echo_env.call("ad", 1, 2)
+    assert "AttributeError" in str(caught.value)

@@ -1,0 +1,48 @@
+"""Parts-v0's named action, importable without Blender (the trainer builds it too).
+
+``parts_param_space(num_classes, max_objects)`` is the :class:`~btgym.wire.params.ParamSpace`
+that :class:`envs.parts.PartsScene` uses as its action space, so a trainer maps names to
+actions locally::
+
+    space = parts_param_space(6, 20)
+    action = space.to_action({"class_probs": [1, 0, 0, 0, 0, 0], "count_max": 3})
+"""
+
+from __future__ import annotations
+
+from btgym.wire.params import ParamSpace
+
+#: ``(name, low, high, default)`` after the ``num_classes`` class probabilities. ``None``
+#: as a bound of the counts stands for ``max_objects``.
+SCALAR_PARAMS: list[tuple[str, float, float | None, float]] = [
+    ("count_min", 1.0, None, 6.0),
+    ("count_max", 1.0, None, 12.0),
+    ("occluder_prob", 0.0, 1.0, 0.5),
+    ("light_min", 0.2, 3.0, 0.7),
+    ("light_max", 0.2, 3.0, 1.3),
+    ("roughness_min", 0.0, 1.0, 0.25),
+    ("roughness_max", 0.0, 1.0, 0.75),
+    ("value_min", 0.0, 1.0, 0.45),
+    ("value_max", 0.0, 1.0, 0.9),
+    ("saturation_max", 0.0, 1.0, 0.1),
+    ("background_min", 0.0, 1.0, 0.0),
+    ("background_max", 0.0, 1.0, 0.7),
+    ("radius_min", 3.0, 30.0, 6.0),
+    ("radius_max", 3.0, 30.0, 10.0),
+    ("elevation_min", 5.0, 89.0, 25.0),
+    ("elevation_max", 5.0, 89.0, 80.0),
+]
+
+
+def parts_param_space(num_classes: int = 6, max_objects: int = 20) -> ParamSpace:
+    """Class weights ``class_prob_<k>`` (the group ``class_probs``), then the scalars."""
+    probs = {f"class_prob_{k}": (0.0, 1.0, 1.0 / num_classes) for k in range(num_classes)}
+    most = float(max_objects)
+    scalars = {
+        name: (low, most, min(default, most)) if high is None else (low, high, default)
+        for name, low, high, default in SCALAR_PARAMS
+    }
+    return ParamSpace({**probs, **scalars}, groups={"class_probs": list(probs)})
+
+
+__all__ = ["SCALAR_PARAMS", "parts_param_space"]
