@@ -134,33 +134,36 @@ def serve(args: argparse.Namespace) -> int:
     from blender_side.server import Server
     from btgym.wire import protocol
 
-    if args.blend:
-        open_blend_file(args.blend)
-    scene = load_scene_class(args.scene)(**json.loads(args.kwargs))
-    if args.seed is not None:
-        scene.seed(args.seed)
-    scene.build()
     instance = int(args.instance) if args.instance.isdigit() else args.instance
-    server = Server(
-        scene,
-        bind=args.bind,
-        instance=instance,
-        parent_pid=args.parent_pid,
-        max_message_bytes=args.max_message_bytes or protocol.DEFAULT_MAX_MESSAGE_BYTES,
-        curve_secret=args.curve_secret,
-        curve_clients=args.curve_clients,
+    try:
+        if args.blend:
+            open_blend_file(args.blend)
+        scene_class = load_scene_class(args.scene)
+        scene = _construct(scene_class, json.loads(args.kwargs))
+        if args.seed is not None:
+            scene.seed(args.seed)
+        scene.build()
+        server = Server(
+            scene,
+            bind=args.bind,
+            instance=instance,
+            parent_pid=args.parent_pid,
+            max_message_bytes=args.max_message_bytes or protocol.DEFAULT_MAX_MESSAGE_BYTES,
+            curve_secret=args.curve_secret,
+            curve_clients=args.curve_clients,
+        )
+    except Exception as exc:  # the launcher's error leads with this, not with a log tail
+        _announce(args.ready_file, {"error": f"{type(exc).__name__}: {exc}"})
+        raise
+    _announce(
+        args.ready_file,
+        {
+            "address": server.address,
+            "pid": os.getpid(),
+            "instance": instance,
+            "protocol": protocol.PROTOCOL_VERSION,
+        },
     )
-    announcement = {
-        "address": server.address,
-        "pid": os.getpid(),
-        "instance": instance,
-        "protocol": protocol.PROTOCOL_VERSION,
-    }
-    if args.ready_file:
-        tmp = args.ready_file + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(announcement, f)
-        os.replace(tmp, args.ready_file)
     print(f"btgym server {instance} ready at {server.address}", flush=True)
     if args.ui:
         _serve_in_ui(server, scene, instance)
@@ -171,6 +174,45 @@ def serve(args: argparse.Namespace) -> int:
         scene.close()
     print(f"btgym server {instance} stopped: {reason}", flush=True)
     return 0
+
+
+def _construct(scene_class: type, kwargs: dict[str, Any]) -> Any:
+    """``scene_class(**kwargs)``; an unknown keyword names the closest accepted ones."""
+    import difflib
+    import inspect
+
+    try:
+        return scene_class(**kwargs)
+    except TypeError as exc:
+        accepted = [
+            name
+            for name, p in inspect.signature(scene_class).parameters.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        unknown = [key for key in kwargs if key not in accepted]
+        if not unknown or any(
+            p.kind is p.VAR_KEYWORD for p in inspect.signature(scene_class).parameters.values()
+        ):
+            raise
+        hints = [
+            f"{key!r}: did you mean {close[0]!r}?"
+            for key in unknown
+            if (close := difflib.get_close_matches(key, accepted, n=1))
+        ]
+        raise TypeError(
+            f"{scene_class.__name__}() got unexpected keyword arguments {unknown}, expected some "
+            f"of {accepted}" + ("; " + "; ".join(hints) if hints else "")
+        ) from exc
+
+
+def _announce(ready_file: str | None, announcement: dict[str, Any]) -> None:
+    """Write the ready file atomically (the launcher waits for it)."""
+    if not ready_file:
+        return
+    tmp = ready_file + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(announcement, f)
+    os.replace(tmp, ready_file)
 
 
 def _look_through_the_camera() -> None:

@@ -406,6 +406,13 @@ class Launcher(InstanceSet):
             for instance in list(waiting):
                 if instance.ready_path.exists():
                     announcement = json.loads(instance.ready_path.read_text())
+                    if "error" in announcement:  # the server said why it cannot start
+                        raise LaunchError(
+                            f"expected Blender instance {instance.index} ({self.scene}) to "
+                            f"start, got {announcement['error']}",
+                            instance=instance.index,
+                            log_tail=instance.log_tail(),
+                        )
                     instance.address, instance.pid = announcement["address"], announcement["pid"]
                     waiting.remove(instance)
                 elif not instance.is_alive():

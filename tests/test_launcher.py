@@ -244,3 +244,11 @@ def test_a_launch_removes_our_directories_of_servers_that_are_gone():
     finally:
         for path in (stale, live, run):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_mistyped_scene_keyword_is_named_first_with_a_suggestion():
+    with pytest.raises(LaunchError) as caught:
+        Launcher("envs.cube:CubeScene", 1, scene_kwargs={"widht": 64})
+    first_line = str(caught.value).splitlines()[0]
+    assert "TypeError: CubeScene() got unexpected keyword arguments ['widht']" in first_line
+    assert "'widht': did you mean 'width'?" in first_line
