@@ -1,5 +1,6 @@
 """Runs inside bpy: a scene stepped in a loop in-process (no server), or published
-BlendTorch-style (pickled dicts over ZeroMQ PUSH) for the transport comparison.
+BlendTorch's way (``send_pyobj`` of a dict holding the flipped, non-contiguous frame its
+offscreen renderer returns, over ZeroMQ PUSH) for the transport comparison.
 
     python bare_scene_worker.py SPEC KWARGS_JSON loop      # reads "T0 T1" windows on stdin
     python bare_scene_worker.py SPEC KWARGS_JSON push ADDR # publishes frames until killed
@@ -8,7 +9,6 @@ BlendTorch-style (pickled dicts over ZeroMQ PUSH) for the transport comparison.
 from __future__ import annotations
 
 import json
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -44,15 +44,19 @@ def main() -> None:
                 step()
                 count += start <= time.monotonic() <= end
             print(json.dumps({"steps": count}), flush=True)
-    else:  # BlendTorch's transport: a dict per frame, pickled, PUSHed
+    else:  # BlendTorch's transport, as its DataPublisher does it
+        import numpy as np
         import zmq
 
         socket = zmq.Context.instance().socket(zmq.PUSH)
-        socket.setsockopt(zmq.SNDHWM, 10)
+        socket.setsockopt(zmq.SNDHWM, 10)  # DataPublisher's queue
         socket.connect(sys.argv[4])
         while True:
             obs, info = step()
-            socket.send(pickle.dumps({"image": obs, **info}))
+            # Its OffScreenRenderer returns the GPU buffer flipped to top-down with
+            # np.flipud: a view with a negative row stride, which pickle must copy.
+            image = np.flipud(np.ascontiguousarray(obs[::-1]))
+            socket.send_pyobj({"btid": 0, "image": image, **info})
 
 
 if __name__ == "__main__":

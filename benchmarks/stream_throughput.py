@@ -6,7 +6,10 @@ the shared monotonic clock, so N workers' counts add up to the machine's rate):
   bare        - the scene stepped in-process in N bpy processes (no transport at all)
   stream      - btgym.data.StreamDataset (defaults) through a DataLoader (batches of 8,
                 no worker)
-  blendtorch  - the same bpy processes publishing pickled dicts over PUSH/PULL, unpickled
+  blendtorch  - the same bpy processes publishing as BlendTorch's DataPublisher does
+                (send_pyobj of a dict with the flipped, non-contiguous frame), received as
+                its RemoteIterableDataset does (recv_pyobj) through a DataLoader with torch's
+                default collate (batches of 8, no worker), as BlendTorch's examples use it
 Then the transport alone (a scene returning a ready frame): wall-clock frames/s and CPU
 milliseconds per frame (trainer process, and all processes) for StreamDataset vs the
 pickled PUSH/PULL; CPU per frame is what a transport costs, and it is far less noisy than
@@ -20,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import statistics
 import subprocess
 import sys
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 import psutil
 import zmq
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,12 +50,29 @@ SCENES = {
 }
 #: Seconds every contender runs before its measuring window opens.
 WARM_UP_S = 2.0
+BLENDTORCH = "BlendTorch (pickled flipped frames, default collate)"
 #: What the trainer does with every frame in the transport loops: copy it into a batch.
 BATCH_SLOT = np.empty((512, 640, 3), np.uint8)
 
 
 def consume(obs: np.ndarray) -> None:
     np.copyto(BATCH_SLOT, obs)
+
+
+class BlendTorchStyleDataset(IterableDataset):
+    """What BlendTorch's RemoteIterableDataset does per item: PULL and unpickle a dict."""
+
+    def __init__(self, socket: zmq.Socket) -> None:
+        self.socket = socket
+
+    def __iter__(self):
+        while True:
+            yield self.socket.recv_pyobj()
+
+
+def blendtorch_batches(socket: zmq.Socket):
+    """Batches of 8 through a DataLoader with torch's default collate (BlendTorch's use)."""
+    return iter(DataLoader(BlendTorchStyleDataset(socket), batch_size=8, num_workers=0))
 
 
 def window(seconds: float) -> tuple[float, float]:
@@ -119,12 +138,13 @@ def blendtorch(spec: str, kwargs: dict[str, Any], n: int, seconds: float) -> flo
         for _ in range(n)
     ]
     try:
-        pickle.loads(socket.recv())  # instances started and publishing
+        batches = blendtorch_batches(socket)
+        next(batches)  # instances started and publishing
         start, end = window(seconds)
         count = 0
         while time.monotonic() <= end:
-            pickle.loads(socket.recv())  # what BlendTorch's receiver does with each frame
-            count += start <= time.monotonic() <= end
+            batch = next(batches)
+            count += len(batch["btid"]) * (start <= time.monotonic() <= end)
         return count / seconds
     finally:
         for worker in workers:
@@ -176,7 +196,8 @@ def transport_stream(
 
 
 def transport_blendtorch(frames: int, scene: str = "frame") -> dict[str, float]:
-    """Ready frames pickled and PUSHed over loopback TCP, as BlendTorch does, unpickled here."""
+    """Ready frames sent and received as BlendTorch does: pickled flipped frames over
+    PUSH/PULL on loopback TCP, torch's default collate into batches of 8."""
     spec, kwargs = SCENES[scene]
     socket = zmq.Context.instance().socket(zmq.PULL)
     socket.setsockopt(zmq.RCVHWM, 10)
@@ -186,13 +207,14 @@ def transport_blendtorch(frames: int, scene: str = "frame") -> dict[str, float]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(300):
-            pickle.loads(socket.recv())
+        batches = blendtorch_batches(socket)
+        for _ in range(300 // 8):
+            next(batches)
         mine, others = _cpu_seconds([os.getpid()]), _cpu_seconds([worker.pid])
         started = time.perf_counter()
-        for _ in range(frames):
-            consume(pickle.loads(socket.recv())["image"])
-        return _rates(frames, started, mine, others, [worker.pid])
+        for _ in range(frames // 8):
+            next(batches)["image"]  # collated into one (8, H, W, 3) tensor
+        return _rates(frames // 8 * 8, started, mine, others, [worker.pid])
     finally:
         worker.kill()
         worker.wait()
@@ -221,7 +243,7 @@ def transport(rounds: int, frames: int = 3000) -> None:
         f"StreamDataset, defaults: 4 frames per request ({memory})": lambda: transport_stream(
             frames, 0, 4
         ),
-        f"BlendTorch-style pickled PUSH/PULL ({memory})": lambda: transport_blendtorch(frames),
+        f"{BLENDTORCH} ({memory})": lambda: transport_blendtorch(frames),
         f"StreamDataset, 1 frame per request ({file})": lambda: transport_stream(
             frames, 0, 1, "file"
         ),
@@ -234,9 +256,7 @@ def transport(rounds: int, frames: int = 3000) -> None:
         f"StreamDataset, defaults, DataLoader worker ({file})": lambda: transport_stream(
             frames, 1, 4, "file"
         ),
-        f"BlendTorch-style pickled PUSH/PULL ({file})": lambda: transport_blendtorch(
-            frames, "file"
-        ),
+        f"{BLENDTORCH} ({file})": lambda: transport_blendtorch(frames, "file"),
     }
     results: dict[str, list[dict[str, float]]] = {name: [] for name in contenders}
     for _ in range(rounds):
@@ -254,7 +274,7 @@ def transport(rounds: int, frames: int = 3000) -> None:
     print("|---|---|---|---|---|---|")
     for name, m in medians.items():
         source = file if file in name else memory
-        base = medians[f"BlendTorch-style pickled PUSH/PULL ({source})"]
+        base = medians[f"{BLENDTORCH} ({source})"]
         print(
             f"| {name} | {m['fps']:.0f} | {m['trainer_ms']:.3f} | {m['total_ms']:.3f} | "
             f"{base['total_ms'] / m['total_ms']:.2f}x | {m['fps'] / base['fps']:.2f}x |",
