@@ -158,6 +158,8 @@ class ToyDREnv(gym.Env):
         return np.asarray(action, np.float32), 0.0, False, False, {"param": float(action[0])}
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_an_sb3_policy_learns_which_parameters_the_task_learner_rewards():
     from stable_baselines3 import PPO
 

@@ -54,6 +54,7 @@ messages = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages)
 def test_the_decoder_only_ever_raises_protocol_errors(frames):

@@ -1,0 +1,260 @@
+"""``btgym bench``: a scene's frames/s through the env and the stream, next to its render-only loop.
+
+Three loops, run in the same session with their rounds interleaved (render only, env,
+stream, render only, env, ...), so that each round of each loop sees the machine in
+the same state; every figure is the median of the rounds' frames/s:
+
+- **render only**: the scene built in a bpy subprocess
+  (:class:`blender_side.testing.SceneEnv`), reset once, then
+  ``bpy.ops.render.render(write_still=False)`` again and again: the frame rendered and
+  nothing else (no randomization, read-back or transport), the physical limit, as in
+  ``benchmarks/readback.py``;
+- **env**: :class:`btgym.BlenderEnv` steps with sampled actions (one instance, a round
+  trip per frame);
+- **stream**: :class:`btgym.data.StreamDataset` with ``instances`` instances, items
+  consumed in this process (no ``DataLoader``). Each round first takes the items the
+  stream buffered while the other loops ran, untimed.
+
+The ratios are frames/s over the render-only loop's; a stream of several instances can
+pass 1 on a machine with cores to spare.
+
+    python -m btgym.bench render-loop SPEC KWARGS_JSON [--blend F]   # the render-only loop
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from btgym.errors import LaunchError
+from btgym.launch_config import LaunchConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WARM_UP_FRAMES = 3
+
+
+@dataclass
+class LoopRate:
+    """One loop's frames/s, one entry per round."""
+
+    name: str
+    instances: int
+    rates: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rates)
+
+
+class RenderOnlyLoop:
+    """The scene in a bpy subprocess that renders its frame again and again, on request."""
+
+    def __init__(
+        self, spec: str, scene_kwargs: dict[str, Any], blend_file: str | None = None
+    ) -> None:
+        command = [sys.executable, "-m", "btgym.bench", "render-loop", spec]
+        command += [json.dumps(scene_kwargs), *(["--blend", blend_file] if blend_file else [])]
+        env = dict(os.environ)
+        paths = [str(PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            env=env,
+        )
+        try:
+            self._answer("ready")
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, frames: int) -> float:
+        """Seconds ``frames`` renders took."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{frames}\n")
+        self.process.stdin.flush()
+        return float(self._answer("elapsed"))
+
+    def _answer(self, word: str) -> str:
+        """The rest of the worker's next line starting with ``word`` (Blender prints too)."""
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith(word):
+                return line[len(word) :].strip()
+        self.process.wait(30)
+        self.stderr.seek(0)
+        tail = self.stderr.read().decode(errors="replace")[-3000:]
+        raise LaunchError(
+            f"expected the render-only loop to answer {word!r}, but it exited with code "
+            f"{self.process.returncode}",
+            log_tail=tail,
+        )
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()  # end of input: the worker closes its scene and exits
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.stderr.close()
+
+
+class EnvLoop:
+    """A :class:`~btgym.BlenderEnv` stepped with sampled actions (reset at episode ends)."""
+
+    def __init__(
+        self, spec: str, scene_kwargs: dict[str, Any], launch: LaunchConfig, seed: int
+    ) -> None:
+        from btgym.env import BlenderEnv
+
+        self.env = BlenderEnv(spec, launch=launch, **scene_kwargs)
+        self.env.action_space.seed(seed)
+        self.env.reset(seed=seed)
+        self.run(WARM_UP_FRAMES)
+
+    def run(self, frames: int) -> float:
+        started = time.perf_counter()
+        for _ in range(frames):
+            _, _, terminated, truncated, _ = self.env.step(self.env.action_space.sample())
+            if terminated or truncated:
+                self.env.reset()
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class StreamLoop:
+    """An endless :class:`~btgym.data.StreamDataset`, its items taken here one by one."""
+
+    def __init__(
+        self,
+        spec: str,
+        scene_kwargs: dict[str, Any],
+        launch: LaunchConfig,
+        instances: int,
+        seed: int,
+    ) -> None:
+        from btgym.data import StreamDataset
+
+        dataset = StreamDataset(spec, instances, seed=seed, env_kwargs=scene_kwargs, launch=launch)
+        #: Items a stream holds ready at most (replies queued per instance), skipped untimed.
+        self.buffered = dataset.depth * dataset.frames_per_request * instances
+        self.items: Iterator[dict[str, Any]] = iter(dataset)
+        for _ in range(WARM_UP_FRAMES * instances):
+            next(self.items)
+
+    def run(self, frames: int) -> float:
+        for _ in range(self.buffered):  # made while the other loops ran
+            next(self.items)
+        started = time.perf_counter()
+        for _ in range(frames):
+            next(self.items)
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        close = getattr(self.items, "close", None)
+        if close is not None:
+            close()  # the stream stops its instances
+
+
+def measure(
+    spec: str,
+    scene_kwargs: dict[str, Any],
+    *,
+    launch: LaunchConfig | None = None,
+    frames: int = 100,
+    rounds: int = 3,
+    instances: int = 2,
+    seed: int = 0,
+    on_frames: Callable[[int], None] | None = None,
+) -> list[LoopRate]:
+    """Frames/s of the render-only loop, the env and the stream, in that order.
+
+    ``on_frames(n)`` is called after each round of each loop with its frame count (for a
+    progress bar).
+    """
+    if frames < 1 or rounds < 1 or instances < 1:
+        raise ValueError(
+            f"expected frames, rounds and instances >= 1, got {frames}, {rounds}, {instances}"
+        )
+    launch = launch or LaunchConfig()
+    results = [
+        LoopRate("render only (render.render, write_still=False)", 1),
+        LoopRate("env (BlenderEnv.step, sampled actions)", 1),
+        LoopRate("stream (StreamDataset, items in-process)", instances),
+    ]
+    loops: list[Any] = []
+    try:
+        loops.append(RenderOnlyLoop(spec, scene_kwargs, launch.blend_file))
+        loops.append(EnvLoop(spec, scene_kwargs, launch, seed))
+        loops.append(StreamLoop(spec, scene_kwargs, launch, instances, seed))
+        for _ in range(rounds):
+            for loop, result in zip(loops, results, strict=True):
+                result.rates.append(frames / loop.run(frames))
+                if on_frames is not None:
+                    on_frames(frames)
+    finally:
+        for loop in reversed(loops):
+            loop.close()
+    return results
+
+
+def render_loop(spec: str, scene_kwargs: dict[str, Any], blend_file: str | None) -> None:
+    """Inside bpy: build the scene, then answer each line ``N`` on stdin with the seconds
+    ``N`` renders took; end at the end of input."""
+    import bpy
+
+    from blender_side.render import _stdout_silenced
+    from blender_side.testing import SceneEnv
+
+    env = SceneEnv(spec, blend_file=blend_file, **scene_kwargs)
+    env.reset(seed=0)
+
+    def renders(count: int) -> float:
+        started = time.perf_counter()
+        with _stdout_silenced(True):  # Blender prints a line per frame
+            for _ in range(count):
+                bpy.ops.render.render(write_still=False)
+        return time.perf_counter() - started
+
+    renders(WARM_UP_FRAMES)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        print(f"elapsed {renders(int(line))}", flush=True)
+    env.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m btgym.bench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    loop = commands.add_parser("render-loop", help="the render-only loop (runs inside bpy)")
+    loop.add_argument("spec")
+    loop.add_argument("kwargs")
+    loop.add_argument("--blend", default=None)
+    args = parser.parse_args(argv)
+    render_loop(args.spec, json.loads(args.kwargs), args.blend)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["EnvLoop", "LoopRate", "RenderOnlyLoop", "StreamLoop", "measure"]
