@@ -22,9 +22,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The edit loop: everything but the tests marked slow (training, Ray, recovery, fuzz).
+# The edit loop (under a minute): the protocol, scene logic in-process (no server), the
+# numpy modules, the docs, and a smoke test of each process-level entry point; the tests
+# marked slow (training, Ray, recovery, fuzz) and the other process tests run in `make test`.
+FAST_TESTS := tests/test_protocol.py tests/test_validation.py tests/test_geometry.py \
+	tests/test_params.py tests/test_image_stats.py tests/test_in_process.py \
+	tests/test_readback.py tests/test_boundary.py tests/test_docs.py tests/test_coco.py \
+	tests/test_detection.py tests/test_curriculum.py tests/test_camera.py \
+	tests/test_launch_config.py tests/test_cli.py tests/test_security.py tests/test_env.py
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" $(FAST_TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
