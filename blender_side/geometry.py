@@ -105,7 +105,8 @@ def ring_mesh(
 
 def lathe(profile: np.ndarray, segments: int = 28) -> Mesh:
     """Revolve an ``(r, z)`` profile about z. Ends on the axis (``r = 0``) become poles; a
-    profile that never touches the axis is closed into a ring (a tube with a hole)."""
+    profile that never touches the axis is closed into a ring (a tube with a hole).
+    """
     profile = np.asarray(profile, np.float64)
     theta = np.linspace(0, 2 * np.pi, segments, endpoint=False)
     on_axis = profile[:, 0] <= 1e-9
@@ -257,7 +258,8 @@ def random_view(
 
 def pile_extent(points: np.ndarray) -> tuple[np.ndarray, float]:
     """The centre of ``points`` ``(n, 3)`` on the ground (z = 0) and their largest horizontal
-    distance from it; the origin and 0 for no points."""
+    distance from it; the origin and 0 for no points.
+    """
     if len(points) == 0:
         return np.zeros(3), 0.0
     center = points.mean(0)

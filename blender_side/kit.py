@@ -168,7 +168,8 @@ def add_area_light(
 
 def workbench_look(color_type: str, background: Vec3 | None = None) -> Any:
     """Studio light in Workbench, colours from ``color_type`` (``OBJECT``, ``MATERIAL``...),
-    and a world (created when missing) of ``background`` colour; returns the world."""
+    and a world (created when missing) of ``background`` colour; returns the world.
+    """
     scene = bpy.context.scene
     scene.display.shading.light = "STUDIO"
     scene.display.shading.color_type = color_type
@@ -220,7 +221,8 @@ def surface_material(name: str) -> Any:
 
 def set_surface(material: Any, color: np.ndarray, roughness: float, brightness: float) -> None:
     """Colour a surface material in linear RGB. Workbench shows ``diffuse_color`` (scaled by
-    ``brightness``: it has no light strength); Cycles and EEVEE the BSDF's base colour."""
+    ``brightness``: it has no light strength); Cycles and EEVEE the BSDF's base colour.
+    """
     lit = np.clip(color * brightness, 0.0, 1.0)
     material.diffuse_color = (*lit.tolist(), 1.0)
     material.roughness = float(roughness)
@@ -309,7 +311,8 @@ def add_constraint(
 
 def park(obj: Any, location: Vec3, mesh: Any, shape: str) -> None:
     """Hide a rigid body and hold it still (kinematic, unrotated, unscaled) at ``location``,
-    showing ``mesh`` with collision ``shape``: a pooled object waiting for its next use."""
+    showing ``mesh`` with collision ``shape``: a pooled object waiting for its next use.
+    """
     obj.data = mesh
     obj.rigid_body.collision_shape = shape
     obj.scale = (1.0, 1.0, 1.0)
@@ -339,7 +342,8 @@ def set_poses(objects: Sequence[Any], locations: np.ndarray, quaternions: np.nda
 
 def restart_simulation(start_frame: int) -> None:
     """Drop every simulated frame and go back to ``start_frame``: Bullet's world is rebuilt
-    from the objects' current poses, so a simulation repeats whatever ran before."""
+    from the objects' current poses, so a simulation repeats whatever ran before.
+    """
     bpy.ops.ptcache.free_bake_all()
     bpy.context.scene.frame_set(start_frame)
 
@@ -358,7 +362,8 @@ def settle(
 ) -> int:
     """Simulate from ``start_frame`` until no body moved ``tolerance`` over ``check_every``
     frames, or for ``max_frames``; returns the frames simulated. Restart the simulation
-    (:func:`restart_simulation`) first."""
+    (:func:`restart_simulation`) first.
+    """
     scene = bpy.context.scene
     last = locations(bodies)
     frame = start_frame

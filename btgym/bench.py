@@ -219,7 +219,8 @@ def measure(
 
 def render_loop(spec: str, scene_kwargs: dict[str, Any], blend_file: str | None) -> None:
     """Inside bpy: build the scene, then answer each line ``N`` on stdin with the seconds
-    ``N`` renders took; end at the end of input."""
+    ``N`` renders took; end at the end of input.
+    """
     import bpy
 
     from blender_side.render import _stdout_silenced

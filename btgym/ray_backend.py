@@ -285,7 +285,8 @@ class RayLauncher(InstanceSet):
 
     def restart(self, index: int) -> RayInstance:
         """A fresh server for instance ``index``: in the same actor, or in the actor Ray
-        recreated after its process died."""
+        recreated after its process died.
+        """
         instance = self.instances[index]
         deadline = time.monotonic() + self.start_timeout
         while True:

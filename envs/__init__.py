@@ -1,2 +1,3 @@
 """btgym's scenes: each module defines a :class:`blender_side.Scene` subclass, except
-:mod:`envs.parts_params` (Parts-v0's named action, importable without Blender)."""
+:mod:`envs.parts_params` (Parts-v0's named action, importable without Blender).
+"""

@@ -154,7 +154,8 @@ class PartsScene(Scene):
 
     def set_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Update some parameters (names as in :meth:`get_params`; ``class_probs`` or
-        ``class_prob_<k>``); they apply from the next arrangement. Returns all of them."""
+        ``class_prob_<k>``); they apply from the next arrangement. Returns all of them.
+        """
         self._params = self.param_space.to_action(params, base=self._params)
         return self.get_params()
 
@@ -245,7 +246,8 @@ class PartsScene(Scene):
 
     def autoreset(self, seed: int):
         """The servers' autoreset: parameters sent with the last steps apply to the new
-        arrangement (a plain seeded reset would discard them; streams depend on this)."""
+        arrangement (a plain seeded reset would discard them; streams depend on this).
+        """
         if self._pending is not None:
             self._params, self._pending = self._pending, None
         return self.reset(seed=seed)

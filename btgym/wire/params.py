@@ -123,7 +123,8 @@ class ParamSpace:
 
     def check(self, action: np.ndarray) -> np.ndarray:
         """``action`` as a new ``float32`` array, or :class:`ParamValueError` naming each
-        entry out of its bounds."""
+        entry out of its bounds.
+        """
         action = np.array(self._shaped(action), np.float32)
         inside = (action >= self.low) & (action <= self.high)
         if not inside.all():
