@@ -65,7 +65,7 @@ def test_rewards_are_python_floats_and_flags_python_bools(cartpole):
     np.testing.assert_array_equal(obs, info["state"])
 
 
-@pytest.mark.parametrize("action, sign", [(RIGHT, 1.0), (LEFT, -1.0)])
+@pytest.mark.parametrize("action, sign", [(RIGHT, 1.0), (LEFT, -1.0)], ids=["right", "left"])
 def test_pushing_one_way_moves_the_cart_and_tips_the_pole_the_other_way(cartpole, action, sign):
     obs, _ = cartpole.reset(seed=3)
     states = [obs]

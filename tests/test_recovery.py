@@ -20,7 +20,9 @@ def kill(envs, i, sig=signal.SIGKILL):
     os.kill(envs.connection.launcher[i].process.pid, sig)
 
 
-@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+@pytest.mark.parametrize(
+    "mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP], ids=["next_step", "same_step"]
+)
 def test_a_killed_instance_is_restarted_and_only_its_episode_ends(mode):
     with BlenderVectorEnv(
         ECHO_SCENE, 3, autoreset_mode=mode, seed=0, timeout=10, max_episode_steps=50
@@ -92,7 +94,7 @@ def test_recovery_can_be_turned_off():
             envs.step(envs.action_space.sample())
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["sigkill", "sigstop"])
 def test_streams_survive_killed_and_hung_instances_without_losing_or_repeating_items(sig):
     from btgym.data import StreamDataset
 
@@ -135,7 +137,9 @@ def test_a_dead_instance_is_noticed_while_a_healthy_one_keeps_the_stream_busy():
     del stream
 
 
-@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+@pytest.mark.parametrize(
+    "mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP], ids=["next_step", "same_step"]
+)
 def test_instances_are_recycled_between_episodes_after_n_episodes(mode):
     with BlenderVectorEnv(
         ECHO_SCENE,
