@@ -274,13 +274,17 @@ class Server:
         }
         if body.get("autoreset") and (terminated or truncated):
             # Same-step autoreset in one round trip: the next episode starts right away.
-            # The new episode gets an explicit seed drawn from the scene's generator: the
-            # chain stays deterministic, and the seed travels so the episode can be replayed.
             reply["final_obs"], reply["final_info"] = reply["obs"], reply["info"]
-            seed = int(self.scene.np_random.integers(2**31))
-            observation, info = self.scene.run_autoreset(seed)
+            if body["autoreset"] == "unseeded":
+                # Gymnasium's autoreset (vector envs): a plain reset(), the generator goes on.
+                observation, info = self.scene.run_reset(seed=None, options=None)
+            else:
+                # Streams: an explicit seed drawn from the scene's generator keeps the chain
+                # deterministic and travels, so the episode can be replayed.
+                seed = int(self.scene.np_random.integers(2**31))
+                observation, info = self.scene.run_autoreset(seed)
+                reply["reset_seed"] = seed
             reply["obs"], reply["info"] = self._checked(observation, "autoreset"), info or {}
-            reply["reset_seed"] = seed
         return reply
 
     def _steps(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -296,7 +300,7 @@ class Server:
                 f"expected 'actions' as a list of 1 to {most} actions, "
                 f"got {type(actions).__name__} of {count}"
             )
-        autoreset = bool(body.get("autoreset"))
+        autoreset = body.get("autoreset")  # False, True (seeded) or "unseeded", as for step
         return {"steps": [self._step({"action": a, "autoreset": autoreset}) for a in actions]}
 
     def _render(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -34,26 +34,40 @@ BUILTIN_SCENES: dict[str, str] = {
     "btgym/Parts-v0": "envs.parts:PartsScene",
 }
 
+#: The step limits of the built-in scenes that have one by default, by Gymnasium id: the
+#: scene truncates there, and the spec says so. (Parts-v0's limit is its ``views``
+#: argument, not ``max_episode_steps``, which its constructor does not take.)
+BUILTIN_MAX_EPISODE_STEPS: dict[str, int] = {"btgym/CartPole-v0": 500}
 
-def register_scene(env_id: str, scene: str, **kwargs: _Any) -> None:
-    """Register ``scene`` (``module:Class``) so that ``_gymnasium.make(env_id)`` builds it.
+
+def register_scene(
+    env_id: str, scene: str, *, max_episode_steps: int | None = None, **kwargs: _Any
+) -> None:
+    """Register ``scene`` (``module:Class``) so that ``gymnasium.make(env_id)`` builds it.
 
     ``kwargs`` are defaults for :class:`btgym.BlenderEnv` and the scene's constructor;
-    ``_gymnasium.make(env_id, **overrides)`` replaces them. Entry points are strings:
-    registering imports nothing.
+    ``gymnasium.make(env_id, **overrides)`` replaces them. ``max_episode_steps``: the
+    scene's step limit; the scene gets it (it truncates its own episodes) and the spec
+    records it, so that Gymnasium's ``TimeLimit`` (which ends the episode on the same
+    step), ``TimeAwareObservation`` and ``gymnasium.make(env.spec)`` see it. Entry
+    points are strings: registering imports nothing.
     """
+    if max_episode_steps is not None:
+        kwargs["max_episode_steps"] = max_episode_steps
     _gymnasium.register(
         id=env_id,
         entry_point=_ENV_ENTRY_POINT,
         vector_entry_point=_VECTOR_ENTRY_POINT,
+        max_episode_steps=max_episode_steps,
         kwargs={"scene": scene, **kwargs},
     )
 
 
 def _register_builtin() -> None:
+    """Register the built-in scenes (``import btgym`` does; again is a no-op)."""
     for env_id, scene in BUILTIN_SCENES.items():
         if env_id not in _gymnasium.registry:
-            register_scene(env_id, scene)
+            register_scene(env_id, scene, max_episode_steps=BUILTIN_MAX_EPISODE_STEPS.get(env_id))
 
 
 def __getattr__(name: str) -> _Any:
@@ -79,6 +93,7 @@ if _TYPE_CHECKING:
 _register_builtin()
 
 __all__ = [
+    "BUILTIN_MAX_EPISODE_STEPS",
     "BUILTIN_SCENES",
     "BlenderEnv",
     "BlenderVectorEnv",

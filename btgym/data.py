@@ -10,21 +10,30 @@
 Each item is one frame of one instance: ``obs``, ``info``, and where it came from:
 ``env_id``, ``episode``, ``step``, ``seed`` (the episode's seed) and ``params``: the
 action, i.e. the randomization, sent with the request that produced the frame (for
-the first frame of an episode started inside a step, that step's action; ``None`` for
-an instance's very first reset). The same seed and params reproduce the item.
+the first frame of an episode started inside a step, that step's action; for a seeded
+reset, the parameters the instance has then, or a placeholder when the stream has none:
+:func:`params_placeholder`; such a frame shows the scene's reset defaults). The same
+seed and params reproduce the item.
+Items batch with :func:`collate` and with torch's ``default_collate`` alike.
 
-Every instance always has ``depth`` requests (default 4) queued while the trainer
-works, so renders overlap transfer and training; no more than ``depth`` replies per
-instance wait to be consumed, so memory stays bounded and the simulation waits when
-training falls behind (back-pressure).
+Every instance always has ``depth`` requests (default 2, of ``frames_per_request``
+steps each, default 4) queued while the trainer works, so renders overlap transfer and
+training; no more than ``depth`` replies per instance wait to be consumed, so memory
+stays bounded and the simulation waits when training falls behind (back-pressure).
 Instances are split across ``DataLoader`` workers (and DDP ranks); each worker starts
-its own instances when iterated, never in ``__init__``.
+its own instances when iterated, never in ``__init__``. Every pass (epoch) streams new
+episodes; :meth:`StreamDataset.set_epoch` replays one. A stream nobody iterates for
+``idle_timeout`` seconds closes its instances (a kept traceback can keep a suspended
+generator alive for ever) and relaunches them on its next item.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -38,13 +47,18 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 import btgym  # noqa: F401  (registers the env ids)
 from btgym.connection import Connection, connect
-from btgym.errors import InstanceDiedError, InstanceTimeoutError
+from btgym.errors import ClosedError, InstanceDiedError, InstanceTimeoutError
 from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.pipeline import PipelinedClient
 from btgym.recording import ShardReader
 from btgym.wire import protocol
 from btgym.wire.space_codec import restore
 from btgym.wire.validation import check_action
+
+#: Where a stream says that it closed idle instances (info).
+logger = logging.getLogger("btgym")
+#: Seconds without a ``next()`` after which a stream closes its instances (None: never).
+IDLE_TIMEOUT = 300.0
 
 
 class StreamDataset(IterableDataset):
@@ -74,6 +88,13 @@ class StreamDataset(IterableDataset):
     ahead of it. ``recycle_after_episodes`` / ``recycle_rss_mb``: replace an instance by a
     fresh process at an episode's end after that many episodes, or above that many MiB.
     Instance seeds come from ``seed`` (``launch.seed`` is not used).
+
+    Epochs: each pass over the dataset (each ``iter``, in every worker) is a new epoch
+    with its own episode seeds and sampled actions, so a second pass shows new frames;
+    :meth:`set_epoch` (as ``DistributedSampler``'s) makes the next pass epoch ``n`` again.
+    ``idle_timeout`` (default :data:`IDLE_TIMEOUT`, 300 s; ``None``: never): a stream
+    not iterated for that long closes its instances, and relaunches them (new episodes)
+    at its next item; closing the iterator (or its garbage collection) closes them at once.
     """
 
     def __init__(
@@ -97,8 +118,11 @@ class StreamDataset(IterableDataset):
         launch_options: dict[str, Any] | None = None,
         recycle_after_episodes: int | None = None,
         recycle_rss_mb: float | None = None,
+        idle_timeout: float | None = IDLE_TIMEOUT,
     ) -> None:
         super().__init__()
+        if idle_timeout is not None and idle_timeout <= 0:
+            raise ValueError(f"expected idle_timeout > 0 seconds or None, got {idle_timeout}")
         if items is not None and items < 0:
             raise ValueError(f"expected items >= 0 or None, got {items}")
         self.addresses = _remote_addresses(env_id, addresses, launch_info)
@@ -144,6 +168,7 @@ class StreamDataset(IterableDataset):
         )
         self.items = items
         self.seed = seed
+        self.idle_timeout = idle_timeout
         self.initial_params = params
         #: The streams this process is iterating now (for introspection and tests).
         self.streams: list[_Stream] = []
@@ -151,6 +176,10 @@ class StreamDataset(IterableDataset):
         # that DataLoader workers (forked or spawned) see what the main process sets.
         self._shared: torch.Tensor | None = None
         self._version = torch.zeros(num_instances, dtype=torch.int64).share_memory_()
+        # Epochs, shared with DataLoader workers like the parameters: the first epoch of
+        # the next pass, and how many passes each worker slot (rank x worker) began since.
+        self._epoch_base = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._passes = torch.zeros(num_instances, dtype=torch.int64).share_memory_()
         if params is not None and _is_flat(np.asarray(params)):
             row = torch.as_tensor(np.asarray(params, dtype=np.float64)).reshape(-1)
             self._shared = row.repeat(num_instances, 1).share_memory_()
@@ -179,9 +208,31 @@ class StreamDataset(IterableDataset):
             return None if self.initial_params is None else np.asarray(self.initial_params)
         return self._shared[env_id].numpy().copy()
 
+    # -- epochs ----------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass epoch ``epoch`` (later passes count on from it).
+
+        As ``DistributedSampler.set_epoch``: call it before iterating to reproduce an
+        epoch's seeds, episodes and sampled actions; without it every pass is new.
+        """
+        if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer) or epoch < 0:
+            raise ValueError(f"expected epoch as an int >= 0, got {epoch!r}")
+        self._epoch_base[0] = int(epoch)
+        self._passes.zero_()
+
+    def _begin_pass(self, slot: int) -> int:
+        """The epoch of the pass the worker in ``slot`` begins now."""
+        epoch = int(self._epoch_base[0] + self._passes[slot])
+        self._passes[slot] += 1
+        return epoch
+
     # -- iteration -------------------------------------------------------------------
     def assignment(self) -> tuple[list[int], int | None]:
         """The instance ids and item count of the calling worker (and DDP rank)."""
+        return self._assignment()[:2]
+
+    def _assignment(self) -> tuple[list[int], int | None, int]:
+        """:meth:`assignment` and the worker's slot (its index among all workers x ranks)."""
         worker = get_worker_info()
         workers, worker_id = (1, 0) if worker is None else (worker.num_workers, worker.id)
         rank, world = _ddp_rank()
@@ -193,15 +244,16 @@ class StreamDataset(IterableDataset):
             )
         ids = [i for i in range(self.num_instances) if i % total_workers == index]
         if self.items is None:
-            return ids, None
+            return ids, None, index
         count = self.items // total_workers + (1 if index < self.items % total_workers else 0)
-        return ids, count
+        return ids, count, index
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        ids, count = self.assignment()
+        ids, count, slot = self._assignment()
+        epoch = self._begin_pass(slot)
         if count == 0:
             return
-        stream = _Stream(self, ids)
+        stream = _Stream(self, ids, epoch)
         self.streams.append(stream)
         try:
             produced = 0
@@ -233,10 +285,44 @@ class _Stream:
     with server-side autoreset, so requests can be queued ahead without knowing where
     episodes end. A reply that ends an episode yields two items: the last frame of the
     episode and the first of the next (with the seed the server drew for it).
+
+    With an ``idle_timeout``, a watcher thread closes the instances of a stream nobody
+    asked for an item for that long (:meth:`suspend_if_idle`); the next item relaunches
+    them. A lock keeps the watcher and :meth:`next_item` apart.
     """
 
-    def __init__(self, dataset: StreamDataset, ids: list[int]) -> None:
+    def __init__(self, dataset: StreamDataset, ids: list[int], epoch: int = 0) -> None:
         self.dataset = dataset
+        self.ids = ids
+        self.epoch = epoch
+        self.restarts = 0
+        #: Times the idle timeout closed the instances (each relaunch starts new episodes).
+        self.suspensions = 0
+        self.episode = dict.fromkeys(ids, 0)
+        self.step = dict.fromkeys(ids, 0)
+        self.seed = dict.fromkeys(ids, 0)
+        self.ready: deque[dict[str, Any]] = deque()
+        self.suspended = self.closed = False
+        self._lock = threading.Lock()
+        self._open()
+        self.action_space = self.connection.action_space
+        self.observation_space = self.connection.observation_space
+        self.sample_action = _sampler(self.action_space, [dataset.seed, epoch, *ids])
+        for env_id in ids:
+            self._start_episode(env_id)
+        self.last_used = time.monotonic()
+        self._stop_watching = threading.Event()
+        if dataset.idle_timeout is not None:
+            threading.Thread(
+                target=_watch_idle,
+                args=(weakref.ref(self), dataset.idle_timeout, self._stop_watching),
+                name="btgym-stream-idle",
+                daemon=True,
+            ).start()
+
+    def _open(self) -> None:
+        """Launch (or connect to) this worker's instances and pipeline a client to each."""
+        dataset, ids = self.dataset, self.ids
         if dataset.addresses is not None:  # servers already running: this worker's share
             self.connection: Connection = connect(
                 None, len(ids), addresses=[dataset.addresses[i] for i in ids], launch=dataset.launch
@@ -248,26 +334,24 @@ class _Stream:
                 launch=dataset.launch.override(seed=dataset.seed + ids[0]),
                 scene_kwargs=dataset.env_kwargs,
             )
-        self.action_space = self.connection.action_space
-        self.observation_space = self.connection.observation_space
-        self.sample_action = _sampler(self.action_space, [dataset.seed, *ids])
         self.pipes = {
             env_id: PipelinedClient.for_client(client, dataset.depth, instance=env_id)
             for env_id, client in zip(ids, self.connection.clients, strict=True)
         }
-        self.ids = ids
-        self.restarts = 0
         self.episodes_since_start = dict.fromkeys(ids, 0)
         self._next_health_check = 0.0
-        self.episode = dict.fromkeys(ids, 0)
-        self.step = dict.fromkeys(ids, 0)
-        self.seed = {env_id: _episode_seed(dataset.seed, env_id, 0) for env_id in ids}
-        self.ready: deque[dict[str, Any]] = deque()
         self.poller = zmq.Poller()
         self.by_socket = {pipe.socket: env_id for env_id, pipe in self.pipes.items()}
-        for env_id, pipe in self.pipes.items():
-            pipe.send("reset", {"seed": self.seed[env_id], "options": None}, tag=None)
+        for pipe in self.pipes.values():
             self.poller.register(pipe.socket, zmq.POLLIN)
+
+    def _start_episode(self, env_id: int) -> None:
+        """Queue the seeded reset that starts instance ``env_id``'s current episode."""
+        self.step[env_id] = 0
+        self.seed[env_id] = _episode_seed(
+            self.dataset.seed, env_id, self.episode[env_id], self.epoch
+        )
+        self.pipes[env_id].send("reset", {"seed": self.seed[env_id], "options": None}, tag=None)
 
     @property
     def in_flight(self) -> int:
@@ -296,8 +380,18 @@ class _Stream:
         """The next item; instances are topped up to ``depth`` requests as replies arrive.
 
         ``remaining``: items still wanted including this one (None: endless); no request
-        is sent that no item would come from.
+        is sent that no item would come from. Instances closed as idle are relaunched.
         """
+        with self._lock:
+            if self.closed:
+                raise ClosedError("expected an open stream for the next item, but it is closed")
+            if self.suspended:
+                self._resume()
+            item = self._next_item(remaining)
+            self.last_used = time.monotonic()
+            return item
+
+    def _next_item(self, remaining: int | None) -> dict[str, Any]:
         while not self.ready:
             env_id = self._wait()
             try:
@@ -346,9 +440,7 @@ class _Stream:
         self.restarts += 1
         self.episodes_since_start[env_id] = 0
         self.episode[env_id] += 1
-        self.step[env_id] = 0
-        self.seed[env_id] = _episode_seed(self.dataset.seed, env_id, self.episode[env_id])
-        pipe.send("reset", {"seed": self.seed[env_id], "options": None}, tag=None)
+        self._start_episode(env_id)
 
     def _unpack(self, env_id: int, params: Any, reply: dict[str, Any]) -> bool:
         """Make items of one step's reply; False when the instance was recycled."""
@@ -376,6 +468,8 @@ class _Stream:
         return True
 
     def _item(self, env_id: int, obs: Any, info: Any, params: Any) -> dict[str, Any]:
+        if params is None:  # a seeded reset: no action made this frame
+            params = self._params_now(env_id)
         return {
             "obs": restore(self.observation_space, obs),
             "info": info,
@@ -408,7 +502,60 @@ class _Stream:
                     f"{sorted(self.pipes)}, got none"
                 )
 
+    def _params_now(self, env_id: int) -> Any:
+        """The params of a frame no action made: the instance's current ones, or a placeholder.
+
+        Every item then has params of one type and shape, so items batch with torch's
+        ``default_collate`` as well as with :func:`collate`.
+        """
+        params = self.dataset.params(env_id)
+        if params is None:
+            return params_placeholder(self.action_space)  # a new one each time: items own it
+        return check_action(self.action_space, _as_action(self.action_space, params))
+
+    # -- idle instances ----------------------------------------------------------------
+    def suspend_if_idle(self) -> bool:
+        """Close the instances if no item was asked for in ``idle_timeout`` s (the watcher)."""
+        if not self._lock.acquire(blocking=False):  # next_item is running: not idle
+            return False
+        try:
+            idle = time.monotonic() - self.last_used
+            if self.closed or self.suspended or idle < self.dataset.idle_timeout:
+                return False
+            try:
+                self._close_instances()
+            finally:  # even half closed, the next item relaunches them
+                self.suspended = True
+                self.suspensions += 1
+            logger.info(
+                "btgym stream: instances %s idle for %.0f s (idle_timeout), closed; the next "
+                "item relaunches them",
+                self.ids,
+                idle,
+            )
+            return True
+        finally:
+            self._lock.release()
+
+    def _resume(self) -> None:
+        """Relaunch closed idle instances; each starts a new episode (seeded as always)."""
+        self._open()
+        self.suspended = False
+        for env_id in self.ids:
+            self.episode[env_id] += 1
+            self._start_episode(env_id)
+
     def close(self) -> None:
+        """Stop watching and close the instances (unless the idle timeout already did)."""
+        self._stop_watching.set()
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            if not self.suspended:
+                self._close_instances()
+
+    def _close_instances(self) -> None:
         for pipe in self.pipes.values():  # drain, so no server is left mid-reply to us
             while pipe.pending:
                 try:
@@ -417,6 +564,7 @@ class _Stream:
                     break
             pipe.close()
         self.connection.close()
+        self.pipes, self.by_socket = {}, {}
 
 
 class ReplayDataset(Dataset):
@@ -478,9 +626,50 @@ def _stack(arrays: list[Any]) -> torch.Tensor:
     return out
 
 
-def _episode_seed(seed: int, env_id: int, episode: int) -> int:
-    """A reset seed unique to (dataset seed, instance, episode)."""
-    return int(np.random.SeedSequence([seed, env_id, episode]).generate_state(1)[0])
+def _episode_seed(seed: int, env_id: int, episode: int, epoch: int = 0) -> int:
+    """A reset seed unique to (dataset seed, epoch, instance, episode)."""
+    return int(np.random.SeedSequence([seed, epoch, env_id, episode]).generate_state(1)[0])
+
+
+def _watch_idle(stream: weakref.ref, timeout: float, stop: threading.Event) -> None:
+    """The idle watcher's loop: a few checks per ``timeout``, until the stream is closed.
+
+    It holds the stream weakly, so that a stream nobody references can still be collected.
+    """
+    period = min(max(timeout / 4, 0.05), 5.0)
+    while not stop.wait(period):
+        alive = stream()
+        if alive is None:
+            return
+        try:
+            alive.suspend_if_idle()
+        except Exception:  # noqa: BLE001 - a watcher must not die; the next item relaunches
+            logger.exception("btgym stream: closing idle instances %s failed", alive.ids)
+        del alive
+
+
+def params_placeholder(space: spaces.Space) -> Any:
+    """What an item no action made carries as ``params`` when the stream has none.
+
+    A value shaped like an action: NaN for floating-point entries, the lowest value for
+    integer ones (Discrete ``start``, MultiDiscrete ``start``, MultiBinary 0, an integer
+    Box its ``low``); ``None`` for spaces without a fixed shape (Text, Sequence, ...).
+    """
+    if isinstance(space, spaces.Box):
+        if space.dtype.kind == "f":
+            return np.full(space.shape, np.nan, dtype=space.dtype)
+        return space.low.copy()
+    if isinstance(space, spaces.Discrete):
+        return space.dtype.type(space.start)
+    if isinstance(space, spaces.MultiDiscrete):
+        return np.asarray(space.start, dtype=space.dtype).copy()
+    if isinstance(space, spaces.MultiBinary):
+        return np.zeros(space.shape, dtype=space.dtype)
+    if isinstance(space, spaces.Dict):
+        return {key: params_placeholder(sub) for key, sub in space.spaces.items()}
+    if isinstance(space, spaces.Tuple):
+        return tuple(params_placeholder(sub) for sub in space.spaces)
+    return None
 
 
 def _remote_addresses(
@@ -567,4 +756,4 @@ def _ddp_rank() -> tuple[int, int]:
     return 0, 1
 
 
-__all__ = ["ReplayDataset", "StreamDataset", "collate"]
+__all__ = ["IDLE_TIMEOUT", "ReplayDataset", "StreamDataset", "collate", "params_placeholder"]

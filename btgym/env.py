@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from btgym.connection import connect
-from btgym.errors import ClosedError
+from btgym.errors import ClosedError, NotPicklableError
 from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.wire.security import ClientKeys
 from btgym.wire.space_codec import restore
@@ -123,9 +123,22 @@ class BlenderEnv(gym.Env):
             raise ClosedError(f"expected an open env for {op!r}, but it is closed")
         return self.client.request(op, body)
 
+    def __getstate__(self) -> Any:
+        raise not_picklable(self)
+
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):
             self.close()
+
+
+def not_picklable(env: object) -> NotPicklableError:
+    """The error for pickling or copying an env: it is a handle on processes, not data."""
+    return NotPicklableError(
+        f"expected a picklable object, got {type(env).__name__}: a btgym env owns Blender "
+        "processes and sockets, which cannot be copied into another process or object; ship "
+        "its spec instead and make the env where it runs: gymnasium.make(env.spec) (or the "
+        "id and keyword arguments it was made with)"
+    )
 
 
 def check_render_mode(render_mode: str | None, metadata: dict[str, Any]) -> None:

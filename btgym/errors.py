@@ -10,11 +10,13 @@ Every error btgym raises derives from :class:`BtgymError`::
     │   └── LimitError             a message, queue or frame count over its bound
     ├── SpaceError                 a space that cannot be described on the wire
     ├── InvalidActionError         an action outside the action space (also ValueError)
+    │   └── InvalidActionTypeError an action of the wrong type (also TypeError)
     ├── UnknownParamError          a parameter name the scene lacks (also KeyError)
     ├── ParamValueError            a parameter value out of bounds (also ValueError)
     ├── ObservationError           a scene returned an observation outside its space
     ├── RenderError                the renderer produced no frame for this step
     ├── RemoteError                the scene raised inside Blender (carries the remote traceback)
+    │   └── RemoteAttributeError   no such scene attribute (also AttributeError)
     ├── InstanceError              a Blender instance is not usable
     │   ├── LaunchError            an instance failed to start or to become ready
     │   ├── InstanceDiedError      an instance's process exited
@@ -24,10 +26,13 @@ Every error btgym raises derives from :class:`BtgymError`::
     ├── UsedAfterForkError         an env, client or launcher used in a forked child
     ├── AlreadyPendingCallError    a call sent while an earlier one awaits its reply
     ├── NoAsyncCallError           a reply awaited with no call pending
-    └── ResetNeeded                a step before reset (or, autoreset off, after an end)
+    ├── ResetNeeded                a step before reset (or, autoreset off, after an end)
+    ├── ResetMaskError             a bad options["reset_mask"] (also ValueError, AssertionError)
+    └── NotPicklableError          an env pickled or copied: it owns processes (also TypeError)
 
-The last three (also ``RuntimeError``) are misuse of local state, named as Gymnasium
-names them; no message broke the protocol.
+``AlreadyPendingCallError``, ``NoAsyncCallError`` and ``ResetNeeded`` (also ``RuntimeError``)
+are misuse of local state, named as Gymnasium names them; no message broke the protocol.
+Where a caller expects a built-in error, the btgym error is also that built-in.
 
 Messages say what was expected and what came.
 """
@@ -171,6 +176,34 @@ class ResetNeeded(BtgymError, RuntimeError):
     """A step for an env that must be reset first: never reset, or ended with autoreset off."""
 
 
+class ResetMaskError(BtgymError, ValueError, AssertionError):
+    """A ``reset(options={"reset_mask": mask})`` whose mask is not a usable bool array.
+
+    Also ``AssertionError``, which Gymnasium's vector envs raise there (they assert).
+    """
+
+
+class InvalidActionTypeError(InvalidActionError, TypeError):
+    """An action of the wrong type (a scalar for a batch, a list for a dict, a float for an int).
+
+    Also ``TypeError``, which Gymnasium raises there; still an :class:`InvalidActionError`.
+    """
+
+
+class RemoteAttributeError(RemoteError, AttributeError):
+    """The scene has no such public attribute (``get_attr``, ``call``).
+
+    Also ``AttributeError``, so ``hasattr``-style probing (SB3's ``has_attr``) works.
+    """
+
+
+class NotPicklableError(BtgymError, TypeError):
+    """An env was pickled or deep-copied: it owns Blender processes and sockets.
+
+    Also ``TypeError``, which ``pickle`` raises for objects that cannot travel.
+    """
+
+
 __all__ = [
     "AlreadyPendingCallError",
     "AuthenticationError",
@@ -182,14 +215,18 @@ __all__ = [
     "InstanceError",
     "InstanceTimeoutError",
     "InvalidActionError",
+    "InvalidActionTypeError",
     "LaunchError",
     "LimitError",
     "NoAsyncCallError",
+    "NotPicklableError",
     "ObservationError",
     "ParamValueError",
     "ProtocolError",
+    "RemoteAttributeError",
     "RemoteError",
     "RenderError",
+    "ResetMaskError",
     "ResetNeeded",
     "SpaceError",
     "UnknownParamError",

@@ -20,9 +20,11 @@ from btgym.errors import (
     InstanceDiedError,
     InstanceTimeoutError,
     InvalidActionError,
+    InvalidActionTypeError,
     LimitError,
     ObservationError,
     ProtocolError,
+    RemoteAttributeError,
     RemoteError,
     RenderError,
     SpaceError,
@@ -122,7 +124,12 @@ class ServerPeer:
 
 
 def remote_exception(body: Any, instance: Any) -> Exception:
-    """Rebuild the error a server sent: protocol and action errors keep their btgym type."""
+    """Rebuild the error a server sent: protocol and action errors keep their btgym type.
+
+    A scene's ``AttributeError`` (no such attribute) comes back as
+    :class:`~btgym.errors.RemoteAttributeError`, also an ``AttributeError``: callers that
+    probe attributes (``hasattr``, SB3's ``has_attr``) catch that built-in.
+    """
     if not isinstance(body, dict):
         return ProtocolError(f"expected an error reply body as a dict, got {body!r:.80}")
     remote_type = str(body.get("type", "Exception"))
@@ -131,7 +138,8 @@ def remote_exception(body: Any, instance: Any) -> Exception:
     own = _SAME_TYPE_ON_BOTH_SIDES.get(remote_type)
     if own is not None:
         return own(f"{message} (reported by instance {where})")
-    return RemoteError(remote_type, message, str(body.get("traceback", "")), where)
+    remote = RemoteAttributeError if remote_type == "AttributeError" else RemoteError
+    return remote(remote_type, message, str(body.get("traceback", "")), where)
 
 
 _SAME_TYPE_ON_BOTH_SIDES: dict[str, type[Exception]] = {
@@ -142,6 +150,7 @@ _SAME_TYPE_ON_BOTH_SIDES: dict[str, type[Exception]] = {
         EncodeError,
         LimitError,
         InvalidActionError,
+        InvalidActionTypeError,
         ObservationError,
         RenderError,
         SpaceError,

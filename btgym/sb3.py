@@ -4,10 +4,16 @@ SB3 cannot take a Gymnasium vector env, so this adapter speaks SB3's dialect: ``
 returns observations only, ``step_wait()`` returns a list of info dicts with
 ``terminal_observation`` and ``TimeLimit.truncated``, episodes are autoreset in the same
 step (inside the Blender server, one round trip), and finished episodes carry
-``info["episode"] = {"r", "l", "t"}`` for SB3's logger (no ``VecMonitor`` needed).
+``info["episode"] = {"r", "l", "t"}`` as SB3's ``Monitor`` writes it: the adapter is its
+own Monitor (``env_is_wrapped(Monitor)`` is True; no ``VecMonitor`` needed).
 
     envs = btgym.sb3.make_vec_env("btgym/CartPole-v0", n_envs=4, seed=0)
     model = PPO("MlpPolicy", envs).learn(100_000)
+
+:func:`make_vec_env` takes SB3's ``make_vec_env`` arguments. SB3's own ``make_vec_env``
+(``DummyVecEnv``, ``SubprocVecEnv``) works too; its worker processes need the
+``"btgym:btgym/CartPole-v0"`` form of the id, which imports btgym (and so registers the
+ids) where the env is made.
 
 The adapter is :class:`SB3VecEnv` (its old name ``BlenderVecEnv``, too close to
 :class:`btgym.BlenderVectorEnv`, still works and warns).
@@ -15,6 +21,8 @@ The adapter is :class:`SB3VecEnv` (its old name ``BlenderVecEnv``, too close to
 
 from __future__ import annotations
 
+import importlib
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -23,9 +31,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
+from stable_baselines3.common.monitor import Monitor, ResultsWriter
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, VecEnvStepReturn
 
 import btgym  # noqa: F401  (registers the env ids)
+from btgym.env import not_picklable
 from btgym.errors import NoAsyncCallError
 from btgym.vector_env import BlenderVectorEnv
 
@@ -33,25 +43,39 @@ _ADAPTER_ATTRIBUTES = frozenset({"render_mode"})
 
 
 class SB3VecEnv(VecEnv):
-    """stable-baselines3's ``VecEnv`` view of a :class:`BlenderVectorEnv` (``SAME_STEP``)."""
+    """stable-baselines3's ``VecEnv`` view of a :class:`BlenderVectorEnv` (``SAME_STEP``).
 
-    def __init__(self, envs: BlenderVectorEnv) -> None:
+    ``monitor_files``: one path per env for a Monitor CSV file (SB3's ``monitor_dir``);
+    ``info_keywords``: info keys copied into each episode's statistics, as SB3's
+    ``Monitor(info_keywords=...)``.
+    """
+
+    def __init__(
+        self,
+        envs: BlenderVectorEnv,
+        monitor_files: Sequence[str] | None = None,
+        info_keywords: tuple[str, ...] = (),
+        override_existing: bool = True,
+    ) -> None:
         if envs.autoreset_mode != AutoresetMode.SAME_STEP:
             raise ValueError(
                 f"expected a vector env with AutoresetMode.SAME_STEP, got {envs.autoreset_mode}"
             )
         self.envs = envs
         self.render_mode = envs.render_mode
-        self._actions: np.ndarray | None = None
+        self._actions: Any = None
         self._returns = np.zeros(envs.num_envs)
         self._lengths = np.zeros(envs.num_envs, dtype=np.int64)
         self._started = time.time()
+        self.info_keywords = tuple(info_keywords)
+        self._writers = _writers(envs, monitor_files, self.info_keywords, override_existing)
         super().__init__(envs.num_envs, envs.single_observation_space, envs.single_action_space)
+        self.metadata = dict(envs.metadata)  # render_fps for VecVideoRecorder
 
     def reset(self) -> VecEnvObs:
-        seeds = self._seeds if any(s is not None for s in self._seeds) else None
-        options = self._options[0] if self._options and self._options[0] else None
-        obs, infos = self.envs.reset(seed=seeds, options=options)
+        """Reset every env with its seed (from :meth:`seed`) and its options (``set_options``)."""
+        options = [opts or None for opts in self._options]  # SB3: an empty dict is no options
+        obs, infos = self.envs.reset_each(list(self._seeds), options)
         self.reset_infos = _unbatch_infos(infos, self.num_envs)
         self._reset_seeds()
         self._reset_options()
@@ -65,8 +89,10 @@ class SB3VecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         if self._actions is None:
             raise NoAsyncCallError("expected step_async(actions) before step_wait(), got none")
-        obs, rewards, terminated, truncated, infos = self.envs.step(self._actions)
+        # Like DummyVecEnv and SubprocVecEnv, which read one row per env: extra rows are unused.
+        actions = _first_rows(self._actions, self.num_envs)
         self._actions = None
+        obs, rewards, terminated, truncated, infos = self.envs.step(actions)
         dones = terminated | truncated
         self._returns += rewards
         self._lengths += 1
@@ -76,16 +102,27 @@ class SB3VecEnv(VecEnv):
             info.update(info.pop("final_info", {}) or {})
             info["terminal_observation"] = info.pop("final_obs")
             info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
-            info["episode"] = {
-                "r": float(self._returns[i]),
-                "l": int(self._lengths[i]),
-                "t": round(time.time() - self._started, 6),
-            }
-            self._returns[i] = 0.0
-            self._lengths[i] = 0
+            info["episode"] = self._episode(i, info)
         return obs, rewards.astype(np.float32), dones, per_env
 
+    def _episode(self, i: int, info: dict[str, Any]) -> dict[str, Any]:
+        """Env ``i``'s episode statistics as ``Monitor`` makes them (and writes them)."""
+        episode = {
+            "r": round(float(self._returns[i]), 6),
+            "l": int(self._lengths[i]),
+            "t": round(time.time() - self._started, 6),
+        }
+        for key in self.info_keywords:
+            episode[key] = info[key]
+        if self._writers:
+            self._writers[i].write_row(episode)
+        self._returns[i] = 0.0
+        self._lengths[i] = 0
+        return episode
+
     def close(self) -> None:
+        for writer in self._writers:
+            writer.close()
         self.envs.close()
 
     def get_images(self) -> Sequence[np.ndarray | None]:
@@ -93,6 +130,7 @@ class SB3VecEnv(VecEnv):
         return list(frames) if frames is not None else [None] * self.num_envs
 
     def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        """Scene attributes; a missing one raises ``AttributeError`` (SB3's ``has_attr``)."""
         ids = self._indices(indices)
         if attr_name in _ADAPTER_ATTRIBUTES:
             return [getattr(self, attr_name)] * len(ids)
@@ -106,14 +144,63 @@ class SB3VecEnv(VecEnv):
         return list(self.envs.call(method_name, *args, env_ids=self._indices(indices), **kwargs))
 
     def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
-        return [False] * len(self._indices(indices))
+        """True for ``Monitor`` (and its bases): the adapter records what a Monitor records.
+
+        So SB3's ``evaluate_policy`` uses ``info["episode"]`` and does not warn.
+        """
+        wrapped = isinstance(wrapper_class, type) and issubclass(Monitor, wrapper_class)
+        return [wrapped] * len(self._indices(indices))
 
     def _indices(self, indices: Any) -> list[int]:
+        """SB3's indices (None, an int or ints) as env ids; negative ones count from the end."""
         if indices is None:
             return list(range(self.num_envs))
         if isinstance(indices, int | np.integer):
-            return [int(indices)]
-        return [int(i) for i in indices]
+            indices = [indices]
+        ids = []
+        for index in indices:
+            i = int(index)
+            if not -self.num_envs <= i < self.num_envs:
+                raise IndexError(
+                    f"expected env indices in [-{self.num_envs}, {self.num_envs}), got {i}"
+                )
+            ids.append(i % self.num_envs)
+        return ids
+
+    def __getstate__(self) -> Any:
+        raise not_picklable(self)
+
+
+def _first_rows(actions: Any, n: int) -> Any:
+    """The first ``n`` rows of a batch of actions (dicts and tuples of batches too)."""
+    if isinstance(actions, dict):
+        return {key: _first_rows(value, n) for key, value in actions.items()}
+    if isinstance(actions, tuple):
+        return tuple(_first_rows(value, n) for value in actions)
+    if isinstance(actions, np.ndarray | list) and np.ndim(actions) > 0 and len(actions) > n:
+        return actions[:n]
+    return actions
+
+
+def _writers(
+    envs: BlenderVectorEnv,
+    files: Sequence[str] | None,
+    info_keywords: tuple[str, ...],
+    override_existing: bool,
+) -> list[ResultsWriter]:
+    """One Monitor CSV writer per env (SB3's ``monitor_dir``), or none."""
+    if files is None:
+        return []
+    if len(files) != envs.num_envs:
+        raise ValueError(f"expected {envs.num_envs} monitor files, got {len(files)}")
+    env_id = envs.spec.id if envs.spec is not None else None
+    header = {"t_start": time.time(), "env_id": str(env_id)}
+    return [
+        ResultsWriter(
+            path, header=header, extra_keys=info_keywords, override_existing=override_existing
+        )
+        for path in files
+    ]
 
 
 def _unbatch_infos(infos: dict[str, Any], n: int) -> list[dict[str, Any]]:
@@ -129,17 +216,106 @@ def _unbatch_infos(infos: dict[str, Any], n: int) -> list[dict[str, Any]]:
     return per_env
 
 
-def make_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None, **kwargs: Any) -> SB3VecEnv:
-    """Start ``n_envs`` Blender instances of a registered btgym env for SB3."""
-    spec = gym.spec(env_id)
-    scene_kwargs = {**spec.kwargs, **kwargs}
+def make_vec_env(
+    env_id: str,
+    n_envs: int = 1,
+    seed: int | None = None,
+    start_index: int = 0,
+    monitor_dir: str | None = None,
+    wrapper_class: Any = None,
+    env_kwargs: dict[str, Any] | None = None,
+    vec_env_cls: Any = None,
+    vec_env_kwargs: dict[str, Any] | None = None,
+    monitor_kwargs: dict[str, Any] | None = None,
+    wrapper_kwargs: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> SB3VecEnv:
+    """Start ``n_envs`` Blender instances of a registered btgym env for SB3.
+
+    SB3's ``make_vec_env`` signature, with SB3's meanings: ``env_kwargs`` are what
+    ``gymnasium.make(env_id, **env_kwargs)`` takes (:class:`btgym.BlenderEnv`'s options
+    and the scene's arguments), ``render_mode`` defaults to ``"rgb_array"``, ``seed``
+    seeds the first reset (env ``i`` gets ``seed + i``) and the launch, and
+    ``monitor_dir`` gets one Monitor CSV per env (named ``start_index + i``, as SB3's).
+    ``wrapper_class``, ``vec_env_cls`` and ``vec_env_kwargs`` have no meaning for N
+    Blender instances behind one adapter: use SB3's own ``make_vec_env`` with
+    ``"btgym:btgym/..."`` for those. Extra keyword arguments are also env kwargs.
+    """
+    _refuse_sb3_only(wrapper_class, wrapper_kwargs, vec_env_cls, vec_env_kwargs)
+    monitor = _monitor_options(monitor_kwargs)
+    spec = _spec(env_id)
+    options = {**spec.kwargs, "render_mode": "rgb_array", **kwargs, **(env_kwargs or {})}
+    if spec.max_episode_steps is not None:
+        options.setdefault("max_episode_steps", spec.max_episode_steps)
+    if seed is not None:
+        options.setdefault("seed", seed)  # the launch seed, unless env_kwargs has one
+    files = None
+    if monitor_dir is not None:
+        os.makedirs(monitor_dir, exist_ok=True)
+        files = [os.path.join(monitor_dir, str(start_index + i)) for i in range(n_envs)]
     envs = BlenderVectorEnv(
-        num_envs=n_envs, autoreset_mode=AutoresetMode.SAME_STEP, seed=seed, **scene_kwargs
+        num_envs=n_envs, autoreset_mode=AutoresetMode.SAME_STEP, **_vector_options(options, n_envs)
     )
-    vec = SB3VecEnv(envs)
+    envs.spec = spec
+    try:
+        vec = SB3VecEnv(envs, monitor_files=files, **monitor)
+    except BaseException:
+        envs.close()
+        raise
     if seed is not None:
         vec.seed(seed)
     return vec
+
+
+def _spec(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The spec of ``env_id``, also in Gymnasium's ``"module:id"`` form (imports the module)."""
+    if not isinstance(env_id, str):
+        raise TypeError(
+            f"expected a registered env id such as 'btgym/CartPole-v0', got "
+            f"{type(env_id).__name__}: for env factories use SB3's own make_vec_env"
+        )
+    if ":" in env_id:
+        module, env_id = env_id.split(":", 1)
+        importlib.import_module(module)
+    return gym.spec(env_id)
+
+
+def _vector_options(options: dict[str, Any], n_envs: int) -> dict[str, Any]:
+    """``BlenderEnv``'s keyword arguments as ``BlenderVectorEnv``'s (``address`` -> list)."""
+    address = options.pop("address", None)
+    if address is not None:
+        if n_envs != 1:
+            raise ValueError(
+                f"expected n_envs=1 for one server address ({address}), got {n_envs}; pass "
+                "addresses=[...] with one address per env"
+            )
+        options["addresses"] = [address]
+    return options
+
+
+def _refuse_sb3_only(*given: Any) -> None:
+    names = ("wrapper_class", "wrapper_kwargs", "vec_env_cls", "vec_env_kwargs")
+    used = [name for name, value in zip(names, given, strict=True) if value]
+    if used:
+        raise TypeError(
+            f"expected none of {used} for btgym.sb3.make_vec_env, whose VecEnv is N Blender "
+            "instances behind one adapter (no per-env gym wrappers, no worker processes); "
+            "for those use stable_baselines3.common.env_util.make_vec_env with the id "
+            "'btgym:btgym/...'"
+        )
+
+
+def _monitor_options(monitor_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """SB3 ``Monitor`` keyword arguments the adapter honours (early resets are always fine)."""
+    given = dict(monitor_kwargs or {})
+    given.pop("allow_early_resets", None)
+    unknown = sorted(set(given) - {"info_keywords", "override_existing"})
+    if unknown:
+        raise TypeError(
+            f"expected monitor_kwargs among ['allow_early_resets', 'info_keywords', "
+            f"'override_existing'], got {unknown}"
+        )
+    return given
 
 
 def __getattr__(name: str) -> Any:

@@ -27,14 +27,16 @@ from gymnasium.vector.utils import batch_space, concatenate, create_empty_array,
 
 from btgym.client import Client
 from btgym.connection import connect
-from btgym.env import check_render_mode
+from btgym.env import check_render_mode, not_picklable
 from btgym.errors import (
     AlreadyPendingCallError,
     ClosedError,
     InstanceDiedError,
     InstanceTimeoutError,
     InvalidActionError,
+    InvalidActionTypeError,
     NoAsyncCallError,
+    ResetMaskError,
     ResetNeeded,
 )
 from btgym.launch_config import LaunchConfig, resolve_launch
@@ -43,6 +45,8 @@ from btgym.wire.space_codec import restore
 from btgym.wire.validation import check_action
 
 RECOVERABLE = ("step", "reset")
+#: The ``autoreset`` a SAME_STEP step asks for: Gymnasium's plain ``reset()`` (no seed).
+UNSEEDED = "unseeded"
 
 
 class BlenderVectorEnv(VectorEnv):
@@ -50,7 +54,9 @@ class BlenderVectorEnv(VectorEnv):
 
     ``autoreset_mode``: ``NEXT_STEP`` (Gymnasium's default), ``SAME_STEP`` (``final_obs``
     and ``final_info`` in infos; what SB3 expects) or ``DISABLED`` (reset ended envs
-    with ``reset(options={"reset_mask": mask})``). Instance ``i`` gets seed ``seed + i``.
+    with ``reset(options={"reset_mask": mask})``). Autoresets are plain ``reset()`` calls
+    (no seed), as in ``SyncVectorEnv``: the same scene and seeds give the same episodes.
+    Instance ``i`` gets seed ``seed + i``.
     ``max_episode_steps`` goes to the scene, which truncates its own episodes.
     ``recover``: an instance that dies or hangs is restarted (within the launcher's
     restart limits); its episode ends as truncated with ``info["instance_restarted"]``,
@@ -158,20 +164,43 @@ class BlenderVectorEnv(VectorEnv):
         seed: int | list[int | None] | None = None,
         options: dict[str, Any] | None = None,
     ) -> tuple[Any, dict[str, Any]]:
+        """Reset every env, or those in ``options["reset_mask"]``, as ``SyncVectorEnv`` does.
+
+        Each env gets ``options`` without the mask (``{}`` when only the mask was given).
+        """
         self._check_idle()
         super().reset(seed=seed if isinstance(seed, int) else None)
         seeds = _seeds(seed, self.num_envs)
-        options = dict(options or {})
-        mask = options.pop("reset_mask", None)
+        options = None if options is None else dict(options)
+        mask = None if options is None else options.pop("reset_mask", None)
         if mask is not None:
             mask = _check_mask(mask, self.num_envs)
         else:
             mask = np.ones(self.num_envs, dtype=np.bool_)
-        env_ids = np.flatnonzero(mask)
+        return self._reset_envs(np.flatnonzero(mask), seeds, [options] * self.num_envs)
+
+    def reset_each(
+        self, seeds: Sequence[int | None], options: Sequence[dict[str, Any] | None]
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset every env with its own seed and its own options (SB3's ``set_options``).
+
+        Gymnasium's ``reset`` gives all envs the same options; this is the one extra.
+        """
+        self._check_idle()
+        seeds = _seeds(list(seeds), self.num_envs)
+        options = list(options)
+        if len(options) != self.num_envs:
+            raise ValueError(f"expected {self.num_envs} options (one per env), got {len(options)}")
+        return self._reset_envs(np.arange(self.num_envs), seeds, options)
+
+    def _reset_envs(
+        self, env_ids: np.ndarray, seeds: list[int | None], options: list[dict[str, Any] | None]
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset ``env_ids`` (env ``i`` with ``seeds[i]`` and ``options[i]``) in one round."""
         for i in env_ids:
             if self._recycle_due(i):
                 self._restart_client(i, "recycled")
-            self._reset_bodies[i] = {"seed": seeds[i], "options": options or None}
+            self._reset_bodies[i] = {"seed": seeds[i], "options": options[i]}
             self.clients[i].send("reset", self._reset_bodies[i])
         replies = self._gather(env_ids)
         infos: dict[str, Any] = {}
@@ -233,6 +262,14 @@ class BlenderVectorEnv(VectorEnv):
         self._in_flight.difference_update(ready)
         return self._collect(np.asarray(ready), replies, full_batch=False)
 
+    @property
+    def np_random_seed(self) -> tuple[int | None, ...]:
+        """The seed of each instance's scene generator, one per env as ``SyncVectorEnv`` gives.
+
+        That of its last seeded ``reset`` (autoresets do not reseed), else its launch seed.
+        """
+        return self.get_attr("np_random_seed")
+
     # -- scene access ----------------------------------------------------------------
     def call(self, name: str, *args: Any, env_ids: Iterable[int] | None = None, **kwargs: Any):
         """Call a public scene method (or read an attribute) on every or some instances."""
@@ -272,6 +309,9 @@ class BlenderVectorEnv(VectorEnv):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __getstate__(self) -> Any:
+        raise not_picklable(self)
+
     def __del__(self) -> None:
         if not getattr(self, "_closed_connection", True):
             self.close()
@@ -281,7 +321,12 @@ class BlenderVectorEnv(VectorEnv):
         self._check_open()
         try:
             per_env = list(iterate(self._action_batch_space(len(env_ids)), actions))
-        except (TypeError, ValueError, KeyError, IndexError) as exc:
+        except TypeError as exc:  # a scalar, or a list for a dict: Gymnasium's TypeError
+            raise InvalidActionTypeError(
+                f"expected a batch of {len(env_ids)} actions for {self.single_action_space}, "
+                f"got {type(actions).__name__}: {exc}"
+            ) from exc
+        except (ValueError, KeyError, IndexError) as exc:
             raise InvalidActionError(
                 f"expected a batch of {len(env_ids)} actions for {self.single_action_space}, "
                 f"got {type(actions).__name__}: {exc}"
@@ -301,7 +346,7 @@ class BlenderVectorEnv(VectorEnv):
                     self._restart_client(i, "recycled")
                 self.clients[i].send("reset", {"seed": None, "options": None})
             else:
-                autoreset = self.autoreset_mode == AutoresetMode.SAME_STEP
+                autoreset = UNSEEDED if self.autoreset_mode == AutoresetMode.SAME_STEP else False
                 self.clients[i].send("step", {"action": action, "autoreset": autoreset})
 
     def _check_reset(self, env_ids: np.ndarray) -> None:
@@ -566,12 +611,13 @@ def _seeds(seed: int | list[int | None] | None, n: int) -> list[int | None]:
 
 
 def _check_mask(mask: Any, n: int) -> np.ndarray:
+    """``mask`` if it is a usable reset mask; else :class:`ResetMaskError` (an assertion)."""
     if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != (n,):
-        raise ValueError(
+        raise ResetMaskError(
             f"expected options['reset_mask'] as a bool array of shape ({n},), got {mask!r}"
         )
     if not mask.any():
-        raise ValueError("expected options['reset_mask'] with at least one True entry")
+        raise ResetMaskError("expected options['reset_mask'] with at least one True entry")
     return mask
 
 

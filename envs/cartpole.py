@@ -77,7 +77,8 @@ class CartPoleScene(Scene):
 
     ## Observation Space
 
-    ``obs_mode="state"``: ``Box(-inf, inf, (4,), float32)`` = [cart x (m), cart velocity
+    ``obs_mode="state"``: ``Box(-high, high, float32)`` with ``high = [4.8, inf, 0.419, inf]``
+    (twice the termination bounds on x and angle, as Gymnasium's) = [cart x (m), cart velocity
     (m/s), pole angle (rad), pole angular velocity (rad/s)], Gymnasium's order and signs:
     x grows to the right, the angle is 0 upright and positive when the pole's top leans to
     +x, so pushing right makes it go negative. Velocities are backward differences over
@@ -128,7 +129,10 @@ class CartPoleScene(Scene):
         self.renderer = Renderer(width, height, engine=engine)
         self.action_space = spaces.Discrete(2)
         if obs_mode == "state":
-            self.observation_space = spaces.Box(-np.inf, np.inf, (4,), np.float32)
+            # As Gymnasium's CartPole: x and angle within twice their termination bounds
+            # (an episode ends on the first step past them), velocities unbounded.
+            high = np.array([2 * X_THRESHOLD, np.inf, 2 * THETA_THRESHOLD, np.inf], np.float32)
+            self.observation_space = spaces.Box(-high, high, dtype=np.float32)
         else:
             self.observation_space = spaces.Box(0, 255, (height, width, 3), np.uint8)
         #: Randomization parameter for curricula: the push force (N), applied at each reset.

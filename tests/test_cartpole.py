@@ -47,7 +47,8 @@ def episode_length(env, seed, policy, limit=200):
 def test_spaces_and_reset(cartpole):
     assert isinstance(cartpole.unwrapped, btgym.BlenderEnv)
     assert cartpole.action_space == gym.spaces.Discrete(2)
-    assert cartpole.observation_space == gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+    high = np.array([4.8, np.inf, 24 * np.pi / 180, np.inf], np.float32)  # as Gymnasium's
+    assert cartpole.observation_space == gym.spaces.Box(-high, high, dtype=np.float32)
     obs, info = cartpole.reset(seed=0)
     assert obs.shape == (4,) and obs.dtype == np.float32
     np.testing.assert_array_equal(obs, info["state"])
@@ -101,8 +102,10 @@ def test_same_seed_same_actions_same_trajectory(cartpole):
         return np.array(states)
 
     first = rollout(42)
-    for _ in range(40):  # something else runs in between
-        cartpole.step(RIGHT)
+    cartpole.reset(seed=3)  # something else runs in between: an episode pushed to its end
+    for _ in range(40):
+        if cartpole.step(RIGHT)[2]:
+            break
     cartpole.reset(seed=7)
     np.testing.assert_array_equal(rollout(42), first)
     other = rollout(43)

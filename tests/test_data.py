@@ -45,11 +45,9 @@ def test_items_carry_their_origin_and_batches_collate():
     assert batch["env_id"].dtype == torch.int64 and len(batch["info"]) == 4
     for batch in batches:  # steps echo the params they were rendered with
         for info, step, params in zip(batch["info"], batch["step"], batch["params"], strict=True):
-            if step > 0:
+            np.testing.assert_allclose(params, [0.1, 0.2, 0.3], rtol=1e-6)
+            if step > 0:  # (an instance's first reset carries the params it has then)
                 np.testing.assert_allclose(info["rotation_range"], [0.1, 0.2, 0.3], rtol=1e-6)
-                np.testing.assert_allclose(params, [0.1, 0.2, 0.3], rtol=1e-6)
-            else:  # an instance's first reset: no action produced it
-                assert torch.isnan(params).all()
     # An item's seed and params reproduce it: re-render a reset item in a fresh env.
     first = next(iter(StreamDataset("btgym/Cube-v0", 1, items=1, seed=0, env_kwargs=TINY)))
     with btgym.BlenderEnv("envs.cube:CubeScene", **TINY) as env:
@@ -214,3 +212,70 @@ def test_collate_in_a_worker_stacks_into_shared_memory():
     assert [b["obs"][:, 0, 0, 0].tolist() for b in batches] == [list(range(8)), list(range(8, 16))]
     assert all(b["obs"].is_shared() and b["obs"].dtype == torch.uint8 for b in batches)
     assert batches[1]["step"].tolist() == list(range(8, 16))
+
+
+def test_items_batch_with_torchs_default_collate_with_or_without_params():
+    from btgym.data import params_placeholder
+
+    params = [0.1, 0.2, 0.3]
+    given = StreamDataset("btgym/Cube-v0", 1, items=4, seed=0, params=params, env_kwargs=TINY)
+    (batch,) = DataLoader(given, batch_size=4)  # torch's default_collate
+    assert batch["obs"].shape == (4, 48, 64, 3) and batch["step"].tolist() == [0, 1, 2, 3]
+    assert batch["params"].dtype == torch.float32  # the first frame: the params it had
+    np.testing.assert_allclose(batch["params"].numpy(), [params] * 4, rtol=1e-6)
+    assert batch["info"]["xy"].shape == (4, 8, 2)
+    sampled = StreamDataset("btgym/Cube-v0", 1, items=4, seed=0, env_kwargs=TINY)
+    (batch,) = DataLoader(sampled, batch_size=4)
+    assert torch.isnan(batch["params"][0]).all()  # no action made the first frame
+    assert not torch.isnan(batch["params"][1:]).any()  # the sampled actions
+    assert torch.isnan(collate(list(sampled))["params"][0]).all()  # btgym's collate agrees
+    assert params_placeholder(spaces.Discrete(3, start=2)) == 2
+    placeholder = params_placeholder(
+        spaces.Dict({"a": spaces.Box(0, 9, (2,), np.int64), "b": spaces.MultiBinary(2)})
+    )
+    assert placeholder["a"].tolist() == [0, 0] and placeholder["b"].tolist() == [0, 0]
+
+
+def test_every_epoch_is_new_and_set_epoch_replays_one():
+    dataset = StreamDataset("btgym/Cube-v0", 1, items=3, seed=0, env_kwargs=TINY)
+
+    def one_pass(workers):
+        loader = DataLoader(dataset, batch_size=None, num_workers=workers)
+        return [(int(i["step"]), int(i["seed"]), np.asarray(i["obs"]).tobytes()) for i in loader]
+
+    first, second = one_pass(0), one_pass(1)  # passes count in DataLoader workers too
+    assert first[0][1] != second[0][1]  # a new episode seed, so new frames
+    assert all(a[2] != b[2] for a, b in zip(first, second, strict=True))
+    dataset.set_epoch(0)
+    assert one_pass(1) == first
+    assert one_pass(0) == second  # and count on from there
+    with pytest.raises(ValueError, match="epoch as an int >= 0"):
+        dataset.set_epoch(-1)
+
+
+def test_an_idle_stream_closes_its_instances_and_relaunches_them_on_the_next_item():
+    dataset = StreamDataset(
+        "btgym/Cube-v0", 1, seed=0, env_kwargs=TINY, idle_timeout=0.5, frames_per_request=1
+    )
+    stream = iter(dataset)
+    items = [next(stream) for _ in range(3)]
+    (active,) = dataset.streams
+    process = active.connection.launcher[0].process
+    deadline = time.monotonic() + 10
+    while not active.suspended and time.monotonic() < deadline:  # nobody asks for items
+        time.sleep(0.1)
+    assert active.suspended and active.suspensions == 1
+    assert process.poll() is not None  # the Blender process is gone
+    while items[-1]["episode"] == 0:  # items already received come first
+        items.append(next(stream))
+    before = [(i["episode"], i["step"]) for i in items[:-1]]
+    assert before == [(0, step) for step in range(len(before))]  # nothing lost or repeated
+    assert (items[-1]["episode"], items[-1]["step"]) == (1, 0)  # a new episode, seeded
+    assert active.connection.launcher[0].process.pid != process.pid
+    with btgym.BlenderEnv("envs.cube:CubeScene", **TINY) as env:
+        np.testing.assert_array_equal(env.reset(seed=items[-1]["seed"])[0], items[-1]["obs"])
+    relaunched = active.connection.launcher[0].process
+    stream.close()  # closing the iterator stops the instances at once
+    assert relaunched.poll() is not None and dataset.streams == []
+    with pytest.raises(ValueError, match="idle_timeout"):
+        StreamDataset("btgym/Cube-v0", 1, idle_timeout=0)

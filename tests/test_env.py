@@ -112,3 +112,63 @@ def test_cycles_engine_renders_the_same_scene():
         obs, info = env.reset(seed=0)
     assert obs.shape == (48, 64, 3)
     assert obs.std() > 5  # an actual image, not a blank frame
+
+
+ECHO_ID = "btgym-test/Echo-v0"
+
+
+@pytest.fixture(scope="module")
+def echo_id():
+    from tests.conftest import ECHO_SCENE
+
+    if ECHO_ID not in gym.registry:
+        btgym.register_scene(ECHO_ID, ECHO_SCENE, max_episode_steps=5)  # the scene's own 5
+    return ECHO_ID
+
+
+def truncations(env, steps):
+    return [env.step(env.action_space.sample())[3] for _ in range(steps)]
+
+
+def test_built_in_step_limits_are_in_their_specs():
+    spec = gym.spec("btgym/CartPole-v0")
+    assert spec.max_episode_steps == 500 and spec.kwargs["max_episode_steps"] == 500
+    assert gym.spec("btgym/Cube-v0").max_episode_steps is None  # no limit by default
+    assert btgym.BUILTIN_MAX_EPISODE_STEPS == {"btgym/CartPole-v0": 500}
+
+
+def test_a_registered_limit_is_the_scenes_and_timelimit_never_counts_twice(echo_id):
+    with gym.make(echo_id) as env:  # TimeLimit(5) over a scene that truncates at 5
+        assert env.spec.max_episode_steps == 5
+        env.reset(seed=0)
+        assert truncations(env, 5) == [False] * 4 + [True]
+        env.reset()
+        assert truncations(env, 5) == [False] * 4 + [True]
+    with gym.make(echo_id, max_episode_steps=3) as env:  # shorter than the scene's
+        for _ in range(3):  # every episode ends on its 3rd step: the counts restart
+            env.reset()
+            assert truncations(env, 3) == [False, False, True]
+        with gym.make(env.spec) as again:  # the spec round trips, limit included
+            assert again.spec.max_episode_steps == 3
+            again.reset(seed=0)
+            assert truncations(again, 3) == [False, False, True]
+    timed = gym.wrappers.TimeAwareObservation(gym.make(echo_id), flatten=False)
+    with timed as env:  # needs a limit: it reads the spec's
+        assert env.observation_space["time"].high.tolist() == [5]
+        env.reset(seed=0)
+        assert env.step(env.action_space.sample())[0]["time"].tolist() == [1]
+
+
+def test_envs_refuse_to_be_pickled_or_copied_and_say_why(echo_env):
+    import copy
+    import pickle
+
+    from btgym.errors import NotPicklableError
+
+    with pytest.raises(NotPicklableError, match="owns Blender processes") as caught:
+        pickle.dumps(echo_env)
+    assert isinstance(caught.value, TypeError)  # what pickle raises for what cannot travel
+    assert "gymnasium.make(env.spec)" in str(caught.value)
+    with pytest.raises(NotPicklableError):
+        copy.deepcopy(echo_env)
+    assert echo_env.reset(seed=0)[0] is not None  # still usable

@@ -157,8 +157,11 @@ def test_every_space_type_roundtrips_through_the_wire(space):
 
 
 def test_unsupported_spaces_are_refused_with_the_supported_list():
+    class Odd(spaces.Space):
+        """A space btgym does not know how to describe."""
+
     with pytest.raises(SpaceError, match="Box, Discrete"):
-        space_to_data(spaces.Text(5))
+        space_to_data(Odd())
     with pytest.raises(SpaceError, match="'Graph'"):
         space_from_data({"type": "Graph"})
 

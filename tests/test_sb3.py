@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+
+import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
@@ -68,7 +71,7 @@ def test_env_method_get_attr_set_attr_with_indices(echo_vec):
     assert echo_vec.get_attr("label") == ["echo", "x"]
     assert echo_vec.env_method("add", 2, 3, indices=0) == [5]
     assert echo_vec.get_attr("render_mode") == [None, None]
-    assert echo_vec.env_is_wrapped(object) == [False, False]
+    assert echo_vec.env_is_wrapped(gym.wrappers.TimeLimit) == [False, False]
     echo_vec.set_attr("label", "echo")
 
 
@@ -106,5 +109,113 @@ def test_ppo_trains_a_few_updates_on_the_adapter(tmp_path):
         model.learn(total_timesteps=256)
         assert model.num_timesteps == 256
         assert len(model.ep_info_buffer) > 0  # episode statistics reached SB3's logger
+    finally:
+        vec.close()
+
+
+def test_set_options_gives_each_env_its_own_dict_or_one_for_all(echo_vec):
+    echo_vec.set_options([{"rotation_range": [0, 0, 0]}, {"rotation_range": [1, 1, 1]}])
+    echo_vec.reset()
+    assert [info["options"] for info in echo_vec.reset_infos] == [
+        {"rotation_range": [0, 0, 0]},
+        {"rotation_range": [1, 1, 1]},
+    ]
+    echo_vec.set_options({"k": 2})
+    echo_vec.reset()
+    assert [info["options"] for info in echo_vec.reset_infos] == [{"k": 2}, {"k": 2}]
+    echo_vec.reset()  # options are used once, as in SB3
+    assert [info["options"] for info in echo_vec.reset_infos] == [None, None]
+
+
+def test_missing_attributes_are_attribute_errors_and_negative_indices_count_back(echo_vec):
+    assert echo_vec.has_attr("label") and not echo_vec.has_attr("no_such_thing")
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        echo_vec.get_attr("no_such_thing")
+    echo_vec.set_attr("label", "last", indices=[-1])
+    assert echo_vec.get_attr("label") == ["echo", "last"]
+    assert echo_vec.get_attr("label", indices=-2) == ["echo"]
+    assert echo_vec.env_method("add", 1, 1, indices=[-1, 0]) == [2, 2]
+    with pytest.raises(IndexError, match=r"\[-2, 2\), got 2"):
+        echo_vec.get_attr("label", indices=[2])
+    with pytest.raises(IndexError, match="got -3"):
+        echo_vec.get_attr("label", indices=[-3])
+    echo_vec.set_attr("label", "echo")
+
+
+class _Constant:
+    """A policy for SB3's evaluate_policy: the same action for every env."""
+
+    def __init__(self, action: np.ndarray) -> None:
+        self.action = action
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=False):
+        return np.repeat(self.action[None], len(obs), axis=0), None
+
+
+def test_make_vec_env_is_a_drop_in_for_sb3s(tmp_path):
+    import warnings
+
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import VecCheckNan, VecVideoRecorder
+
+    vec = make_vec_env(
+        "btgym/Cube-v0",
+        n_envs=1,
+        seed=0,
+        monitor_dir=str(tmp_path),
+        env_kwargs={"width": 32, "height": 24, "max_episode_steps": 3},  # gym.make's kwargs
+    )
+    try:
+        assert vec.render_mode == "rgb_array" and vec.env_is_wrapped(Monitor) == [True]
+        assert vec.metadata["render_fps"] == 30
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            rewards, lengths = evaluate_policy(
+                _Constant(np.full(3, 0.5, np.float32)), vec, 2, return_episode_rewards=True
+            )
+        assert not [w for w in caught if "Monitor" in str(w.message)]
+        assert lengths == [3, 3] and rewards == [0.0, 0.0]
+        rows = (tmp_path / "0.monitor.csv").read_text().splitlines()
+        assert rows[1] == "r,l,t" and [row.split(",")[:2] for row in rows[2:]] == [["0.0", "3"]] * 2
+        checked = VecCheckNan(vec, raise_exception=True)
+        checked.reset()  # SB3's own check sends a 2-row batch to 1 env: the extra row is unused
+        obs, _, _, _ = checked.step(np.array([[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]], np.float32))
+        assert obs.shape == (1, 24, 32, 3) and vec.get_images()[0].shape == (24, 32, 3)
+        # VecVideoRecorder asserts render_mode == "rgb_array", then needs moviepy.
+        with contextlib.suppress(gym.error.DependencyNotInstalled):
+            VecVideoRecorder(vec, str(tmp_path / "video"), lambda step: False)
+    finally:
+        vec.close()
+
+
+def test_make_vec_env_refuses_what_has_no_meaning_for_blender_instances():
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    with pytest.raises(TypeError, match=r"\['vec_env_cls'\].*btgym:btgym/"):
+        make_vec_env("btgym/Cube-v0", vec_env_cls=DummyVecEnv)
+    with pytest.raises(TypeError, match="reset_keywords"):
+        make_vec_env("btgym/Cube-v0", monitor_kwargs={"reset_keywords": ("x",)})
+    with pytest.raises(TypeError, match="SB3's own make_vec_env"):
+        make_vec_env(lambda: None)
+
+
+@pytest.mark.timeout(300)
+def test_sb3s_own_make_vec_env_runs_btgym_in_fresh_worker_processes():
+    from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    vec = sb3_make_vec_env(
+        "btgym:btgym/Cube-v0",  # the module prefix registers the ids in the spawned worker
+        n_envs=1,
+        seed=0,
+        env_kwargs={"width": 32, "height": 24},
+        vec_env_cls=SubprocVecEnv,
+        vec_env_kwargs={"start_method": "spawn"},
+    )
+    try:
+        assert vec.reset().shape == (1, 24, 32, 3)
+        obs, _, dones, _ = vec.step(np.full((1, 3), 0.5, np.float32))
+        assert obs.shape == (1, 24, 32, 3) and not dones.any()
     finally:
         vec.close()

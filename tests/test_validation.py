@@ -102,3 +102,57 @@ def test_cube_rotation_ranges_with_negative_zeros_give_a_valid_uniform_range():
     assert rotation[0] == 0 and np.all(np.abs(rotation) <= limits)
     with pytest.raises(ValueError, match="rotation_range as 3 values"):
         _as_range([-0.1, 0.2, 0.2])
+
+
+@pytest.mark.parametrize(
+    "space, action",
+    [
+        (BOX, ["a", "b", "c"]),
+        (BOX, None),
+        (spaces.Discrete(3), 1.5),
+        (spaces.Dict({"a": BOX}), [0.0, 0.0, 0.0]),
+        (spaces.Tuple((spaces.Discrete(2),)), 1),
+        (spaces.Text(4), 42),
+        (spaces.Sequence(spaces.Discrete(2)), 1),
+    ],
+    ids=["box-str", "box-none", "discrete-float", "dict-list", "tuple-int", "text", "seq"],
+)
+def test_wrong_types_are_type_errors_and_still_invalid_actions(space, action):
+    from btgym.errors import InvalidActionTypeError
+
+    with pytest.raises(InvalidActionTypeError) as caught:
+        check_action(space, action)
+    assert isinstance(caught.value, TypeError) and isinstance(caught.value, ValueError)
+
+
+def test_wrong_values_stay_value_errors_not_type_errors():
+    for space, action in [(BOX, np.zeros(2)), (spaces.Discrete(3), 7), (spaces.Text(2), "abc")]:
+        with pytest.raises(InvalidActionError) as caught:
+            check_action(space, action)
+        assert not isinstance(caught.value, TypeError)
+
+
+def test_text_sequence_one_of_and_graph_actions_come_back_as_gymnasium_values():
+    text = spaces.Text(5, min_length=1, charset="abc")
+    assert check_action(text, "cab") == "cab"
+    with pytest.raises(InvalidActionError, match="1 to 5 characters from 'abc'"):
+        check_action(text, "xyz")
+    sequence = spaces.Sequence(spaces.Box(0.0, 1.0, (2,), np.float32))
+    out = check_action(sequence, [[0.5, 0.5], np.ones(2)])  # a list, as msgpack delivers it
+    assert isinstance(out, tuple) and sequence.contains(out)
+    with pytest.raises(InvalidActionError, match=r"action\[1\]"):
+        check_action(sequence, ([0.5, 0.5], [2.0, 0.0]))
+    stacked = spaces.Sequence(spaces.Discrete(3), stack=True)
+    assert stacked.contains(check_action(stacked, np.array([0, 2])))
+    assert stacked.contains(check_action(stacked, np.zeros(0, np.int64)))  # empty is fine
+    one_of = spaces.OneOf([spaces.Discrete(2), BOX])
+    index, value = check_action(one_of, [1, [0.0, 0.5, 1.0]])
+    assert one_of.contains((index, value)) and value.dtype == np.float32
+    with pytest.raises(InvalidActionError, match=r"action\[0\] in \[0, 2\)"):
+        check_action(one_of, (2, 0))
+    graph = spaces.Graph(spaces.Box(0.0, 1.0, (2,), np.float32), spaces.Discrete(3))
+    sample = graph.sample(num_nodes=3, num_edges=2)
+    back = check_action(graph, list(sample))  # [nodes, edges, edge_links] off the wire
+    assert isinstance(back, spaces.GraphInstance) and graph.contains(back)
+    with pytest.raises(InvalidActionError, match="edge_links"):
+        check_action(graph, (sample.nodes, sample.edges, np.array([[0, 9], [0, 1]])))

@@ -228,3 +228,54 @@ def test_infos_are_batched_in_gymnasiums_vector_format():
     assert batch["n"].tolist() == [1, 1.5, 2] and batch["_n"].tolist() == [True, True, True]
     assert batch["xy"].dtype == object and batch["xy"][1].tolist() == [1.0, 1.0, 1.0]
     assert batch["xy"][0].shape == (2, 2)
+
+
+def test_errors_have_the_builtin_types_gymnasium_raises(echo_launcher3):
+    import pickle
+
+    from btgym.errors import NotPicklableError, RemoteAttributeError
+
+    envs = make(echo_launcher3, AutoresetMode.NEXT_STEP)
+    envs.reset(seed=0)
+    with pytest.raises(RemoteAttributeError, match="no_such_thing") as missing:
+        envs.get_attr("no_such_thing")
+    assert isinstance(missing.value, AttributeError)  # like SyncVectorEnv.get_attr
+    with pytest.raises(AttributeError, match="did you mean 'label'"):
+        envs.call("lable")
+    with pytest.raises(AssertionError, match="reset_mask"):  # Gymnasium asserts the mask
+        envs.reset(options={"reset_mask": np.array([True, False])})
+    with pytest.raises(TypeError, match="expected a batch of 3 actions"):  # as iterate()
+        envs.step(0)
+    with pytest.raises(InvalidActionError):  # still btgym's action error
+        envs.step(0)
+    with pytest.raises(NotPicklableError, match=r"gymnasium.make\(env.spec\)"):
+        pickle.dumps(envs)
+    assert issubclass(NotPicklableError, TypeError)
+    _, _, _, _, infos = envs.step(envs.action_space.sample())  # nothing broke
+    assert counters(infos) == [1, 1, 1]
+
+
+def test_gymnasium_itself_raises_those_builtins():
+    reference = gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync")
+    reference.reset(seed=0)
+    with pytest.raises(TypeError):
+        reference.step(0)
+    with pytest.raises(AssertionError):
+        reference.reset(options={"reset_mask": np.array([True])})
+    reference.close()
+
+
+def test_np_random_seed_is_one_seed_per_env_and_reset_each_takes_options_per_env(
+    echo_launcher3,
+):
+    envs = make(echo_launcher3, AutoresetMode.SAME_STEP)
+    envs.reset(seed=0)
+    assert envs.np_random_seed == (0, 1, 2)
+    _, infos = envs.reset_each([5, None, 7], [{"k": 0}, {"k": 1}, {"k": 2}])
+    assert infos["options"]["k"].tolist() == [0, 1, 2]
+    assert envs.np_random_seed == (5, 1, 7)  # an unseeded reset keeps the generator
+    for _ in range(EPISODE):  # a SAME_STEP autoreset is unseeded too, as Gymnasium's
+        envs.step(envs.action_space.sample())
+    assert envs.np_random_seed == (5, 1, 7)
+    with pytest.raises(ValueError, match="expected 3 options"):
+        envs.reset_each([None] * 3, [None])
