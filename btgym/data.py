@@ -36,6 +36,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -180,8 +181,12 @@ class StreamDataset(IterableDataset):
         # the next pass, and how many passes each worker slot (rank x worker) began since.
         self._epoch_base = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._passes = torch.zeros(num_instances, dtype=torch.int64).share_memory_()
-        if params is not None and _is_flat(np.asarray(params)):
-            row = torch.as_tensor(np.asarray(params, dtype=np.float64)).reshape(-1)
+        #: How ``params`` is laid out in the shared row (any nesting of dicts, lists and
+        #: numeric arrays: Box of any shape, Discrete, MultiDiscrete, Dict, Tuple, ...).
+        self._layout: ParamsLayout | None = None
+        if params is not None:
+            self._layout = ParamsLayout.of(params)
+            row = torch.as_tensor(self._layout.flatten(params))
             self._shared = row.repeat(num_instances, 1).share_memory_()
 
     # -- feedback --------------------------------------------------------------------
@@ -190,23 +195,62 @@ class StreamDataset(IterableDataset):
 
         Items produced from the next request on carry the new parameters.
         """
-        if self._shared is None:
+        if self._shared is None or self._layout is None:
             raise ValueError(
-                "expected a StreamDataset created with params= (a flat array matching a Box "
+                "expected a StreamDataset created with params= (an action of the scene's "
                 "action space) to change parameters while streaming"
             )
         ids = list(range(self.num_instances)) if env_ids is None else list(env_ids)
-        values = torch.as_tensor(np.asarray(params, dtype=np.float64)).reshape(-1)
-        if values.numel() != self._shared.shape[1]:
-            raise ValueError(f"expected {self._shared.shape[1]} parameters, got {values.numel()}")
-        self._shared[ids] = values
+        self._shared[ids] = torch.as_tensor(self._layout.flatten(params))
         self._version[ids] += 1
 
     def params(self, env_id: int) -> np.ndarray | None:
         """The parameters instance ``env_id`` uses now."""
-        if self._shared is None:
-            return None if self.initial_params is None else np.asarray(self.initial_params)
-        return self._shared[env_id].numpy().copy()
+        if self._shared is None or self._layout is None:
+            return None
+        return self._layout.unflatten(self._shared[env_id].numpy())
+
+    # -- reaching the scenes ---------------------------------------------------------
+    def call(
+        self, name: str, *args: Any, env_ids: Sequence[int] | None = None, **kwargs: Any
+    ) -> tuple[Any, ...]:
+        """Call a public scene method (or read an attribute) on the instances this process
+        streams from: all (``env_ids=None``), one or several; results in ``env_ids`` order.
+
+        As :meth:`btgym.BlenderVectorEnv.call`. Instances streamed by ``DataLoader``
+        workers belong to those processes: reach them with :meth:`set_params` (shared
+        memory) instead.
+        """
+        return tuple(
+            stream.call(env_id, name, list(args), kwargs) for stream, env_id in self._reach(env_ids)
+        )
+
+    def get_attr(self, name: str, env_ids: Sequence[int] | None = None) -> tuple[Any, ...]:
+        """A public scene attribute of each instance (see :meth:`call`)."""
+        return self.call("get_attr", name, env_ids=env_ids)
+
+    def set_attr(self, name: str, values: Any, env_ids: Sequence[int] | None = None) -> None:
+        """Set a public scene attribute: one value for all, or a list with one per instance."""
+        targets = self._reach(env_ids)
+        if not isinstance(values, list | tuple):
+            values = [values] * len(targets)
+        if len(values) != len(targets):
+            raise ValueError(f"expected one value per instance ({len(targets)}), got {len(values)}")
+        for (stream, env_id), value in zip(targets, values, strict=True):
+            stream.call(env_id, "set_attr", [name, value], {})
+
+    def _reach(self, env_ids: Sequence[int] | None) -> list[tuple[_Stream, int]]:
+        """(stream, env id) for the instances asked for, all streamed in this process."""
+        owned = {env_id: stream for stream in self.streams for env_id in stream.ids}
+        wanted = sorted(owned) if env_ids is None else [int(i) for i in env_ids]
+        missing = [i for i in wanted if i not in owned]
+        if missing or not wanted:
+            raise ValueError(
+                f"expected instances streamed by this process (ids {sorted(owned)}: start "
+                f"iterating first; DataLoader workers own theirs, reach those with "
+                f"set_params), got {missing or wanted}"
+            )
+        return [(owned[i], i) for i in wanted]
 
     # -- epochs ----------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -513,6 +557,19 @@ class _Stream:
             return params_placeholder(self.action_space)  # a new one each time: items own it
         return check_action(self.action_space, _as_action(self.action_space, params))
 
+    def call(self, env_id: int, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """``call`` on instance ``env_id`` through its REQ client (the stream's pipeline is
+        a separate peer of the same server, so items in flight are not disturbed).
+        """
+        with self._lock:
+            if self.closed:
+                raise ClosedError("expected an open stream to call its scenes, but it is closed")
+            if self.suspended:
+                self._resume()
+            client = self.connection.clients[self.ids.index(env_id)]
+            body = {"name": name, "args": args, "kwargs": kwargs}
+            return client.request("call", body)["result"]
+
     # -- idle instances ----------------------------------------------------------------
     def suspend_if_idle(self) -> bool:
         """Close the instances if no item was asked for in ``idle_timeout`` s (the watcher)."""
@@ -740,11 +797,113 @@ def _sampler(space: spaces.Space, seed: list[int]) -> Callable[[], Any]:
     return space.sample
 
 
-def _is_flat(params: np.ndarray) -> bool:
-    return params.dtype.kind in "biuf" and params.ndim <= 1
+class ParamsLayout:
+    """How a nested action (dicts, lists/tuples, numbers, numeric arrays) maps to one flat
+    float64 row: the feedback channel shares one row per instance with DataLoader workers.
+
+    The layout comes from the first value (``params=``); later values must have the same
+    structure (keys, lengths, shapes), or :meth:`flatten` says what differs. Integers up
+    to 2**53 survive the float64 row exactly.
+    """
+
+    def __init__(self, template: Any) -> None:
+        self.template = template  # the structure, leaves replaced by (shape, dtype)
+        self.size = _leaf_count(template)
+
+    @classmethod
+    def of(cls, value: Any) -> ParamsLayout:
+        """The layout of ``value``."""
+        return cls(_template(value))
+
+    def flatten(self, value: Any) -> np.ndarray:
+        """``value`` as a flat float64 row."""
+        out: list[np.ndarray] = []
+        _flatten_into(self.template, value, out, "params")
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def unflatten(self, row: np.ndarray) -> Any:
+        """The nested value a row holds."""
+        value, used = _unflatten(self.template, np.asarray(row, np.float64), 0)
+        if used != len(row):
+            raise ValueError(f"expected a row of {used} parameters, got {len(row)}")
+        return value
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    """One numeric entry of a params layout: its shape and dtype, and whether it was a
+    Python/numpy scalar (given back as a scalar).
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    scalar: bool
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+def _template(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _template(item) for key, item in value.items()}
+    if isinstance(value, list | tuple) and not all(
+        isinstance(item, int | float | np.number) for item in value
+    ):  # a Tuple action; a list of numbers is one array (a Box given as a list)
+        return type(value)(_template(item) for item in value)
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"expected numeric params, got {array.dtype} in {value!r:.80}")
+    return _Leaf(array.shape, array.dtype, not isinstance(value, np.ndarray) and array.ndim == 0)
+
+
+def _leaf_count(template: Any) -> int:
+    if isinstance(template, dict):
+        return sum(_leaf_count(item) for item in template.values())
+    if isinstance(template, list | tuple):
+        return sum(_leaf_count(item) for item in template)
+    return template.size
+
+
+def _flatten_into(template: Any, value: Any, out: list[np.ndarray], where: str) -> None:
+    if isinstance(template, dict):
+        if not isinstance(value, dict) or set(value) != set(template):
+            got = sorted(value) if isinstance(value, dict) else type(value).__name__
+            raise ValueError(f"expected {where} with keys {sorted(template)}, got {got}")
+        for key, item in template.items():
+            _flatten_into(item, value[key], out, f"{where}[{key!r}]")
+    elif isinstance(template, list | tuple):
+        if not isinstance(value, list | tuple) or len(value) != len(template):
+            raise ValueError(
+                f"expected {where} as a sequence of {len(template)}, got {value!r:.80}"
+            )
+        for i, (item, part) in enumerate(zip(template, value, strict=True)):
+            _flatten_into(item, part, out, f"{where}[{i}]")
+    else:
+        array = np.asarray(value, np.float64)
+        if array.shape != template.shape:
+            raise ValueError(f"expected {where} of shape {template.shape}, got {array.shape}")
+        out.append(array.reshape(-1))
+
+
+def _unflatten(template: Any, row: np.ndarray, start: int) -> tuple[Any, int]:
+    if isinstance(template, dict):
+        result = {}
+        for key, item in template.items():
+            result[key], start = _unflatten(item, row, start)
+        return result, start
+    if isinstance(template, list | tuple):
+        parts = []
+        for item in template:
+            part, start = _unflatten(item, row, start)
+            parts.append(part)
+        return type(template)(parts), start
+    values = row[start : start + template.size].astype(template.dtype).reshape(template.shape)
+    return (values[()].item() if template.scalar else values), start + template.size
 
 
 def _as_action(space: spaces.Space, params: Any) -> Any:
+    """``params`` in the action's own form (a Box's shape and dtype); others as they are."""
     if isinstance(space, spaces.Box):
         return np.asarray(params, dtype=space.dtype).reshape(space.shape)
     return params

@@ -14,6 +14,7 @@ import btgym
 from btgym.client import Client
 from btgym.data import ReplayDataset, StreamDataset, _sampler, collate
 from btgym.recording import ShardReader, ShardWriter, record
+from tests.conftest import ECHO_SCENE
 
 TINY = {"width": 64, "height": 48}
 
@@ -98,7 +99,7 @@ def test_parameters_changed_mid_stream_reach_the_scenes_and_are_echoed():
         np.testing.assert_allclose(item["params"], [0.0, 0.0, 0.25])
         rotation = item["info"]["rotation"]
         assert rotation[0] == 0.0 and rotation[1] == 0.0 and abs(rotation[2]) <= 0.25 * np.pi
-    with pytest.raises(ValueError, match="expected 3 parameters"):
+    with pytest.raises(ValueError, match=r"expected params of shape \(3,\), got \(1,\)"):
         dataset.set_params([1.0])
 
 
@@ -279,3 +280,57 @@ def test_an_idle_stream_closes_its_instances_and_relaunches_them_on_the_next_ite
     assert relaunched.poll() is not None and dataset.streams == []
     with pytest.raises(ValueError, match="idle_timeout"):
         StreamDataset("btgym/Cube-v0", 1, idle_timeout=0)
+
+
+def test_params_of_any_action_space_travel_through_the_feedback_channel():
+    from btgym.data import ParamsLayout
+
+    nested = {"box": np.arange(12, dtype=np.float32).reshape(2, 6), "k": 3, "pair": (1.5, [2, 7])}
+    layout = ParamsLayout.of(nested)
+    assert layout.size == 12 + 1 + 1 + 2
+    back = layout.unflatten(layout.flatten(nested))
+    np.testing.assert_array_equal(back["box"], nested["box"])
+    assert back["box"].dtype == np.float32 and back["box"].shape == (2, 6)
+    assert back["k"] == 3 and isinstance(back["k"], int)
+    assert back["pair"][0] == 1.5 and back["pair"][1].tolist() == [2, 7]
+    with pytest.raises(ValueError, match=r"expected params\['box'\] of shape \(2, 6\)"):
+        layout.flatten({**nested, "box": np.zeros(12)})
+    with pytest.raises(ValueError, match="with keys"):
+        layout.flatten({"box": nested["box"]})
+
+
+def test_a_stream_of_a_dict_action_space_changes_its_params_while_streaming(echo_launcher):
+    from tests.scenes.echo import all_spaces
+
+    space = all_spaces()
+    space.seed(1)
+    first = space.sample()
+    dataset = StreamDataset(ECHO_SCENE, 1, params=first, items=40, seed=2)
+    items = iter(dataset)
+    seen = [next(items)["params"] for _ in range(12)]
+    second = space.sample()
+    dataset.set_params(second)
+    for item in items:  # the echo scene returns the action: the params reach the scene
+        last = item
+    np.testing.assert_array_equal(last["params"]["box"], second["box"])
+    np.testing.assert_array_equal(last["obs"]["box"], second["box"])
+    assert last["params"]["discrete"] == second["discrete"]
+    np.testing.assert_array_equal(seen[-1]["multi_discrete"], first["multi_discrete"])
+
+
+def test_a_stream_reaches_its_scenes_with_call_get_attr_and_set_attr(echo_launcher):
+    dataset = StreamDataset(ECHO_SCENE, 2, items=30, seed=4)
+    items = iter(dataset)
+    next(items)
+    with pytest.raises(ValueError, match="got \\[5\\]"):
+        dataset.call("add", 1, 2, env_ids=[5])
+    assert dataset.call("add", 2, 3) == (5, 5)
+    dataset.set_attr("label", ["first", "second"])
+    assert dataset.get_attr("label") == ("first", "second")
+    assert dataset.get_attr("label", env_ids=[1]) == ("second",)
+    with pytest.raises(AttributeError, match="did you mean 'label'"):
+        dataset.get_attr("lable", env_ids=[0])
+    for _ in items:  # the stream itself went on undisturbed
+        pass
+    with pytest.raises(ValueError, match="expected instances streamed by this process"):
+        dataset.call("add", 1, 1)  # iteration is over: no instances any more
