@@ -334,3 +334,16 @@ def test_a_stream_reaches_its_scenes_with_call_get_attr_and_set_attr(echo_launch
         pass
     with pytest.raises(ValueError, match="expected instances streamed by this process"):
         dataset.call("add", 1, 1)  # iteration is over: no instances any more
+
+
+def test_replayed_frames_are_writable_so_torch_takes_them_without_a_warning(tmp_path):
+    import warnings
+
+    from btgym.recording import record
+
+    record(StreamDataset("btgym/Cube-v0", 1, items=3, seed=0, env_kwargs=TINY), tmp_path / "s")
+    replay = ReplayDataset(tmp_path / "s")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "The given NumPy array is not writable" would raise
+        frames = [item["obs"] for item in DataLoader(replay, batch_size=None)]
+    assert len(frames) == 3 and all(isinstance(f, torch.Tensor) for f in frames)
