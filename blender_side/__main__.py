@@ -35,6 +35,7 @@ _append_site_paths(sys.argv)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line of ``python -m blender_side`` (see the module docstring)."""
     parser = argparse.ArgumentParser(
         prog="python -m blender_side",
         description=__doc__,
@@ -111,6 +112,7 @@ _JANITOR_PIPE: list[int] = []
 
 
 def main(argv: list[str] | None = None) -> int | None:
+    """Serve the scene until it is closed; the exit status (None with ``--ui``: its UI serves)."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     die_with_parent(args.parent_pid)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -38,6 +38,7 @@ from blender_side.camera import depth as point_depth
 from blender_side.camera import intrinsics, project
 from blender_side.image_stats import read_exr_float32, silhouette_areas, visible_stats
 from blender_side.render import _stdout_silenced, read_tiff_rgb8
+from btgym.errors import ConfigError
 from btgym.wire.frame_files import WRITER
 
 #: Depth value written where no surface is seen (BOP's convention for "no data").
@@ -49,7 +50,7 @@ _FAR = 1e9  # Workbench writes 1e10 for the background
 def id_color(instance: int) -> tuple[float, float, float, float]:
     """The object colour that the id pass reads back as ``instance`` (0..65535)."""
     if not 0 <= instance < 65536:
-        raise ValueError(f"expected an instance id in [0, 65535], got {instance}")
+        raise ConfigError(f"expected an instance id in [0, 65535], got {instance}")
     return (instance % 256 / 255.0, instance // 256 / 255.0, 0.0, 1.0)
 
 
@@ -93,6 +94,7 @@ class IdPass:
         self.configure()
 
     def configure(self) -> None:
+        """Apply the id pass's settings: flat object colours, no AA, Raw view; EXR with depth."""
         scene = self.scene
         render = scene.render
         render.engine = "BLENDER_WORKBENCH"
@@ -149,6 +151,7 @@ class IdPass:
         settings.color_depth = "32"
 
     def render(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Render the pass: ``(ids, depth)`` (depth None without ``depth=True``)."""
         with _stdout_silenced(True):
             bpy.ops.render.render(write_still=True, scene=self.scene.name)
         if not self.depth:
@@ -165,6 +168,7 @@ class IdPass:
         return ids, depth
 
     def close(self) -> None:
+        """Remove the pass's scratch file."""
         with contextlib.suppress(FileNotFoundError):
             os.remove(self.path)
 
@@ -180,6 +184,7 @@ class MeshCache:
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def get(self, mesh: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(vertices (V, 3) float64, triangles (T, 3) int32)`` of ``mesh``, read on first use."""
         key = mesh.as_pointer()
         if key not in self._cache:
             coords = np.empty(len(mesh.vertices) * 3, np.float32)
@@ -191,6 +196,7 @@ class MeshCache:
         return self._cache[key]
 
     def forget(self, mesh: Any = None) -> None:
+        """Drop ``mesh`` from the cache (every mesh when None), after changing it."""
         if mesh is None:
             self._cache.clear()
         else:
@@ -322,6 +328,7 @@ class Annotator:
         return info
 
     def close(self) -> None:
+        """Remove the id pass's scratch file."""
         self.id_pass.close()
 
 

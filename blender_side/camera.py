@@ -12,6 +12,8 @@ from typing import Any
 import bpy
 import numpy as np
 
+from btgym.errors import ConfigError
+
 
 def _scene(scene: Any) -> Any:
     return scene if scene is not None else bpy.context.scene
@@ -22,7 +24,7 @@ def intrinsics(camera: Any, scene: Any = None) -> np.ndarray:
     scene = _scene(scene)
     data = camera.data
     if data.type != "PERSP":
-        raise ValueError(f"expected a perspective camera for intrinsics, got {data.type}")
+        raise ConfigError(f"expected a perspective camera for intrinsics, got {data.type}")
     width, height, aspect, fit_size = _frame(data, scene)
     sensor = data.sensor_height if data.sensor_fit == "VERTICAL" else data.sensor_width
     focal = data.lens / sensor * fit_size
@@ -79,7 +81,7 @@ def project(points: np.ndarray, camera: Any, scene: Any = None) -> np.ndarray:
         u = cam[:, 0] * pixels_per_unit + width / 2 - data.shift_x * fit_size
         v = -cam[:, 1] * pixels_per_unit / aspect + height / 2 + data.shift_y * fit_size / aspect
     else:
-        raise ValueError(f"expected a PERSP or ORTHO camera, got {data.type}")
+        raise ConfigError(f"expected a PERSP or ORTHO camera, got {data.type}")
     return np.stack([u, v], axis=-1).reshape(points.shape[:-1] + (2,))
 
 

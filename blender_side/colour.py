@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from btgym.errors import ConfigError
+
 #: View transforms whose display transform acts on each channel alone.
 PER_CHANNEL_VIEWS = frozenset({"Standard", "Raw"})
 _SIDE = 256  # a 256 x 256 image holds every half bit pattern once
@@ -72,7 +74,7 @@ def build_table(scene: Any, scratch_path: str) -> np.ndarray:
         if os.path.exists(scratch_path):
             os.remove(scratch_path)
     if not (np.array_equal(table[:, 0], table[:, 1]) and np.array_equal(table[:, 0], table[:, 2])):
-        raise ValueError("expected a view transform that treats R, G and B alike")
+        raise ConfigError("expected a view transform that treats R, G and B alike")
     return np.ascontiguousarray(table[:, 0])
 
 

@@ -12,16 +12,18 @@ import struct
 
 import numpy as np
 
+from btgym.errors import ConfigError
+
 MAGIC = b"\x76\x2f\x31\x01"
 #: OpenEXR pixel types: 0 uint32, 1 half, 2 float32.
-PIXEL_TYPES = {0: np.dtype("<u4"), 1: np.dtype("<f2"), 2: np.dtype("<f4")}
+PIXEL_TYPES: dict[int, np.dtype] = {0: np.dtype("<u4"), 1: np.dtype("<f2"), 2: np.dtype("<f4")}
 
 
 def read_header(data: np.ndarray | bytes) -> tuple[dict[str, tuple[str, bytes]], int]:
     """The header's attributes ``{name: (type, raw value)}`` and where the header ends."""
-    raw = data if isinstance(data, bytes) else memoryview(data)
+    raw = data if isinstance(data, bytes) else data.data  # the array's buffer, no copy
     if bytes(raw[:4]) != MAGIC:
-        raise ValueError(f"expected an OpenEXR file, got magic {bytes(raw[:4])!r}")
+        raise ConfigError(f"expected an OpenEXR file, got magic {bytes(raw[:4])!r}")
     attributes: dict[str, tuple[str, bytes]] = {}
     i = 8
     end = len(raw)
@@ -35,13 +37,14 @@ def read_header(data: np.ndarray | bytes) -> tuple[dict[str, tuple[str, bytes]],
         attributes[name] = (kind, bytes(raw[value_start : value_start + size]))
         i = value_start + size
     if i >= end:
-        raise ValueError("expected the OpenEXR header to end, got the end of the file")
+        raise ConfigError("expected the OpenEXR header to end, got the end of the file")
     return attributes, i + 1
 
 
 def channels(attributes: dict[str, tuple[str, bytes]]) -> list[tuple[str, np.dtype]]:
     """``[(name, dtype)]`` in file order from the ``chlist`` attribute."""
-    raw, out, i = attributes["channels"][1], [], 0
+    raw, i = attributes["channels"][1], 0
+    out: list[tuple[str, np.dtype]] = []
     while i < len(raw) and raw[i] != 0:
         j = raw.index(b"\0", i)
         (pixel_type,) = struct.unpack("<i", raw[j + 1 : j + 5])
@@ -58,22 +61,22 @@ def scanline_planes(data: np.ndarray, width: int, height: int) -> tuple[np.ndarr
     """
     attributes, end = read_header(data)
     if attributes.get("compression", ("", b"\x01"))[1] != b"\x00":
-        raise ValueError("expected an uncompressed OpenEXR file (exr_codec 'NONE')")
+        raise ConfigError("expected an uncompressed OpenEXR file (exr_codec 'NONE')")
     if attributes.get("lineOrder", ("", b"\x00"))[1] != b"\x00":
-        raise ValueError("expected OpenEXR scanlines in increasing y")
+        raise ConfigError("expected OpenEXR scanlines in increasing y")
     x0, y0, x1, y1 = struct.unpack("<4i", attributes["dataWindow"][1])
     if (x1 - x0 + 1, y1 - y0 + 1) != (width, height):
-        raise ValueError(f"expected a {width}x{height} image, got {x1 - x0 + 1}x{y1 - y0 + 1}")
+        raise ConfigError(f"expected a {width}x{height} image, got {x1 - x0 + 1}x{y1 - y0 + 1}")
     found = channels(attributes)
     dtypes = {dtype for _, dtype in found}
     if len(dtypes) != 1:
-        raise ValueError(f"expected one pixel type for all channels, got {found}")
+        raise ConfigError(f"expected one pixel type for all channels, got {found}")
     dtype = dtypes.pop()
     row = 8 + width * len(found) * dtype.itemsize
     offsets = np.frombuffer(data, "<u8", height, end)
     first = int(offsets[0])
     if int(offsets[-1]) != first + (height - 1) * row or first + height * row > len(data):
-        raise ValueError("expected equal, consecutive scanline chunks in the OpenEXR file")
+        raise ConfigError("expected equal, consecutive scanline chunks in the OpenEXR file")
     block = np.frombuffer(data, np.uint8, height * row, first).reshape(height, row)
     planes = block[:, 8:].view(dtype).reshape(height, len(found), width)
     return planes, [name for name, _ in found]

@@ -19,6 +19,8 @@ import struct
 
 import numpy as np
 
+from btgym.errors import ConfigError
+
 
 def visible_stats(ids: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     """Visible pixels and tight boxes of ids ``1..count`` in an ``(H, W)`` id frame.
@@ -150,9 +152,9 @@ def read_exr_float32(path: str) -> dict[str, np.ndarray]:
     data = np.fromfile(path, dtype=np.uint8)
     raw = data[:65536].tobytes()  # the header and the start of the offset table
     if raw[:4] != b"\x76\x2f\x31\x01":
-        raise ValueError(f"expected an OpenEXR file at {path}, got {raw[:4]!r}")
+        raise ConfigError(f"expected an OpenEXR file at {path}, got {raw[:4]!r}")
     if raw[5] & 0x1E:  # tiled, long names, deep or multi-part
-        raise ValueError(f"expected a single-part scanline EXR at {path}, flags {raw[5]:#x}")
+        raise ConfigError(f"expected a single-part scanline EXR at {path}, flags {raw[5]:#x}")
     attrs: dict[str, bytes] = {}
     i = 8
     while raw[i] != 0:
@@ -167,11 +169,11 @@ def read_exr_float32(path: str) -> dict[str, np.ndarray]:
         end = chlist.index(b"\0", j)
         (pixel_type,) = struct.unpack("<i", chlist[end + 1 : end + 5])
         if pixel_type != 2:
-            raise ValueError(f"expected float32 channels in {path}, got type {pixel_type}")
+            raise ConfigError(f"expected float32 channels in {path}, got type {pixel_type}")
         names.append(chlist[j:end].decode())
         j = end + 17
     if attrs["compression"][0] != 0:
-        raise ValueError(f"expected an uncompressed EXR at {path}")
+        raise ConfigError(f"expected an uncompressed EXR at {path}")
     x0, y0, x1, y1 = struct.unpack("<4i", attrs["dataWindow"])
     width, height = x1 - x0 + 1, y1 - y0 + 1
     # The offset table lists blocks by row; they lie back to back from the lowest offset

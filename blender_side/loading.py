@@ -9,13 +9,14 @@ import sys
 from typing import Any
 
 from blender_side.scene import Scene
+from btgym.errors import ConfigError
 
 
 def load_scene_class(spec: str) -> type[Scene]:
     """Import the scene class named by ``spec``; a file path is imported as a module."""
     module_name, sep, class_name = spec.rpartition(":")
     if not sep or not module_name or not class_name:
-        raise ValueError(f"expected a scene spec 'module:Class' or 'file.py:Class', got {spec!r}")
+        raise ConfigError(f"expected a scene spec 'module:Class' or 'file.py:Class', got {spec!r}")
     if module_name.endswith(".py") or os.sep in module_name:
         path = os.path.abspath(module_name)
         if not os.path.isfile(path):

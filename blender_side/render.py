@@ -36,7 +36,7 @@ import numpy as np
 
 from blender_side import colour
 from blender_side.exr import scanline_planes
-from btgym.errors import RenderError
+from btgym.errors import ConfigError, RenderError
 from btgym.wire.frame_files import WRITER
 
 ENGINES = {
@@ -85,11 +85,11 @@ class Renderer:
         dither: float = 0.0,
     ) -> None:
         if engine not in ENGINES:
-            raise ValueError(f"expected engine in {sorted(ENGINES)}, got {engine!r}")
+            raise ConfigError(f"expected engine in {sorted(ENGINES)}, got {engine!r}")
         if readback not in READBACKS:
-            raise ValueError(f"expected readback in {READBACKS}, got {readback!r}")
+            raise ConfigError(f"expected readback in {READBACKS}, got {readback!r}")
         if width <= 0 or height <= 0:
-            raise ValueError(f"expected a positive frame size, got {width}x{height}")
+            raise ConfigError(f"expected a positive frame size, got {width}x{height}")
         self.width, self.height, self.engine = int(width), int(height), engine
         self.samples, self.antialiasing = samples, antialiasing
         self.view_transform, self.quiet = view_transform, quiet
@@ -103,6 +103,7 @@ class Renderer:
 
     @property
     def bpy_scene(self) -> Any:
+        """The scene rendered: the one given, else Blender's current scene."""
         return self.scene if self.scene is not None else bpy.context.scene
 
     def configure(self) -> None:
@@ -210,6 +211,7 @@ class Renderer:
         return frame
 
     def close(self) -> None:
+        """Remove the renderer's frame file."""
         with contextlib.suppress(FileNotFoundError):
             os.remove(self.path)
 
@@ -228,7 +230,7 @@ def tiff_rgb8(data: np.ndarray, path: str = "<memory>") -> np.ndarray:
     head = data[:8].tobytes()
     order = {b"II": "<", b"MM": ">"}.get(head[:2])
     if order is None or struct.unpack(order + "H", head[2:4])[0] != 42:
-        raise ValueError(f"expected a TIFF file at {path}, got header {head!r}")
+        raise ConfigError(f"expected a TIFF file at {path}, got header {head!r}")
     tags = _read_ifd(data, order, struct.unpack(order + "I", head[4:8])[0])
     width, height = tags["width"][0], tags["height"][0]
     if (
@@ -237,7 +239,7 @@ def tiff_rgb8(data: np.ndarray, path: str = "<memory>") -> np.ndarray:
         or any(b != 8 for b in tags["bits"])
         or tags.get("planar", [1])[0] != 1
     ):
-        raise ValueError(f"expected uncompressed 8-bit chunky RGB TIFF, got tags {tags}")
+        raise ConfigError(f"expected uncompressed 8-bit chunky RGB TIFF, got tags {tags}")
     offsets, counts = tags["strip_offsets"], tags["strip_counts"]
     size = width * height * 3
     start = offsets[0]

@@ -37,12 +37,14 @@ a scene through :meth:`Scene.run_reset`, :meth:`Scene.run_autoreset` and
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
 
 from blender_side.render import Renderer
+from btgym.errors import ConfigError
 from btgym.wire.params import ParamSpace
 
 
@@ -147,8 +149,10 @@ class Scene:
         self.np_random_seed = int(seed)
 
     def get_attr(self, name: str) -> Any:
-        """Read a public attribute (what ``env.get_attr`` reaches)."""
+        """Read a public attribute (what ``env.get_attr`` reaches); a typo gets suggestions."""
         _check_public(name)
+        if not hasattr(self, name):
+            raise AttributeError(no_such_attribute(self, name))
         return getattr(self, name)
 
     def set_attr(self, name: str, value: Any) -> None:
@@ -178,8 +182,16 @@ def _checked_limit(limit: Any) -> int | None:
     if limit is None:
         return None
     if isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 1:
-        raise ValueError(f"expected max_episode_steps as an int >= 1 or None, got {limit!r}")
+        raise ConfigError(f"expected max_episode_steps as an int >= 1 or None, got {limit!r}")
     return int(limit)
+
+
+def no_such_attribute(scene: Any, name: str) -> str:
+    """An AttributeError message naming the closest public names of ``scene``."""
+    public = sorted(n for n in dir(scene) if not n.startswith("_"))
+    close = difflib.get_close_matches(name, public, n=3)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return f"expected a public attribute of {type(scene).__name__}, got {name!r}{hint}"
 
 
 def _check_public(name: str) -> None:

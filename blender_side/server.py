@@ -7,7 +7,6 @@ until a ``close`` request or until the process that started it goes away.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 import time
 import traceback
@@ -16,8 +15,8 @@ from typing import Any
 
 import zmq
 
-from blender_side.scene import Scene
-from btgym.errors import BtgymError, LimitError, ObservationError, ProtocolError
+from blender_side.scene import Scene, no_such_attribute
+from btgym.errors import BtgymError, ConfigError, LimitError, ObservationError, ProtocolError
 from btgym.wire import protocol
 from btgym.wire.frame_files import MAX_FRAMES_HELD, WRITER
 from btgym.wire.security import ZAP_DOMAIN, secure_server
@@ -252,16 +251,16 @@ class Server:
     def _reset(self, body: dict[str, Any]) -> dict[str, Any]:
         seed = body.get("seed")
         if seed is not None and not (isinstance(seed, int) and seed >= 0):
-            raise ValueError(f"expected seed as a non-negative int or None, got {seed!r}")
+            raise ConfigError(f"expected seed as a non-negative int or None, got {seed!r}")
         options = body.get("options")
         if options is not None and not isinstance(options, dict):
-            raise ValueError(f"expected options as a dict or None, got {type(options).__name__}")
+            raise ConfigError(f"expected options as a dict or None, got {type(options).__name__}")
         observation, info = self.scene.run_reset(seed=seed, options=options)
         return {"obs": self._checked(observation, "reset"), "info": info or {}}
 
     def _step(self, body: dict[str, Any]) -> dict[str, Any]:
         if "action" not in body:
-            raise ValueError("expected a step request with an 'action', got none")
+            raise ConfigError("expected a step request with an 'action', got none")
         action = check_action(self.scene.action_space, body["action"])
         # run_step counts the step and applies the scene's max_episode_steps, once.
         observation, reward, terminated, truncated, info = self.scene.run_step(action)
@@ -296,7 +295,7 @@ class Server:
         actions, most = body.get("actions"), protocol.MAX_STEPS_PER_REQUEST
         if not isinstance(actions, list) or not 1 <= len(actions) <= most:
             count = len(actions) if isinstance(actions, list) else 0
-            raise ValueError(
+            raise ConfigError(
                 f"expected 'actions' as a list of 1 to {most} actions, "
                 f"got {type(actions).__name__} of {count}"
             )
@@ -314,9 +313,9 @@ class Server:
                 f"expected a public scene method or attribute, got {protocol.preview(name)}"
             )
         if not isinstance(args, list) or not isinstance(kwargs, dict):
-            raise ValueError("expected call args as a list and kwargs as a dict")
+            raise ConfigError("expected call args as a list and kwargs as a dict")
         if not hasattr(self.scene, name):
-            raise AttributeError(_no_such_attribute(self.scene, name))
+            raise AttributeError(no_such_attribute(self.scene, name))
         target = getattr(self.scene, name)
         if callable(target):
             result = target(*args, **kwargs)
@@ -353,14 +352,6 @@ def _tag_redraw(bpy: Any) -> None:
     for window in bpy.context.window_manager.windows:
         for area in window.screen.areas:
             area.tag_redraw()
-
-
-def _no_such_attribute(scene: Any, name: str) -> str:
-    """An AttributeError message with the closest public names of the scene."""
-    public = sorted(n for n in dir(scene) if not n.startswith("_"))
-    close = difflib.get_close_matches(name, public, n=3)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return f"expected a public attribute of {type(scene).__name__}, got {name!r}{hint}"
 
 
 def _frames_kept(options: dict[str, Any], body: dict[str, Any], kind: str) -> int | None:

@@ -23,6 +23,7 @@ from gymnasium.utils.env_checker import check_env
 
 from blender_side.loading import load_scene_class, open_blend_file
 from blender_side.scene import Scene
+from btgym.errors import ConfigError
 from btgym.wire import protocol
 from btgym.wire.validation import check_action
 
@@ -54,7 +55,7 @@ class SceneEnv(gym.Env):
         self.scene = scene
         self.metadata = dict(scene.metadata)
         if render_mode is not None and render_mode not in self.metadata.get("render_modes", []):
-            raise ValueError(
+            raise ConfigError(
                 f"expected render_mode in {self.metadata.get('render_modes')} or None, "
                 f"got {render_mode!r}"
             )
@@ -66,20 +67,25 @@ class SceneEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
+        """Reset the scene in this process; Gymnasium's Env.reset."""
         super().reset(seed=seed)
         observation, info = self.scene.run_reset(seed=seed, options=options)
         return observation, info or {}
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Check the action and step the scene, as the server does; Gymnasium's Env.step."""
         action = check_action(self.action_space, action)  # what the server does, too
         # As the server: counted, truncated at the scene's max_episode_steps.
         observation, reward, terminated, truncated, info = self.scene.run_step(action)
         return observation, float(reward), bool(terminated), bool(truncated), info or {}
 
-    def render(self) -> np.ndarray | None:
+    # Gymnasium's hint returns its unbound RenderFrame TypeVar, which no concrete type matches.
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
+        """The scene's frame, or None without a render_mode; Gymnasium's Env.render."""
         return None if self.render_mode is None else self.scene.render()
 
     def close(self) -> None:
+        """Close the scene; Gymnasium's Env.close."""
         self.scene.close()
         super().close()
 
@@ -110,7 +116,7 @@ def check_scene(env: SceneEnv, seeds: tuple[int, ...] = (0, 1), steps: int = 5) 
 
 def _rollout(env: SceneEnv, seed: int, actions: list[Any], name: str) -> list[Any]:
     observation, info = env.reset(seed=seed)
-    records = [(_copy(observation), _checked_info(info, name, "reset"))]
+    records: list[tuple[Any, ...]] = [(_copy(observation), _checked_info(info, name, "reset"))]
     _check_observation(env, observation, name, "reset")
     for action in actions:
         observation, reward, terminated, truncated, info = env.step(action)

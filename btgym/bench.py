@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from btgym.errors import LaunchError
+from btgym.errors import ConfigError, LaunchError
 from btgym.launch_config import LaunchConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +53,7 @@ class LoopRate:
 
     @property
     def median(self) -> float:
+        """The median of the rounds' rates."""
         return statistics.median(self.rates)
 
 
@@ -105,6 +106,7 @@ class RenderOnlyLoop:
         )
 
     def close(self) -> None:
+        """End the worker (end of input), killing it after 30 s; close its log."""
         if self.process.poll() is None:
             assert self.process.stdin is not None
             self.process.stdin.close()  # end of input: the worker closes its scene and exits
@@ -130,6 +132,7 @@ class EnvLoop:
         self.run(WARM_UP_FRAMES)
 
     def run(self, frames: int) -> float:
+        """Seconds ``frames`` steps took (resets at episode ends included)."""
         started = time.perf_counter()
         for _ in range(frames):
             _, _, terminated, truncated, _ = self.env.step(self.env.action_space.sample())
@@ -138,6 +141,7 @@ class EnvLoop:
         return time.perf_counter() - started
 
     def close(self) -> None:
+        """Close the env and its instance."""
         self.env.close()
 
 
@@ -162,6 +166,7 @@ class StreamLoop:
             next(self.items)
 
     def run(self, frames: int) -> float:
+        """Seconds ``frames`` items took, after the items buffered while other loops ran."""
         for _ in range(self.buffered):  # made while the other loops ran
             next(self.items)
         started = time.perf_counter()
@@ -170,6 +175,7 @@ class StreamLoop:
         return time.perf_counter() - started
 
     def close(self) -> None:
+        """Close the stream, which stops its instances."""
         close = getattr(self.items, "close", None)
         if close is not None:
             close()  # the stream stops its instances
@@ -192,7 +198,7 @@ def measure(
     progress bar).
     """
     if frames < 1 or rounds < 1 or instances < 1:
-        raise ValueError(
+        raise ConfigError(
             f"expected frames, rounds and instances >= 1, got {frames}, {rounds}, {instances}"
         )
     launch = launch or LaunchConfig()

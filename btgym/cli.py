@@ -54,6 +54,7 @@ from btgym.wire.security import allow_client, check_key_name, generate_keys, is_
 
 
 def serve(args: argparse.Namespace) -> int:
+    """``btgym serve``: launch, write the launch info, restart dead instances until a signal."""
     bind = f"tcp://{args.bind}:0"
     keys = Path(args.keys) if args.keys else None
     curve: dict[str, Any] = {}
@@ -95,7 +96,7 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_launch_info(path: str | Path) -> dict[str, Any]:
+def load_launch_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a ``btgym serve`` launch-info file; check its protocol version."""
     info = json.loads(Path(path).read_text())
     if info.get("protocol") != protocol.PROTOCOL_VERSION:
@@ -525,6 +526,7 @@ AUTHOR_COMMANDS = {"list": list_scenes, "preview": preview, "view": view, "bench
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``btgym`` command; the exit status."""
     parser = argparse.ArgumentParser(
         prog="btgym", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

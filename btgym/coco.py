@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from btgym.errors import ConfigError
+
 
 def to_coco(
     items: Iterable[dict[str, Any]],
@@ -29,7 +31,8 @@ def to_coco(
     file_name: str = "{env_id:03d}-{episode:06d}-{step:05d}.png",
 ) -> dict[str, Any]:
     """A COCO detection dict: ``images``, ``annotations`` and ``categories`` (ids from 1)."""
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for image_id, item in enumerate(items, start=1):
         height, width = np.asarray(item["obs"]).shape[:2]
         images.append(
@@ -50,7 +53,7 @@ def to_coco(
         boxes = np.asarray(info[boxes_key], dtype=np.float64).reshape(-1, 4)
         classes = np.asarray(info[classes_key], dtype=np.int64).reshape(-1)
         if len(boxes) != len(classes):
-            raise ValueError(
+            raise ConfigError(
                 f"expected as many {classes_key!r} as {boxes_key!r}, got {len(classes)} and "
                 f"{len(boxes)} in item {image_id}"
             )

@@ -17,7 +17,7 @@ import psutil
 from gymnasium import spaces
 
 from btgym.client import Client
-from btgym.errors import SpaceError
+from btgym.errors import ConfigError, SpaceError
 from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.launcher import Launcher
 from btgym.wire.security import ClientKeys
@@ -68,7 +68,7 @@ class Connection:
         """
         launcher = self.launcher
         if launcher is None:
-            raise ValueError(
+            raise ConfigError(
                 f"expected a launched instance to restart, got instance {index} at "
                 f"{self.clients[index].address} that this connection did not start"
             )
@@ -134,7 +134,7 @@ def connect(
     and ``curve`` matter.
     """
     if (scene is None) == (addresses is None):
-        raise ValueError("expected exactly one of scene= (to launch) or addresses= (to connect)")
+        raise ConfigError("expected exactly one of scene= (to launch) or addresses= (to connect)")
     config = resolve_launch(
         launch,
         launch_options,
@@ -149,7 +149,7 @@ def connect(
     if addresses is not None:
         if scene_kwargs or config.blend_file:
             given = sorted(scene_kwargs or {}) or ["blend_file"]
-            raise ValueError(
+            raise ConfigError(
                 "scene kwargs and blend_file configure launched instances; servers at "
                 f"{list(addresses)} are already built, got {given}"
             )

@@ -48,7 +48,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 import btgym  # noqa: F401  (registers the env ids)
 from btgym.connection import Connection, connect
-from btgym.errors import ClosedError, InstanceDiedError, InstanceTimeoutError
+from btgym.errors import ClosedError, ConfigError, InstanceDiedError, InstanceTimeoutError
 from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.pipeline import PipelinedClient
 from btgym.recording import ShardReader
@@ -123,36 +123,37 @@ class StreamDataset(IterableDataset):
     ) -> None:
         super().__init__()
         if idle_timeout is not None and idle_timeout <= 0:
-            raise ValueError(f"expected idle_timeout > 0 seconds or None, got {idle_timeout}")
+            raise ConfigError(f"expected idle_timeout > 0 seconds or None, got {idle_timeout}")
         if items is not None and items < 0:
-            raise ValueError(f"expected items >= 0 or None, got {items}")
+            raise ConfigError(f"expected items >= 0 or None, got {items}")
         self.addresses = _remote_addresses(env_id, addresses, launch_info)
         if self.addresses is not None:
             if env_kwargs or blend_file:
-                raise ValueError(
+                raise ConfigError(
                     "expected no env_kwargs or blend_file for servers that are already running "
                     f"({self.addresses}): they were built where they were launched"
                 )
             if num_instances not in (None, len(self.addresses)):
-                raise ValueError(
+                raise ConfigError(
                     f"expected num_instances to match the {len(self.addresses)} addresses, "
                     f"got {num_instances}"
                 )
-            self.scene, spec_kwargs = None, {}
+            self.scene = None
+            spec_kwargs: dict[str, Any] = {}
             num_instances = len(self.addresses)
         else:
             if env_id is None:
-                raise ValueError("expected an env id or scene spec, addresses= or launch_info=")
+                raise ConfigError("expected an env id or scene spec, addresses= or launch_info=")
             self.scene, spec_kwargs = _resolve(env_id)
         num_instances = 1 if num_instances is None else num_instances
         if num_instances < 1:
-            raise ValueError(f"expected num_instances >= 1, got {num_instances}")
+            raise ConfigError(f"expected num_instances >= 1, got {num_instances}")
         self.env_kwargs = {**spec_kwargs, **(env_kwargs or {})}
         # A .blend belongs to the launch, not to the scene's constructor.
         blend_file = self.env_kwargs.pop("blend_file", None) or blend_file
         self.num_instances = num_instances
         if not 1 <= frames_per_request <= protocol.MAX_STEPS_PER_REQUEST:
-            raise ValueError(
+            raise ConfigError(
                 f"expected 1 <= frames_per_request <= {protocol.MAX_STEPS_PER_REQUEST}, got "
                 f"{frames_per_request}"
             )
@@ -196,7 +197,7 @@ class StreamDataset(IterableDataset):
         Items produced from the next request on carry the new parameters.
         """
         if self._shared is None or self._layout is None:
-            raise ValueError(
+            raise ConfigError(
                 "expected a StreamDataset created with params= (an action of the scene's "
                 "action space) to change parameters while streaming"
             )
@@ -235,7 +236,9 @@ class StreamDataset(IterableDataset):
         if not isinstance(values, list | tuple):
             values = [values] * len(targets)
         if len(values) != len(targets):
-            raise ValueError(f"expected one value per instance ({len(targets)}), got {len(values)}")
+            raise ConfigError(
+                f"expected one value per instance ({len(targets)}), got {len(values)}"
+            )
         for (stream, env_id), value in zip(targets, values, strict=True):
             stream.call(env_id, "set_attr", [name, value], {})
 
@@ -245,7 +248,7 @@ class StreamDataset(IterableDataset):
         wanted = sorted(owned) if env_ids is None else [int(i) for i in env_ids]
         missing = [i for i in wanted if i not in owned]
         if missing or not wanted:
-            raise ValueError(
+            raise ConfigError(
                 f"expected instances streamed by this process (ids {sorted(owned)}: start "
                 f"iterating first; DataLoader workers own theirs, reach those with "
                 f"set_params), got {missing or wanted}"
@@ -260,7 +263,7 @@ class StreamDataset(IterableDataset):
         epoch's seeds, episodes and sampled actions; without it every pass is new.
         """
         if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer) or epoch < 0:
-            raise ValueError(f"expected epoch as an int >= 0, got {epoch!r}")
+            raise ConfigError(f"expected epoch as an int >= 0, got {epoch!r}")
         self._epoch_base[0] = int(epoch)
         self._passes.zero_()
 
@@ -282,7 +285,7 @@ class StreamDataset(IterableDataset):
         rank, world = _ddp_rank()
         total_workers, index = world * workers, rank * workers + worker_id
         if total_workers > self.num_instances:
-            raise ValueError(
+            raise ConfigError(
                 f"expected at most {self.num_instances} DataLoader workers x ranks (one "
                 f"instance each at least), got {total_workers}"
             )
@@ -577,7 +580,8 @@ class _Stream:
             return False
         try:
             idle = time.monotonic() - self.last_used
-            if self.closed or self.suspended or idle < self.dataset.idle_timeout:
+            limit = self.dataset.idle_timeout
+            if self.closed or self.suspended or limit is None or idle < limit:
                 return False
             try:
                 self._close_instances()
@@ -678,7 +682,9 @@ def _stack(arrays: list[Any]) -> torch.Tensor:
         return torch.as_tensor(np.stack(arrays))
     dtype = torch.from_numpy(first.reshape(-1)[:0]).dtype
     storage = torch.UntypedStorage._new_shared(first.nbytes * len(arrays))
-    out = torch.empty(0, dtype=dtype).set_(storage, 0, (len(arrays), *first.shape))
+    size = (len(arrays), *first.shape)
+    stride = torch.empty(size, device="meta").stride()  # contiguous, without allocating
+    out = torch.empty(0, dtype=dtype).set_(storage, 0, size, stride)
     np.stack(arrays, out=out.numpy())
     return out
 
@@ -713,11 +719,11 @@ def params_placeholder(space: spaces.Space) -> Any:
     Box its ``low``); ``None`` for spaces without a fixed shape (Text, Sequence, ...).
     """
     if isinstance(space, spaces.Box):
-        if space.dtype.kind == "f":
+        if np.dtype(space.dtype).kind == "f":
             return np.full(space.shape, np.nan, dtype=space.dtype)
         return space.low.copy()
     if isinstance(space, spaces.Discrete):
-        return space.dtype.type(space.start)
+        return np.dtype(space.dtype).type(space.start)
     if isinstance(space, spaces.MultiDiscrete):
         return np.asarray(space.start, dtype=space.dtype).copy()
     if isinstance(space, spaces.MultiBinary):
@@ -739,7 +745,7 @@ def _remote_addresses(
     elif isinstance(env_id, str) and env_id.endswith(".json") and os.path.isfile(env_id):
         given.append(env_id)
     if len(given) > 1:
-        raise ValueError("expected one of an address, addresses= or launch_info=, got several")
+        raise ConfigError("expected one of an address, addresses= or launch_info=, got several")
     if not given:
         return None
     source = given[0]
@@ -749,7 +755,7 @@ def _remote_addresses(
         source = load_launch_info(source)["addresses"]
     found = [str(address) for address in source]
     if not found:
-        raise ValueError("expected at least one server address, got none")
+        raise ConfigError("expected at least one server address, got none")
     return found
 
 
@@ -760,7 +766,9 @@ def _resolve(env_id: str) -> tuple[str, dict[str, Any]]:
         return str(kwargs.pop("scene")), kwargs
     if ":" in env_id:
         return env_id, {}
-    raise ValueError(f"expected a registered btgym env id or a 'module:Class' spec, got {env_id!r}")
+    raise ConfigError(
+        f"expected a registered btgym env id or a 'module:Class' spec, got {env_id!r}"
+    )
 
 
 class _Batch(list):
@@ -825,7 +833,7 @@ class ParamsLayout:
         """The nested value a row holds."""
         value, used = _unflatten(self.template, np.asarray(row, np.float64), 0)
         if used != len(row):
-            raise ValueError(f"expected a row of {used} parameters, got {len(row)}")
+            raise ConfigError(f"expected a row of {used} parameters, got {len(row)}")
         return value
 
 
@@ -853,7 +861,7 @@ def _template(value: Any) -> Any:
         return type(value)(_template(item) for item in value)
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
-        raise ValueError(f"expected numeric params, got {array.dtype} in {value!r:.80}")
+        raise ConfigError(f"expected numeric params, got {array.dtype} in {value!r:.80}")
     return _Leaf(array.shape, array.dtype, not isinstance(value, np.ndarray) and array.ndim == 0)
 
 
@@ -869,12 +877,12 @@ def _flatten_into(template: Any, value: Any, out: list[np.ndarray], where: str) 
     if isinstance(template, dict):
         if not isinstance(value, dict) or set(value) != set(template):
             got = sorted(value) if isinstance(value, dict) else type(value).__name__
-            raise ValueError(f"expected {where} with keys {sorted(template)}, got {got}")
+            raise ConfigError(f"expected {where} with keys {sorted(template)}, got {got}")
         for key, item in template.items():
             _flatten_into(item, value[key], out, f"{where}[{key!r}]")
     elif isinstance(template, list | tuple):
         if not isinstance(value, list | tuple) or len(value) != len(template):
-            raise ValueError(
+            raise ConfigError(
                 f"expected {where} as a sequence of {len(template)}, got {value!r:.80}"
             )
         for i, (item, part) in enumerate(zip(template, value, strict=True)):
@@ -882,7 +890,7 @@ def _flatten_into(template: Any, value: Any, out: list[np.ndarray], where: str) 
     else:
         array = np.asarray(value, np.float64)
         if array.shape != template.shape:
-            raise ValueError(f"expected {where} of shape {template.shape}, got {array.shape}")
+            raise ConfigError(f"expected {where} of shape {template.shape}, got {array.shape}")
         out.append(array.reshape(-1))
 
 

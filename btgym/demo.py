@@ -25,7 +25,7 @@ def contact_sheet(out: Path, frames: int = 8) -> float:
     """Render ``frames`` Cube-v0 frames at 640x512, draw their corners, save a grid; return fps."""
     from PIL import Image, ImageDraw
 
-    tiles = []
+    tiles: list[Image.Image] = []
     with gym.make("btgym/Cube-v0", render_mode="rgb_array") as env:
         env.reset(seed=0)
         started = time.perf_counter()
@@ -97,6 +97,7 @@ def train_keypoints(steps: int, batch: int = 16) -> None:
 
 
 def main() -> None:
+    """Save the contact sheet, then train the keypoint model on streamed frames."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from btgym.connection import connect
-from btgym.errors import ClosedError, NotPicklableError
+from btgym.errors import ClosedError, ConfigError, NotPicklableError
 from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.wire.security import ClientKeys
 from btgym.wire.space_codec import restore
@@ -77,16 +77,19 @@ class BlenderEnv(gym.Env):
 
     @property
     def scene_name(self) -> str:
+        """The scene's name as its server reports it."""
         return str(self.remote.get("name"))
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
+        """Reset the scene; Gymnasium's Env.reset."""
         super().reset(seed=seed)
         reply = self._request("reset", {"seed": seed, "options": options})
         return restore(self.observation_space, reply["obs"]), reply["info"]
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Check the action here, then step the scene; Gymnasium's Env.step."""
         action = check_action(self.action_space, action)
         reply = self._request("step", {"action": action})
         return (
@@ -97,7 +100,9 @@ class BlenderEnv(gym.Env):
             reply["info"],
         )
 
-    def render(self) -> np.ndarray | None:
+    # Gymnasium's hint returns its unbound RenderFrame TypeVar, which no concrete type matches.
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
+        """The scene's frame (None, with a warning, without render_mode); Gymnasium's Env.render."""
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
             return None
@@ -108,6 +113,7 @@ class BlenderEnv(gym.Env):
         return self._request("call", {"name": name, "args": list(args), "kwargs": kwargs})["result"]
 
     def ping(self) -> dict[str, Any]:
+        """The server's ``ping`` reply: a cheap liveness check."""
         return self._request("ping")
 
     def close(self) -> None:
@@ -143,7 +149,7 @@ def not_picklable(env: object) -> NotPicklableError:
 
 def check_render_mode(render_mode: str | None, metadata: dict[str, Any]) -> None:
     if render_mode is not None and render_mode not in metadata["render_modes"]:
-        raise ValueError(
+        raise ConfigError(
             f"expected render_mode in {metadata['render_modes']} or None, got {render_mode!r}"
         )
 

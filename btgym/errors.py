@@ -1,8 +1,11 @@
 """btgym's one exception tree.
 
-Every error btgym raises derives from :class:`BtgymError`::
+Every error btgym raises for its own reasons (a bad argument, a broken message, an
+instance that died, misuse) derives from :class:`BtgymError`, but for the few built-ins
+named below::
 
     BtgymError
+    ├── ConfigError                a bad argument or setting (also ValueError)
     ├── ProtocolError              a message broke the wire protocol
     │   ├── VersionMismatchError   peers speak different protocol versions
     │   ├── DecodeError            bytes that are not a btgym message
@@ -34,6 +37,16 @@ Every error btgym raises derives from :class:`BtgymError`::
 are misuse of local state, named as Gymnasium names them; no message broke the protocol.
 Where a caller expects a built-in error, the btgym error is also that built-in.
 
+A few built-ins btgym raises as they are, where Python's own protocols name them:
+``TypeError`` for an argument of the wrong type, ``KeyError`` for a missing key,
+``IndexError`` for env indices out of range, ``AttributeError`` for a missing attribute,
+``NotImplementedError`` for a scene method a scene must write, ``OSError`` (also
+``FileNotFoundError``, ``FileExistsError``) for files, and ``AssertionError`` from
+``blender_side.testing.check_scene``. Any other built-in comes from Python itself, numpy
+or another library underneath, passed on as it came; an exception a scene raises inside
+Blender comes back as :class:`RemoteError` (a protocol, action, observation, render or
+space error as itself).
+
 Messages say what was expected and what came.
 """
 
@@ -42,6 +55,14 @@ from __future__ import annotations
 
 class BtgymError(Exception):
     """Base class of every btgym error."""
+
+
+class ConfigError(BtgymError, ValueError):
+    """A bad argument or setting: out of range, of the wrong form, or at odds with another.
+
+    Also ``ValueError``, which Python raises for a value of the right type that is not
+    usable (a file not in the expected format included).
+    """
 
 
 class ProtocolError(BtgymError):
@@ -209,6 +230,7 @@ __all__ = [
     "AuthenticationError",
     "BtgymError",
     "ClosedError",
+    "ConfigError",
     "DecodeError",
     "EncodeError",
     "InstanceDiedError",

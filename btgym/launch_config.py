@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from btgym.errors import ConfigError
 from btgym.wire.security import ClientKeys
 
 Backend = Literal["local", "ray"]
@@ -84,18 +85,18 @@ class LaunchConfig:
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
-            raise ValueError(f"expected backend 'local' or 'ray', got {self.backend!r}")
+            raise ConfigError(f"expected backend 'local' or 'ray', got {self.backend!r}")
         for name in ("timeout", "start_timeout"):
             value = getattr(self, name)
             if not value > 0:
-                raise ValueError(f"expected {name} > 0 seconds, got {value!r}")
+                raise ConfigError(f"expected {name} > 0 seconds, got {value!r}")
         if self.max_restarts < 0:
-            raise ValueError(f"expected max_restarts >= 0, got {self.max_restarts}")
+            raise ConfigError(f"expected max_restarts >= 0, got {self.max_restarts}")
         fixed = _LOCAL_ONLY if self.backend == "ray" else _RAY_ONLY
         wrong = [name for name in fixed if getattr(self, name) != _FIELDS[name].default]
         if wrong:
             why = "each Ray actor chooses them" if self.backend == "ray" else "they are Ray's"
-            raise ValueError(
+            raise ConfigError(
                 f"expected {', '.join(fixed)} at their defaults with backend="
                 f"{self.backend!r} ({why}), got "
                 + ", ".join(f"{name}={getattr(self, name)!r}" for name in wrong)
@@ -120,7 +121,7 @@ class LaunchConfig:
             options["actor_max_restarts"] = options.pop("max_restarts")
         unknown = sorted(set(options) - set(_FIELDS))
         if unknown:
-            raise ValueError(f"expected launch options among {sorted(_FIELDS)}, got {unknown}")
+            raise ConfigError(f"expected launch options among {sorted(_FIELDS)}, got {unknown}")
         return dataclasses.replace(base or cls(), **options)
 
     def launcher_options(self) -> dict[str, Any]:
@@ -169,7 +170,7 @@ def resolve_launch(
     config = launch or LaunchConfig()
     if launch_options:
         if launch is not None:
-            raise ValueError(
+            raise ConfigError(
                 "expected launch= or the deprecated launch_options=, got both: move the "
                 f"options {sorted(launch_options)} into the LaunchConfig"
             )

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from btgym.errors import ClosedError, LaunchError, UsedAfterForkError
+from btgym.errors import ClosedError, ConfigError, LaunchError, UsedAfterForkError
 from btgym.launch_config import DEFAULTS
 from btgym.wire.frame_files import DIRECTORY_PATTERN, frame_directory
 from btgym.wire.private_files import make_private_directory, remove_owned_tree, sweep
@@ -59,6 +59,7 @@ class Instance:
     started_at: float = field(default_factory=time.monotonic)
 
     def is_alive(self) -> bool:
+        """Whether the instance's process is still running."""
         return self.process.poll() is None
 
     def log_tail(self, lines: int = 30) -> str:
@@ -261,13 +262,13 @@ class Launcher(InstanceSet):
         first_index: int = 0,
     ) -> None:
         if num_instances < 1:
-            raise ValueError(f"expected num_instances >= 1, got {num_instances}")
+            raise ConfigError(f"expected num_instances >= 1, got {num_instances}")
         self.scene = scene
         self.scene_kwargs = dict(scene_kwargs or {})
         try:
             kwargs_json = json.dumps(self.scene_kwargs)
         except TypeError as exc:
-            raise ValueError(f"expected JSON-serializable scene kwargs, got {exc}") from exc
+            raise ConfigError(f"expected JSON-serializable scene kwargs, got {exc}") from exc
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.seeds = [seed + i for i in range(num_instances)]
@@ -452,6 +453,7 @@ class Launcher(InstanceSet):
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
         return self._closed
 
     def __enter__(self) -> Launcher:

@@ -15,6 +15,7 @@ from typing import Any
 
 from btgym.errors import (
     ClosedError,
+    ConfigError,
     DecodeError,
     EncodeError,
     InstanceDiedError,
@@ -67,6 +68,7 @@ class ServerPeer:
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
         return self._closed
 
     def is_alive(self) -> bool:
@@ -145,6 +147,7 @@ def remote_exception(body: Any, instance: Any) -> Exception:
 _SAME_TYPE_ON_BOTH_SIDES: dict[str, type[Exception]] = {
     cls.__name__: cls
     for cls in (
+        ConfigError,
         ProtocolError,
         DecodeError,
         EncodeError,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from btgym.errors import AlreadyPendingCallError, NoAsyncCallError, ProtocolError
+from btgym.errors import AlreadyPendingCallError, ConfigError, NoAsyncCallError, ProtocolError
 from btgym.launch_config import DEFAULTS
 from btgym.peer import ServerPeer
 from btgym.wire import protocol
@@ -55,7 +55,7 @@ class PipelinedClient(ServerPeer):
         frame_files: FrameFileReader | None = None,
     ) -> None:
         if not 1 <= depth <= MAX_DEPTH:
-            raise ValueError(f"expected 1 <= depth <= {MAX_DEPTH}, got {depth}")
+            raise ConfigError(f"expected 1 <= depth <= {MAX_DEPTH}, got {depth}")
         super().__init__(address, timeout, instance, is_alive, log_tail, frame_files)
         self.depth = depth
         self.socket = (context or zmq.Context.instance()).socket(zmq.DEALER)
@@ -86,6 +86,7 @@ class PipelinedClient(ServerPeer):
 
     @property
     def full(self) -> bool:
+        """Whether ``depth`` requests are pending, so the next send must wait for a reply."""
         return len(self.pending) >= self.depth
 
     def send(self, op: str, body: Any = None, tag: Any = None) -> None:

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from btgym.errors import ConfigError
+
 #: Info keys holding boxes, by priority: only the first one present is drawn.
 BOX_KEYS = ("bbox_visib", "boxes", "bbox", "bboxes", "bbox_full")
 CLASS_KEYS = ("class_id", "class_ids", "category_id", "labels")
@@ -108,7 +110,7 @@ def as_rgb8(frame: Any) -> np.ndarray:
     if array.ndim == 2:
         array = np.stack([array] * 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4) or array.dtype.kind not in "biuf":
-        raise ValueError(
+        raise ConfigError(
             f"expected a frame of shape (H, W), (H, W, 3) or (H, W, 4), got {array.dtype} "
             f"{array.shape}"
         )
@@ -134,7 +136,7 @@ def image_of(observation: Any) -> np.ndarray | None:
 def tile_scale(width: int) -> int:
     """The integer factor a frame ``width`` pixels wide is scaled up by (1 when wide enough)."""
     if width <= 0:
-        raise ValueError(f"expected a frame width > 0, got {width}")
+        raise ConfigError(f"expected a frame width > 0, got {width}")
     return max(1, math.ceil(MIN_TILE_WIDTH / width))
 
 
@@ -172,10 +174,10 @@ def draw_tile(frame: Any, info: Mapping[str, Any], caption: str = "") -> Image.I
 def grid_shape(count: int, columns: int | None = None) -> tuple[int, int]:
     """``(columns, rows)`` of a sheet of ``count`` tiles (a square-ish grid by default)."""
     if count < 1:
-        raise ValueError(f"expected at least one tile, got {count}")
+        raise ConfigError(f"expected at least one tile, got {count}")
     columns = columns or math.ceil(math.sqrt(count))
     if columns < 1:
-        raise ValueError(f"expected columns >= 1, got {columns}")
+        raise ConfigError(f"expected columns >= 1, got {columns}")
     columns = min(columns, count)
     return columns, math.ceil(count / columns)
 

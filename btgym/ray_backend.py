@@ -25,7 +25,7 @@ from typing import Any
 import psutil
 import ray
 
-from btgym.errors import LaunchError
+from btgym.errors import ConfigError, LaunchError
 from btgym.launch_config import DEFAULTS
 from btgym.launcher import InstanceSet, Launcher
 from btgym.wire.security import ClientKeys, generate_keys
@@ -191,6 +191,7 @@ class RayInstance:
         return self._alive
 
     def log_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of the actor's server log, or why it is unavailable."""
         try:
             return str(ray.get(self.actor.log_tail.remote(lines), timeout=self.timeout))
         except Exception as exc:  # noqa: BLE001 - the actor (and its log) may be gone
@@ -225,7 +226,7 @@ class RayLauncher(InstanceSet):
         **unused: Any,
     ) -> None:
         if unused.pop("backend", "ray") != "ray" or unused:
-            raise ValueError(f"unexpected options for the ray backend: {sorted(unused)}")
+            raise ConfigError(f"unexpected options for the ray backend: {sorted(unused)}")
         if not ray.is_initialized():
             # A cluster of our own: workers (and so the Blender servers) at normal priority.
             ray.init(
@@ -249,7 +250,9 @@ class RayLauncher(InstanceSet):
         )
         self._closed = False
         self.start_timeout = start_timeout
-        self.actors = [
+        # Handles, typed Any as _RayInstance.actor: Ray types ``handle.method.remote`` only
+        # for methods decorated with @ray.method.
+        self.actors: list[Any] = [
             actor_class.remote(
                 scene,
                 i,
@@ -315,6 +318,7 @@ class RayLauncher(InstanceSet):
         return ClientKeys(keys.public, keys.secret, instance.server_public)
 
     def close(self) -> None:
+        """Close and kill every actor, remove the trainer's temporary keys; safe to call twice."""
         if self._closed:
             return
         self._closed = True

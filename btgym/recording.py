@@ -25,13 +25,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from btgym.errors import ConfigError
+
 
 class ShardWriter:
     """Writes samples into tar shards of ``shard_size`` samples each under ``directory``."""
 
     def __init__(self, directory: str | os.PathLike[str], shard_size: int = 1000) -> None:
         if shard_size < 1:
-            raise ValueError(f"expected shard_size >= 1, got {shard_size}")
+            raise ConfigError(f"expected shard_size >= 1, got {shard_size}")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.shard_size = shard_size
@@ -45,7 +47,7 @@ class ShardWriter:
         """Add one stream item; return its key."""
         key = f"{int(item['env_id']):03d}-{int(item['episode']):06d}-{int(item['step']):05d}"
         if key in self._keys:
-            raise ValueError(f"expected unique samples, got key {key} twice")
+            raise ConfigError(f"expected unique samples, got key {key} twice")
         self._keys.add(key)
         if self._tar is None:
             self._open_shard()
@@ -148,7 +150,8 @@ class ShardReader:
             if suffix.endswith(".npy")
         }
         if "png" in raw:
-            obs = np.asarray(Image.open(io.BytesIO(raw["png"])).convert("RGB"))
+            # np.array, not asarray: Pillow's buffer is read-only, and torch warns on those.
+            obs = np.array(Image.open(io.BytesIO(raw["png"])).convert("RGB"))
         else:
             obs = arrays["obs"]
         return {
@@ -173,6 +176,7 @@ class ShardReader:
         return os.pread(fd, size, offset)
 
     def close(self) -> None:
+        """Close the shard files opened so far (they reopen on the next read)."""
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
@@ -195,13 +199,13 @@ def _to_json(value: Any, path: str, arrays: dict[str, bytes]) -> Any:
     if isinstance(value, dict):
         for key in value:
             if not isinstance(key, str) or "." in key:
-                raise ValueError(f"expected info keys as strings without '.', got {key!r}")
+                raise ConfigError(f"expected info keys as strings without '.', got {key!r}")
         return {"map": {k: _to_json(v, f"{path}-{k}", arrays) for k, v in value.items()}}
     if isinstance(value, list | tuple):
         return [_to_json(v, f"{path}-{i}", arrays) for i, v in enumerate(value)]
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    raise ValueError(f"expected JSON-able or numpy values in a recorded item, got {type(value)}")
+    raise ConfigError(f"expected JSON-able or numpy values in a recorded item, got {type(value)}")
 
 
 def _from_json(value: Any, arrays: dict[str, np.ndarray]) -> Any:

@@ -36,7 +36,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, Vec
 
 import btgym  # noqa: F401  (registers the env ids)
 from btgym.env import not_picklable
-from btgym.errors import NoAsyncCallError
+from btgym.errors import ConfigError, NoAsyncCallError
 from btgym.vector_env import BlenderVectorEnv
 
 _ADAPTER_ATTRIBUTES = frozenset({"render_mode"})
@@ -58,7 +58,7 @@ class SB3VecEnv(VecEnv):
         override_existing: bool = True,
     ) -> None:
         if envs.autoreset_mode != AutoresetMode.SAME_STEP:
-            raise ValueError(
+            raise ConfigError(
                 f"expected a vector env with AutoresetMode.SAME_STEP, got {envs.autoreset_mode}"
             )
         self.envs = envs
@@ -84,9 +84,11 @@ class SB3VecEnv(VecEnv):
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
+        """Keep the actions for :meth:`step_wait`; SB3's VecEnv.step_async."""
         self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
+        """Step every env, with Monitor's statistics at episode ends; SB3's VecEnv.step_wait."""
         if self._actions is None:
             raise NoAsyncCallError("expected step_async(actions) before step_wait(), got none")
         # Like DummyVecEnv and SubprocVecEnv, which read one row per env: extra rows are unused.
@@ -121,11 +123,13 @@ class SB3VecEnv(VecEnv):
         return episode
 
     def close(self) -> None:
+        """Close the Monitor files and the vector env; SB3's VecEnv.close."""
         for writer in self._writers:
             writer.close()
         self.envs.close()
 
     def get_images(self) -> Sequence[np.ndarray | None]:
+        """One frame per env (None without a render_mode); SB3's VecEnv.get_images."""
         frames = self.envs.render()
         return list(frames) if frames is not None else [None] * self.num_envs
 
@@ -137,10 +141,12 @@ class SB3VecEnv(VecEnv):
         return list(self.envs.get_attr(attr_name, env_ids=ids))
 
     def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        """Set a scene attribute on the indexed envs; SB3's VecEnv.set_attr."""
         ids = self._indices(indices)
         self.envs.set_attr(attr_name, [value] * len(ids), env_ids=ids)
 
     def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs) -> list:
+        """Call a scene method on the indexed envs; SB3's VecEnv.env_method."""
         return list(self.envs.call(method_name, *args, env_ids=self._indices(indices), **kwargs))
 
     def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
@@ -192,9 +198,9 @@ def _writers(
     if files is None:
         return []
     if len(files) != envs.num_envs:
-        raise ValueError(f"expected {envs.num_envs} monitor files, got {len(files)}")
+        raise ConfigError(f"expected {envs.num_envs} monitor files, got {len(files)}")
     env_id = envs.spec.id if envs.spec is not None else None
-    header = {"t_start": time.time(), "env_id": str(env_id)}
+    header: dict[str, float | str] = {"t_start": time.time(), "env_id": str(env_id)}
     return [
         ResultsWriter(
             path, header=header, extra_keys=info_keywords, override_existing=override_existing
@@ -285,7 +291,7 @@ def _vector_options(options: dict[str, Any], n_envs: int) -> dict[str, Any]:
     address = options.pop("address", None)
     if address is not None:
         if n_envs != 1:
-            raise ValueError(
+            raise ConfigError(
                 f"expected n_envs=1 for one server address ({address}), got {n_envs}; pass "
                 "addresses=[...] with one address per env"
             )

@@ -31,6 +31,7 @@ from btgym.env import check_render_mode, not_picklable
 from btgym.errors import (
     AlreadyPendingCallError,
     ClosedError,
+    ConfigError,
     InstanceDiedError,
     InstanceTimeoutError,
     InvalidActionError,
@@ -110,9 +111,9 @@ class BlenderVectorEnv(VectorEnv):
         if addresses is not None:
             num_envs = len(addresses) if num_envs is None else num_envs
             if num_envs != len(addresses):
-                raise ValueError(f"expected {num_envs} addresses, got {len(addresses)}")
+                raise ConfigError(f"expected {num_envs} addresses, got {len(addresses)}")
         if num_envs is None or num_envs < 1:
-            raise ValueError(f"expected num_envs >= 1, got {num_envs}")
+            raise ConfigError(f"expected num_envs >= 1, got {num_envs}")
         if max_episode_steps is not None:  # scenes truncate their episodes themselves
             scene_kwargs["max_episode_steps"] = max_episode_steps
         self.autoreset_mode = AutoresetMode(autoreset_mode)
@@ -190,7 +191,7 @@ class BlenderVectorEnv(VectorEnv):
         seeds = _seeds(list(seeds), self.num_envs)
         options = list(options)
         if len(options) != self.num_envs:
-            raise ValueError(f"expected {self.num_envs} options (one per env), got {len(options)}")
+            raise ConfigError(f"expected {self.num_envs} options (one per env), got {len(options)}")
         return self._reset_envs(np.arange(self.num_envs), seeds, options)
 
     def _reset_envs(
@@ -215,6 +216,7 @@ class BlenderVectorEnv(VectorEnv):
         return self._observations, infos
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """Step every instance; Gymnasium's VectorEnv.step."""
         self._check_idle()
         env_ids = np.arange(self.num_envs)
         self._send_actions(actions, env_ids)
@@ -254,7 +256,7 @@ class BlenderVectorEnv(VectorEnv):
             raise NoAsyncCallError("expected requests in flight before recv(), got none")
         size = len(self._in_flight) if batch_size is None else batch_size
         if not 1 <= size <= len(self._in_flight):
-            raise ValueError(
+            raise ConfigError(
                 f"expected 1 <= batch_size <= {len(self._in_flight)} (in flight), got {size}"
             )
         ready = self._wait_ready(size, timeout)
@@ -262,8 +264,8 @@ class BlenderVectorEnv(VectorEnv):
         self._in_flight.difference_update(ready)
         return self._collect(np.asarray(ready), replies, full_batch=False)
 
-    @property
-    def np_random_seed(self) -> tuple[int | None, ...]:
+    @property  # a tuple where VectorEnv says int, as SyncVectorEnv's and AsyncVectorEnv's
+    def np_random_seed(self) -> tuple[int | None, ...]:  # type: ignore[override]
         """The seed of each instance's scene generator, one per env as ``SyncVectorEnv`` gives.
 
         That of its last seeded ``reset`` (autoresets do not reseed), else its launch seed.
@@ -278,6 +280,7 @@ class BlenderVectorEnv(VectorEnv):
         return tuple(reply["result"] for reply in self._request_each("call", ids, body))
 
     def get_attr(self, name: str, env_ids: Iterable[int] | None = None) -> tuple[Any, ...]:
+        """A scene attribute of every or some instances (see :meth:`call`)."""
         return self.call("get_attr", name, env_ids=env_ids)
 
     def set_attr(self, name: str, values: Any, env_ids: Iterable[int] | None = None) -> None:
@@ -286,19 +289,22 @@ class BlenderVectorEnv(VectorEnv):
         if not isinstance(values, list | tuple):
             values = [values] * len(ids)
         if len(values) != len(ids):
-            raise ValueError(f"expected {len(ids)} values, got {len(values)}")
+            raise ConfigError(f"expected {len(ids)} values, got {len(values)}")
         self._check_idle()
         for i, value in zip(ids, values, strict=True):
             self.clients[i].send("call", {"name": "set_attr", "args": [name, value]})
         self._gather(ids)
 
-    def render(self) -> tuple[np.ndarray, ...] | None:
+    # Gymnasium's hint returns its unbound RenderFrame TypeVar, which no concrete type matches.
+    def render(self) -> tuple[np.ndarray, ...] | None:  # type: ignore[override]
+        """Each instance's frame (None, with a warning, without render_mode); VectorEnv.render."""
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
             return None
         return tuple(reply["frame"] for reply in self._request_each("render", self._ids(None)))
 
     def close_extras(self, **kwargs: Any) -> None:
+        """Stop the instances this env started; Gymnasium's VectorEnv.close_extras."""
         if not self._closed_connection:
             self._closed_connection = True
             self.connection.close()
@@ -606,7 +612,7 @@ def _seeds(seed: int | list[int | None] | None, n: int) -> list[int | None]:
         return [int(seed) + i for i in range(n)]
     seeds = list(seed)
     if len(seeds) != n:
-        raise ValueError(f"expected {n} seeds, got {len(seeds)}")
+        raise ConfigError(f"expected {n} seeds, got {len(seeds)}")
     return seeds
 
 

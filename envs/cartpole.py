@@ -12,6 +12,7 @@ from gymnasium import spaces
 from blender_side import Scene, kit
 from blender_side.geometry import box
 from blender_side.render import Renderer
+from btgym.errors import ConfigError
 
 TAU = 0.02  # seconds per step (50 frames per second)
 FPS = 50
@@ -121,9 +122,9 @@ class CartPoleScene(Scene):
         max_episode_steps: int = 500,
     ) -> None:
         if obs_mode not in OBS_MODES:
-            raise ValueError(f"expected obs_mode in {OBS_MODES}, got {obs_mode!r}")
+            raise ConfigError(f"expected obs_mode in {OBS_MODES}, got {obs_mode!r}")
         if max_episode_steps is None:  # the point cache needs an end
-            raise ValueError("expected max_episode_steps as an int >= 1, got None")
+            raise ConfigError("expected max_episode_steps as an int >= 1, got None")
         super().__init__(max_episode_steps=max_episode_steps)
         self.obs_mode = obs_mode
         self.renderer = Renderer(width, height, engine=engine)
@@ -144,6 +145,7 @@ class CartPoleScene(Scene):
 
     # -- build -----------------------------------------------------------------------
     def build(self) -> None:
+        """Build the track, the cart and pole (rigid bodies, motor, hinge), camera and light."""
         kit.clear_scene()
         scene = bpy.context.scene
         self.bpy_scene = scene
@@ -187,6 +189,7 @@ class CartPoleScene(Scene):
 
     # -- episode ---------------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Put the cart and pole at a random pose near upright and restart the simulation."""
         super().reset(seed=seed, options=options)
         x, theta = (float(v) for v in self.np_random.uniform(-INIT_RANGE, INIT_RANGE, size=2))
         kit.restart_simulation(START_FRAME)  # drop the last episode's simulated frames
@@ -204,6 +207,7 @@ class CartPoleScene(Scene):
         return self._observation(), {"state": self._state.copy(), "force_mag": self.force_mag}
 
     def step(self, action: Any):
+        """Drive the motor left or right for one frame; ends off the track or past 12 degrees."""
         # Measured: a positive motor target moves the cart (the constraint's object2) to -x,
         # so pushing right (action 1) is a negative target.
         self.motor.motor_lin_target_velocity = -MOTOR_SPEED if int(action) == 1 else MOTOR_SPEED

@@ -13,6 +13,7 @@ from blender_side import Scene, kit
 from blender_side.camera import bound_box_corners, project
 from blender_side.geometry import box
 from blender_side.render import Renderer
+from btgym.errors import ConfigError
 
 FULL_RANGE = (1.0, 1.0, 1.0)
 
@@ -73,6 +74,7 @@ class CubeScene(Scene):
         self.rotation_range = _as_range(FULL_RANGE)
 
     def build(self) -> None:
+        """Build the cube, camera and light."""
         kit.clear_scene()
         self.cube = kit.add_flat_mesh("Cube", *box((1.0, 1.0, 1.0)))
         self.cube.data.materials.append(kit.object_color_material())
@@ -82,6 +84,7 @@ class CubeScene(Scene):
         self.renderer.configure()
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
+        """A frame with the full rotation range, or ``options['rotation_range']``."""
         super().reset(seed=seed, options=options)
         # The reset frame uses the range in options, else the full range: never a range left
         # over from the last episode, so reset(seed=s) gives the same frame whatever came before.
@@ -89,6 +92,7 @@ class CubeScene(Scene):
         return self._randomize_and_render()
 
     def step(self, action: np.ndarray):
+        """A frame with the cube turned within ``action`` (the rotation range)."""
         self.rotation_range = _as_range(action)
         observation, info = self._randomize_and_render()
         return observation, 0.0, False, False, info
@@ -119,5 +123,5 @@ def _as_range(value: Any) -> np.ndarray:
     """
     array = np.asarray(value, dtype=np.float32).reshape(-1)
     if array.shape != (3,) or not np.all((array >= 0) & (array <= 1)):
-        raise ValueError(f"expected rotation_range as 3 values in [0, 1], got {value!r}")
+        raise ConfigError(f"expected rotation_range as 3 values in [0, 1], got {value!r}")
     return array + np.float32(0.0)

@@ -23,6 +23,7 @@ from blender_side.geometry import (
     supershape,
 )
 from blender_side.render import Renderer
+from btgym.errors import ConfigError
 from envs.parts_params import parts_param_space
 
 START_FRAME = 1
@@ -111,11 +112,11 @@ class PartsScene(Scene):
         pad_info: bool = False,
     ) -> None:
         if not 1 <= num_classes <= 64:
-            raise ValueError(f"expected num_classes in [1, 64], got {num_classes}")
+            raise ConfigError(f"expected num_classes in [1, 64], got {num_classes}")
         if not 1 <= max_objects <= 255:
-            raise ValueError(f"expected max_objects in [1, 255], got {max_objects}")
+            raise ConfigError(f"expected max_objects in [1, 255], got {max_objects}")
         if max_occluders < 0 or views < 1 or max_settle_frames < 1:
-            raise ValueError(
+            raise ConfigError(
                 "expected max_occluders >= 0, views >= 1 and max_settle_frames >= 1, got "
                 f"{max_occluders}, {views}, {max_settle_frames}"
             )
@@ -169,6 +170,7 @@ class PartsScene(Scene):
 
     # -- build -----------------------------------------------------------------------------
     def build(self) -> None:
+        """Build a mesh per class, the ground, pooled slots and occluders, camera, annotator."""
         kit.clear_scene()
         scene = self.bpy_scene = bpy.context.scene
         self.collection = bpy.data.collections.new("Parts")
@@ -229,11 +231,12 @@ class PartsScene(Scene):
 
     # -- episode ---------------------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
+        """A new arrangement with the pending parameters, ``options['params']`` or ``layout``."""
         super().reset(seed=seed, options=options)
         options = options or {}
         unknown = set(options) - {"params", "layout"}
         if unknown:
-            raise ValueError(f"expected options among ['params', 'layout'], got {sorted(unknown)}")
+            raise ConfigError(f"expected options among ['params', 'layout'], got {sorted(unknown)}")
         if seed is None and self._pending is not None:
             self._params = self._pending
         self._pending = None
@@ -253,11 +256,13 @@ class PartsScene(Scene):
         return self.reset(seed=seed)
 
     def step(self, action: np.ndarray):
+        """Another view; ``action`` (the parameters) applies from the next arrangement."""
         self._pending = np.asarray(action, np.float32).copy()
         observation, info = self._view()
         return observation, 0.0, False, False, info
 
     def close(self) -> None:
+        """Close the renderer and the annotator's id pass."""
         super().close()
         if getattr(self, "annotator", None) is not None:
             self.annotator.close()
@@ -300,13 +305,13 @@ class PartsScene(Scene):
         objects = list(layout.get("objects", []))
         occluders = list(layout.get("occluders", []))
         if len(objects) > self.max_objects or len(occluders) > self.max_occluders:
-            raise ValueError(
+            raise ConfigError(
                 f"expected at most {self.max_objects} objects and {self.max_occluders} "
                 f"occluders in the layout, got {len(objects)} and {len(occluders)}"
             )
         classes = np.array([int(o["class"]) for o in objects], np.int64)
         if len(classes) and not (classes.min() >= 0 and classes.max() < self.num_classes):
-            raise ValueError(
+            raise ConfigError(
                 f"expected layout classes in [0, {self.num_classes}), got {classes.tolist()}"
             )
         occluding = np.arange(self.max_occluders) < len(occluders)

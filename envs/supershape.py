@@ -74,6 +74,7 @@ class SupershapeScene(Scene):
         self.params = np.array([3.0, 3.0])
 
     def build(self) -> None:
+        """Build the supershape mesh, camera and light."""
         kit.clear_scene()
         vertices, polygons = shape_mesh(*self.params, self.segments, self.rings)
         self.shape = kit.add_object("Supershape", kit.solid_mesh("Supershape", vertices, polygons))
@@ -84,12 +85,14 @@ class SupershapeScene(Scene):
         self.renderer.configure()
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
+        """A frame of the shape of ``options['params']`` (else the last parameters)."""
         super().reset(seed=seed, options=options)
         if options and "params" in options:
             self.params = np.asarray(options["params"], dtype=np.float64)
         return self._render(self.params)
 
     def step(self, action: np.ndarray):
+        """A frame of the shape of frequencies ``action``, turned at random."""
         observation, info = self._render(np.asarray(action, dtype=np.float64))
         return observation, 0.0, False, False, info
 

@@ -14,6 +14,7 @@ import zmq
 from btgym import BlenderEnv
 from btgym.client import Client
 from btgym.errors import (
+    ConfigError,
     DecodeError,
     InstanceTimeoutError,
     InvalidActionError,
@@ -223,7 +224,7 @@ def test_steps_runs_several_steps_in_one_round_trip_and_checks_its_actions(echo_
     assert counters == [1, 2, 3, 4, 5, 1, 2]  # episodes of 5 steps, autoreset after the 5th
     assert "final_obs" in reply["steps"][4] and "reset_seed" in reply["steps"][4]
     for bad in ([], "x", [actions[0]] * 65):
-        with pytest.raises(RemoteError, match="expected 'actions' as a list of 1 to 64"):
+        with pytest.raises(ConfigError, match="expected 'actions' as a list of 1 to 64"):
             client.request("steps", {"actions": bad})
     assert client.request("ping")["instance"] == 0  # still serving
     client.close()

@@ -92,7 +92,7 @@ class FrameFileWriter:
 
     @property
     def directory(self) -> str:
-        """This process's private frame directory (0700), made on first use."""
+        """The private frame directory of this process (0700), made on first use."""
         if self._directory is None or self._owner_pid != os.getpid():
             self._directory = make_private_directory(self.base, f"btgym-frames-{os.getpid()}-")
             self._owner_pid = os.getpid()

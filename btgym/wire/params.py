@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from btgym.errors import ParamValueError, UnknownParamError
+from btgym.errors import ConfigError, ParamValueError, UnknownParamError
 
 Bounds = tuple[float, float] | tuple[float, float, float]
 
@@ -41,7 +41,7 @@ class ParamSpace:
         groups: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         if not isinstance(params, Mapping) or not params:
-            raise ValueError(f"expected params as a non-empty mapping, got {params!r}")
+            raise ConfigError(f"expected params as a non-empty mapping, got {params!r}")
         rows = [_row(name, bounds) for name, bounds in params.items()]
         #: The name of each entry of an action, in order.
         self.names: tuple[str, ...] = tuple(params)
@@ -54,7 +54,7 @@ class ParamSpace:
         self.groups: dict[str, tuple[str, ...]] = {}
         for group, members in (groups or {}).items():
             if group in self._index or not isinstance(group, str):
-                raise ValueError(f"expected a group name apart from the entries, got {group!r}")
+                raise ConfigError(f"expected a group name apart from the entries, got {group!r}")
             self.groups[group] = tuple(self._name(m) for m in members)
         self.box = spaces.Box(self.low, self.high, dtype=np.float32)
 
@@ -156,7 +156,7 @@ class ParamSpace:
     def from_data(cls, data: Mapping[str, Any]) -> ParamSpace:
         """The space :meth:`to_data` described (e.g. from a scene's ``describe()``)."""
         if not isinstance(data, Mapping) or not isinstance(data.get("params"), Mapping):
-            raise ValueError(f"expected a ParamSpace description with 'params', got {data!r}")
+            raise ConfigError(f"expected a ParamSpace description with 'params', got {data!r}")
         params = {name: tuple(bounds) for name, bounds in data["params"].items()}
         return cls(params, data.get("groups") or {})
 
@@ -172,7 +172,7 @@ class ParamSpace:
 def _row(name: Any, bounds: Any) -> tuple[float, float, float]:
     """``(low, high, default)`` of one entry, checked: finite, ordered, default inside."""
     if not isinstance(name, str) or not name:
-        raise ValueError(f"expected a parameter name as a non-empty str, got {name!r}")
+        raise ConfigError(f"expected a parameter name as a non-empty str, got {name!r}")
     try:
         values = [] if isinstance(bounds, str | bytes) else [float(v) for v in bounds]
     except (TypeError, ValueError):
@@ -180,12 +180,12 @@ def _row(name: Any, bounds: Any) -> tuple[float, float, float]:
     if len(values) == 2:
         values.append((values[0] + values[1]) / 2)
     if len(values) != 3 or not all(math.isfinite(v) for v in values):
-        raise ValueError(
+        raise ConfigError(
             f"expected {name} as (low, high) or (low, high, default) numbers, got {bounds!r}"
         )
     low, high, default = values
     if not low <= default <= high:
-        raise ValueError(f"expected {name} as low <= default <= high, got {tuple(bounds)!r}")
+        raise ConfigError(f"expected {name} as low <= default <= high, got {tuple(bounds)!r}")
     return low, high, default
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import zmq
 import zmq.auth
 
-from btgym.errors import LaunchError
+from btgym.errors import ConfigError, LaunchError
 
 #: The ZAP domain of every btgym server socket. Setting one also makes libzmq refuse
 #: legacy ZMTP 1.0/2.0 peers (random bytes on the port would otherwise parse as one).
@@ -66,7 +66,7 @@ def _certificate(public: bytes, secret: bytes | None = None) -> str:
 def check_key_name(name: str) -> str:
     """``name`` if it is usable as a key file name (no path, no hidden file); else ValueError."""
     if not _NAME.fullmatch(name):
-        raise ValueError(
+        raise ConfigError(
             f"expected a key name of letters, digits, '_', '.' or '-' (not starting with "
             f"'.' or '-'), got {name!r}"
         )
@@ -173,10 +173,11 @@ class ClientKeys:
     def load(
         cls, client_secret_file: str | os.PathLike[str], server_public_file: str | os.PathLike[str]
     ) -> ClientKeys:
+        """The keys in a client's secret certificate and the server's public certificate."""
         public, secret = zmq.auth.load_certificate(str(client_secret_file))
         server_public, _ = zmq.auth.load_certificate(str(server_public_file))
         if secret is None:
-            raise ValueError(f"expected a secret key file, got {client_secret_file}")
+            raise ConfigError(f"expected a secret key file, got {client_secret_file}")
         return cls(public, secret, server_public)
 
     def apply(self, socket: zmq.Socket) -> None:

@@ -8,7 +8,7 @@ list of its three arrays); :func:`restore` gives them back Gymnasium's types.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from gymnasium import spaces
@@ -108,7 +108,9 @@ def space_from_data(data: Any) -> spaces.Space:
 def _box(data: dict[str, Any]) -> spaces.Box:
     dtype = np.dtype(data["dtype"])
     low, high = np.asarray(data["low"], dtype), np.asarray(data["high"], dtype)
-    return spaces.Box(low=low, high=high, shape=low.shape, dtype=dtype)
+    # Box takes any np.dtype (it calls np.dtype(dtype)); its hint names only scalar types,
+    # and passing dtype.type would lose a non-native byte order.
+    return spaces.Box(low=low, high=high, shape=low.shape, dtype=cast(Any, dtype))
 
 
 def _discrete(data: dict[str, Any]) -> spaces.Discrete:
@@ -116,13 +118,13 @@ def _discrete(data: dict[str, Any]) -> spaces.Discrete:
     dtype = np.dtype(data.get("dtype", "<i8"))
     if dtype == np.int64:  # the default: also for Gymnasium versions without ``dtype=``
         return spaces.Discrete(n, start=start)
-    return spaces.Discrete(n, start=start, dtype=dtype)
+    return spaces.Discrete(n, start=start, dtype=dtype.str)
 
 
 def _multi_discrete(data: dict[str, Any]) -> spaces.MultiDiscrete:
     dtype = np.dtype(data["dtype"])
     return spaces.MultiDiscrete(
-        np.asarray(data["nvec"]), dtype=dtype, start=np.asarray(data["start"])
+        np.asarray(data["nvec"]), dtype=dtype.str, start=np.asarray(data["start"])
     )
 
 
@@ -141,8 +143,18 @@ def _text(data: dict[str, Any]) -> spaces.Text:
 def _graph(data: dict[str, Any]) -> spaces.Graph:
     edges = data["edge_space"]
     return spaces.Graph(
-        space_from_data(data["node_space"]), None if edges is None else space_from_data(edges)
+        _graph_part(data["node_space"]), None if edges is None else _graph_part(edges)
     )
+
+
+def _graph_part(data: Any) -> spaces.Box | spaces.Discrete:
+    space = space_from_data(data)
+    if not isinstance(space, spaces.Box | spaces.Discrete):
+        raise SpaceError(
+            "expected a Graph's node and edge spaces as Box or Discrete, "
+            f"got {type(space).__name__}"
+        )
+    return space
 
 
 _BUILDERS = {
@@ -174,7 +186,7 @@ def restore(space: spaces.Space, value: Any) -> Any:
     if isinstance(space, spaces.Tuple) and isinstance(value, list | tuple):
         return tuple(restore(sub, item) for sub, item in zip(space.spaces, value, strict=False))
     if isinstance(space, spaces.Discrete) and not isinstance(value, np.ndarray):
-        return space.dtype.type(value)
+        return np.dtype(space.dtype).type(value)
     if isinstance(space, spaces.Box | spaces.MultiDiscrete | spaces.MultiBinary):
         return np.asarray(value, dtype=space.dtype)
     if isinstance(space, spaces.Sequence | spaces.OneOf | spaces.Graph):
@@ -195,7 +207,7 @@ def _restore_composite(space: spaces.Space, value: Any) -> Any:
             index = int(value[0])
             return np.int64(index), restore(space.spaces[index], value[1])
         return value
-    if isinstance(value, list | tuple) and len(value) == 3:
+    if isinstance(space, spaces.Graph) and isinstance(value, list | tuple) and len(value) == 3:
         nodes, edges, links = value
         return spaces.GraphInstance(
             np.asarray(nodes, dtype=space.node_space.dtype),
@@ -210,7 +222,7 @@ def _is_index(value: Any, space: spaces.OneOf) -> bool:
     return (
         isinstance(value, int | np.integer)
         and not isinstance(value, bool)
-        and 0 <= value < len(space.spaces)
+        and 0 <= int(value) < len(space.spaces)
     )
 
 

@@ -146,7 +146,7 @@ def _check_graph(space: spaces.Graph, action: Any, name: str) -> spaces.GraphIns
 def _check_box(space: spaces.Box, action: Any, name: str) -> np.ndarray:
     # Method calls and dtype kinds instead of np.all/np.issubdtype: this runs on every
     # step on both sides, so it must stay a few microseconds.
-    array = _as_array(space, action, name, integer=space.dtype.kind in "iu")
+    array = _as_array(space, action, name, integer=np.dtype(space.dtype).kind in "iu")
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise InvalidActionError(f"expected finite {name} in {space}, got {_show(array)}")
     inside = array >= space.low  # compared before the cast, which could wrap or round

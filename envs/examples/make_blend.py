@@ -64,6 +64,7 @@ def _engines() -> list[str]:
 
 
 def main(argv: list[str]) -> None:
+    """Build the scene and save it to the ``.blend`` file named on the command line."""
     argv = argv[argv.index("--") + 1 :] if "--" in argv else argv[1:]
     if len(argv) != 1:
         raise SystemExit("usage: make_blend.py OUT.blend")

@@ -31,17 +31,20 @@ class ShelfScene(Scene):
         self.spread = 0.5
 
     def build(self) -> None:
+        """Find the file's parts (objects named ``Part*``); colours from the objects."""
         self.parts = sorted(
             (o for o in bpy.data.objects if o.name.startswith("Part")), key=lambda o: o.name
         )
         bpy.context.scene.display.shading.color_type = "OBJECT"
 
     def reset(self, seed=None, options=None):
+        """Shuffle the parts with ``options['spread']`` (0.5 by default)."""
         super().reset(seed=seed, options=options)
         self.spread = float((options or {}).get("spread", 0.5))  # never last episode's
         return self._shuffle()
 
     def step(self, action):
+        """Shuffle the parts with the spread ``action[0]``."""
         self.spread = float(action[0])
         observation, info = self._shuffle()
         return observation, 0.0, False, False, info
