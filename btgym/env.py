@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -20,7 +21,8 @@ class BlenderEnv(gym.Env):
 
     Either starts its own Blender instance for ``scene`` (``module:Class`` or
     ``file.py:Class``; extra keyword arguments go to the scene's constructor) or,
-    with ``address=``, connects to a server that is already running.
+    with ``address=`` (or ``launch_info=``, the file ``btgym serve --info`` wrote: its
+    first server), connects to a server that is already running.
 
     ``launch``: a :class:`~btgym.launch_config.LaunchConfig` (backend, timeouts, keys,
     restart limits, logs, ...), the same for every btgym entry point. The keywords
@@ -38,6 +40,7 @@ class BlenderEnv(gym.Env):
         render_mode: str | None = None,
         *,
         address: str | None = None,
+        launch_info: str | os.PathLike[str] | None = None,
         seed: int | None = None,
         blend_file: str | None = None,
         blender: str | None = None,
@@ -50,6 +53,12 @@ class BlenderEnv(gym.Env):
     ) -> None:
         check_render_mode(render_mode, self.metadata)
         self.render_mode = render_mode
+        if launch_info is not None:  # a server `btgym serve --info` started: its first one
+            if address is not None:
+                raise ConfigError("expected address= or launch_info=, got both")
+            from btgym.cli import load_launch_info
+
+            address = load_launch_info(launch_info)["addresses"][0]
         self.launch = resolve_launch(
             launch,
             launch_options,

@@ -15,6 +15,7 @@ Asynchronous use, for stragglers (EnvPool's ``send``/``recv``)::
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -51,7 +52,8 @@ UNSEEDED = "unseeded"
 
 
 class BlenderVectorEnv(VectorEnv):
-    """``num_envs`` instances of ``scene`` (or servers at ``addresses``) as a vector env.
+    """``num_envs`` instances of ``scene`` (or servers at ``addresses``, or those of a
+    ``launch_info=`` file from ``btgym serve --info``) as a vector env.
 
     ``autoreset_mode``: ``NEXT_STEP`` (Gymnasium's default), ``SAME_STEP`` (``final_obs``
     and ``final_info`` in infos; what SB3 expects) or ``DISABLED`` (reset ended envs
@@ -91,6 +93,7 @@ class BlenderVectorEnv(VectorEnv):
         num_envs: int | None = None,
         *,
         addresses: Sequence[str] | None = None,
+        launch_info: str | os.PathLike[str] | None = None,
         render_mode: str | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         seed: int | None = None,
@@ -108,6 +111,12 @@ class BlenderVectorEnv(VectorEnv):
         **scene_kwargs: Any,
     ) -> None:
         check_render_mode(render_mode, self.metadata)
+        if launch_info is not None:  # the servers `btgym serve --info` started
+            if addresses is not None:
+                raise ConfigError("expected addresses= or launch_info=, got both")
+            from btgym.cli import load_launch_info
+
+            addresses = load_launch_info(launch_info)["addresses"]
         if addresses is not None:
             num_envs = len(addresses) if num_envs is None else num_envs
             if num_envs != len(addresses):

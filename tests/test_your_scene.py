@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
+import btgym
 from btgym.data import StreamDataset, collate
 from tests.conftest import ROOT
 
@@ -100,6 +101,11 @@ def test_btgym_serve_with_a_blend_streams_into_another_process(shelf_blend, tmp_
         assert all(item["obs"].shape == (48, 64, 3) for item in items)
         one = list(StreamDataset(info["addresses"][1], items=2))  # an address as the env id
         assert len(one) == 2 and one[0]["obs"].std() > 5
+        with btgym.BlenderVectorEnv(launch_info=str(info_file)) as envs:  # the same file
+            obs, _ = envs.reset(seed=0)
+            assert obs.shape == (2, 48, 64, 3)
+        with btgym.BlenderEnv(launch_info=str(info_file)) as env:
+            assert env.reset(seed=0)[0].shape == (48, 64, 3)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
