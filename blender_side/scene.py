@@ -38,6 +38,7 @@ a scene through :meth:`Scene.run_reset`, :meth:`Scene.run_autoreset` and
 from __future__ import annotations
 
 import difflib
+from collections import deque
 from typing import Any, ClassVar
 
 import numpy as np
@@ -46,6 +47,9 @@ from gymnasium import spaces
 from blender_side.render import Renderer
 from btgym.errors import ConfigError
 from btgym.wire.params import ParamSpace
+
+#: Events a scene keeps for the trainer until its next reply (the oldest go first).
+MAX_PENDING_EVENTS = 256
 
 
 class Scene:
@@ -159,6 +163,26 @@ class Scene:
         """Set a public attribute (what ``env.set_attr`` reaches)."""
         _check_public(name)
         setattr(self, name, value)
+
+    def emit(self, event: str, **data: Any) -> None:
+        """Send an event to the trainer (``"episode finished"``, statistics, warnings).
+
+        It travels with the next reply this instance sends, whatever the request, and
+        lands in the client's ``events`` (``env.pop_events()``, the vector env's and the
+        stream's too); ``data`` must be msgpack-able like an info. At most
+        :data:`MAX_PENDING_EVENTS` wait: beyond that the oldest are dropped.
+        """
+        pending = self.__dict__.setdefault("_events", deque(maxlen=MAX_PENDING_EVENTS))
+        pending.append({"event": str(event), "data": data})
+
+    def take_events(self) -> list[dict[str, Any]]:
+        """The events emitted since the last reply (the server sends them with it)."""
+        pending = self.__dict__.get("_events")
+        if not pending:
+            return []
+        events = list(pending)
+        pending.clear()
+        return events
 
     def describe(self) -> dict[str, Any]:
         """What the trainer learns about the scene in ``hello``."""

@@ -192,6 +192,9 @@ class Server:
             keep = _frames_kept(message.options, body, message.kind)
             self.frame_files.begin_request(self.requests_served + 1, keep)
             body = handler(body)
+            events = self.scene.take_events()  # emitted since the last reply: ride along
+            if events and isinstance(body, dict):
+                body["events"] = events
             locate = self.frame_files.locate if keep is not None else None
             return protocol.encode(protocol.REPLY_OK, body, locate)
         except Exception as exc:  # every failure becomes an error reply; the server lives on

@@ -48,6 +48,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 import btgym  # noqa: F401  (registers the env ids)
 from btgym.connection import Connection, connect
+from btgym.env import pop_events
 from btgym.errors import ClosedError, ConfigError, InstanceDiedError, InstanceTimeoutError
 from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.pipeline import PipelinedClient
@@ -224,6 +225,16 @@ class StreamDataset(IterableDataset):
         """
         return tuple(
             stream.call(env_id, name, list(args), kwargs) for stream, env_id in self._reach(env_ids)
+        )
+
+    def pop_events(self) -> list[dict[str, Any]]:
+        """Scene events (``Scene.emit``) of the instances this process streams from, with
+        their ``instance`` (the env id); workers' instances keep theirs.
+        """
+        return pop_events(
+            client
+            for stream in self.streams
+            for client in (*stream.pipes.values(), *stream.connection.clients)
         )
 
     def get_attr(self, name: str, env_ids: Sequence[int] | None = None) -> tuple[Any, ...]:

@@ -125,6 +125,14 @@ class BlenderEnv(gym.Env):
         """The server's ``ping`` reply: a cheap liveness check."""
         return self._request("ping")
 
+    def pop_events(self) -> list[dict[str, Any]]:
+        """The events the scene emitted (``Scene.emit``) since the last call, oldest first.
+
+        Each is ``{"event", "data", "instance"}``; they arrive with replies, so an event
+        emitted during a step is here once that step returned.
+        """
+        return pop_events([self.client])
+
     def close(self) -> None:
         """Stop the scene's server (if this env started it); safe to call twice."""
         if self._closed:
@@ -154,6 +162,15 @@ def not_picklable(env: object) -> NotPicklableError:
         "its spec instead and make the env where it runs: gymnasium.make(env.spec) (or the "
         "id and keyword arguments it was made with)"
     )
+
+
+def pop_events(clients: Any) -> list[dict[str, Any]]:
+    """Drain the scene events the clients received, in their order (see ``Scene.emit``)."""
+    events: list[dict[str, Any]] = []
+    for client in clients:
+        while client.events:
+            events.append(client.events.popleft())
+    return events
 
 
 def check_render_mode(render_mode: str | None, metadata: dict[str, Any]) -> None:

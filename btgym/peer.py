@@ -10,6 +10,7 @@ and the unpacking of a reply (an ``error`` reply becomes the exception it descri
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,9 @@ from btgym.errors import (
 )
 from btgym.wire import protocol
 from btgym.wire.frame_files import FrameFileReader
+
+#: Scene events a client keeps until they are popped (the oldest go first).
+MAX_EVENTS = 1024
 
 
 class ServerPeer:
@@ -65,6 +69,8 @@ class ServerPeer:
         self._log_tail = log_tail
         self._pid = os.getpid()
         self._closed = False
+        #: Events the scene emitted (``Scene.emit``), oldest first, each with its instance.
+        self.events: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
 
     @property
     def closed(self) -> bool:
@@ -117,7 +123,11 @@ class ServerPeer:
         """The body of an ``ok`` reply; an ``error`` reply is raised as its exception."""
         message = protocol.decode(frames, self.frame_files)
         if message.kind == protocol.REPLY_OK:
-            return message.body
+            body = message.body
+            if isinstance(body, dict) and isinstance(body.get("events"), list):
+                for event in body.pop("events"):
+                    self.events.append({**event, "instance": self.instance})
+            return body
         if message.kind == protocol.REPLY_ERROR:
             raise remote_exception(message.body, self.instance)
         raise ProtocolError(

@@ -28,7 +28,7 @@ from gymnasium.vector.utils import batch_space, concatenate, create_empty_array,
 
 from btgym.client import Client
 from btgym.connection import connect
-from btgym.env import check_render_mode, not_picklable
+from btgym.env import check_render_mode, not_picklable, pop_events
 from btgym.errors import (
     AlreadyPendingCallError,
     ClosedError,
@@ -287,6 +287,10 @@ class BlenderVectorEnv(VectorEnv):
         ids = self._ids(env_ids)
         body = {"name": name, "args": list(args), "kwargs": kwargs}
         return tuple(reply["result"] for reply in self._request_each("call", ids, body))
+
+    def pop_events(self) -> list[dict[str, Any]]:
+        """The scene events of every instance since the last call (``instance`` says whose)."""
+        return pop_events(self.clients)
 
     def get_attr(self, name: str, env_ids: Iterable[int] | None = None) -> tuple[Any, ...]:
         """A scene attribute of every or some instances (see :meth:`call`)."""

@@ -234,3 +234,31 @@ def test_a_mistyped_call_name_is_an_attribute_error_with_a_suggestion(echo_env):
     with pytest.raises(Exception, match=r"got 'ad'; did you mean 'add'") as caught:
         echo_env.call("ad", 1, 2)
     assert "AttributeError" in str(caught.value)
+
+
+def test_scene_events_reach_the_env_the_vector_env_and_the_stream(echo_launcher):
+    from btgym import BlenderVectorEnv
+    from btgym.data import StreamDataset
+    from tests.conftest import ECHO_SCENE
+
+    with BlenderEnv(address=echo_launcher.addresses[0], timeout=20) as env:
+        env.pop_events()
+        env.reset(seed=0)
+        for _ in range(5):  # the echo scene's episodes end after 5 steps
+            env.step(env.action_space.sample())
+        assert env.pop_events() == [
+            {"event": "episode finished", "data": {"steps": 5}, "instance": 0}
+        ]
+        assert env.pop_events() == []
+    with BlenderVectorEnv(ECHO_SCENE, 2) as envs:
+        envs.reset(seed=0)
+        for _ in range(5):
+            envs.step(envs.action_space.sample())
+        assert sorted(e["instance"] for e in envs.pop_events()) == [0, 1]
+    dataset = StreamDataset(ECHO_SCENE, 1, items=12, seed=0)
+    items = iter(dataset)
+    for _ in range(11):
+        next(items)
+    events = dataset.pop_events()  # replies received so far: a prefetched one may add one
+    assert len(events) >= 2 and {e["event"] for e in events} == {"episode finished"}
+    items.close()

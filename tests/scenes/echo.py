@@ -56,6 +56,8 @@ class EchoScene(Scene):
             time.sleep(self.step_delay)
         self.counter += 1
         done = self.counter >= self.max_episode_steps
+        if done:  # a scene telling the trainer something, as BlendTorch's DuplexChannel did
+            self.emit("episode finished", steps=self.counter)
         return action, float(self.counter), False, done, {"counter": self.counter}
 
     def add(self, a, b):
