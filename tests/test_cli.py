@@ -7,11 +7,9 @@ commands run real Blender processes (the bpy module) on small Cube frames.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -209,30 +207,6 @@ def test_view_says_what_is_missing_without_an_executable_or_a_display(
     assert main(["view", "btgym/Cube-v0", "--blender", sys.executable]) == 1
     err = capsys.readouterr().err
     assert "expected a display" in err and "Xvfb" in err
-
-
-@pytest.fixture
-def xvfb_display(monkeypatch):
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None or shutil.which("blender") is None:
-        pytest.skip("needs an installed Blender and Xvfb (apt-get install blender xvfb)")
-    number = next(
-        n
-        for n in range(140, 200)
-        if not os.path.exists(f"/tmp/.X11-unix/X{n}") and not os.path.exists(f"/tmp/.X{n}-lock")
-    )
-    server = subprocess.Popen(
-        [xvfb, f":{number}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while not os.path.exists(f"/tmp/.X11-unix/X{number}") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    monkeypatch.setenv("DISPLAY", f":{number}")
-    yield f":{number}"
-    server.terminate()
-    server.wait(10)
 
 
 @pytest.mark.timeout(300)

@@ -250,8 +250,10 @@ def test_files_planted_by_another_user_neither_stop_a_launch_nor_get_removed():
 def test_envs_made_in_threads_that_have_ended_keep_working():
     with ThreadPoolExecutor(2) as pool:
         envs = [pool.submit(BlenderEnv, ECHO_SCENE).result() for _ in range(2)]
+        threads = _native_ids(pool)
     try:
-        time.sleep(0.5)  # give a parent-death signal time to arrive
+        # A parent-death signal is sent as the creating thread exits: wait until it has.
+        assert wait_until(lambda: not threads & _tasks()), "the pool's threads did not end"
         for env in envs:
             assert env.launcher[0].is_alive()
             env.reset(seed=1)
@@ -274,8 +276,9 @@ def test_a_vector_env_and_a_stream_made_in_an_ended_thread_keep_working():
 
     with ThreadPoolExecutor(1) as pool:
         vector, stream, items = pool.submit(make).result()
+        threads = _native_ids(pool)
     try:
-        time.sleep(0.5)
+        assert wait_until(lambda: not threads & _tasks()), "the pool's threads did not end"
         obs, _ = vector.reset(seed=0)
         assert len(obs["discrete"]) == 2
         for _ in range(4):
@@ -283,6 +286,16 @@ def test_a_vector_env_and_a_stream_made_in_an_ended_thread_keep_working():
     finally:
         vector.close()
         items.close()
+
+
+def _native_ids(pool: ThreadPoolExecutor) -> set[int]:
+    """The OS thread ids of a pool's threads (each worker thread answers once)."""
+    return {thread.native_id for thread in pool._threads if thread.native_id is not None}
+
+
+def _tasks() -> set[int]:
+    """This process's OS thread ids now."""
+    return {int(name) for name in os.listdir("/proc/self/task")}
 
 
 TRAINER = textwrap.dedent(

@@ -50,9 +50,9 @@ from agents.experiments.centernet import (
     detection_loss,
     to_input,
 )
+from agents.experiments.shards import cached_shards, rendered
 from btgym.coco import to_coco
 from btgym.data import ReplayDataset, StreamDataset, collate
-from btgym.recording import record
 
 ENV_ID = "btgym/Parts-v0"
 CONDITIONS = ("uniform", "adaptive", "cycles")
@@ -182,38 +182,20 @@ def annotations(info: dict[str, Any], min_visibility: float) -> tuple[np.ndarray
 
 
 # -- cached Cycles sets ----------------------------------------------------------------------
-def rendered(items: Iterable[dict[str, Any]], params: np.ndarray) -> Iterator[dict[str, Any]]:
-    """Items rendered with ``params``: a stream's first arrangement per instance is reset
-    with a seed and uses the scene's own parameters, so it is left out."""
-    for item in items:
-        if np.allclose(np.asarray(item["info"]["params"], np.float64), params, atol=1e-5):
-            yield item
-
-
 def render_set(
     directory: Path, count: int, kwargs: dict[str, Any], params: np.ndarray, seed: int
 ) -> ReplayDataset:
     """``count`` frames rendered once into tar shards under ``directory`` (reused if complete)."""
     meta = {"count": count, "kwargs": kwargs, "params": params.tolist(), "seed": seed}
-    marker = directory / "meta.json"
-    if marker.exists() and json.loads(marker.read_text()) == meta:
-        return ReplayDataset(directory)
-    for stale in directory.glob("shard-*"):
-        stale.unlink()
-    # One instance: Cycles already uses every core, two instances render slower.
-    dataset = StreamDataset(
-        ENV_ID, 1, seed=seed, params=params, env_kwargs=kwargs, start_timeout=300
-    )
-    stream = rendered(iter(dataset), params)
-    try:
-        record(stream, directory, shard_size=500, limit=count)
-    finally:
-        stream.close()
-    marker.write_text(json.dumps(meta))
-    replay = ReplayDataset(directory)
-    if len(replay) != count:
-        raise RuntimeError(f"expected {count} frames in {directory}, got {len(replay)}")
-    return replay
+
+    def items() -> Iterator[dict[str, Any]]:
+        # One instance: Cycles already uses every core, two instances render slower.
+        dataset = StreamDataset(
+            ENV_ID, 1, seed=seed, params=params, env_kwargs=kwargs, start_timeout=300
+        )
+        return rendered(iter(dataset), params)
+
+    return cached_shards(directory, meta, count, items)
 
 
 def cache_name(kind: str, cfg: Config, count: int, samples: int) -> str:

@@ -21,7 +21,6 @@ import json
 import math
 import re
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -267,13 +266,6 @@ def apply_sensor(
 
 
 # -- rendering the set -----------------------------------------------------------------------
-def _with_params(items: Iterable[dict[str, Any]], action: np.ndarray) -> Iterator[dict[str, Any]]:
-    """Only items rendered with ``action`` (the scene starts with it too: a safeguard)."""
-    for item in items:
-        if np.allclose(np.asarray(item["info"]["params"], np.float64), action, atol=1e-5):
-            yield item
-
-
 def target_action(spec: dict[str, Any]) -> np.ndarray:
     """The Parts-v0 action vector of the target's parameters."""
     from envs.parts_params import parts_param_space
@@ -285,35 +277,23 @@ def target_action(spec: dict[str, Any]) -> np.ndarray:
 def render_target(directory: Path, spec: dict[str, Any] | None = None, frames: int | None = None):
     """The target set, rendered once into tar shards under ``directory`` (reused when its
     ``meta.json`` matches); ``frames`` renders fewer (tests). Returns a ``ReplayDataset``."""
-    from btgym.data import ReplayDataset, StreamDataset
-    from btgym.recording import record
+    from agents.experiments.shards import cached_shards, rendered
+    from btgym.data import StreamDataset
 
     spec = spec or spec_dict()
     count = int(frames if frames is not None else spec["frames"])
     meta = {"count": count, "spec": spec, "scene": SCENE}
-    marker = directory / "meta.json"
-    if marker.exists() and json.loads(marker.read_text()) == meta:
-        return ReplayDataset(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    marker.unlink(missing_ok=True)
-    for stale in directory.glob("shard-*"):
-        stale.unlink()
     action = target_action(spec)
-    # One instance: EEVEE on llvmpipe already uses both cores.
-    dataset = StreamDataset(
-        SCENE, 1, seed=spec["seed"], params=action, env_kwargs=scene_kwargs(spec),
-        start_timeout=300, timeout=120,
-    )  # fmt: skip
-    stream = _with_params(iter(dataset), action)
-    try:
-        record(stream, directory, shard_size=500, limit=count)
-    finally:
-        stream.close()
-    marker.write_text(json.dumps(meta))
-    replay = ReplayDataset(directory)
-    if len(replay) != count:
-        raise RuntimeError(f"expected {count} frames in {directory}, got {len(replay)}")
-    return replay
+
+    def items():
+        # One instance: EEVEE on llvmpipe already uses both cores.
+        dataset = StreamDataset(
+            SCENE, 1, seed=spec["seed"], params=action, env_kwargs=scene_kwargs(spec),
+            start_timeout=300, timeout=120,
+        )  # fmt: skip
+        return rendered(iter(dataset), action)  # the scene starts with it too: a safeguard
+
+    return cached_shards(directory, meta, count, items)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -117,6 +117,16 @@ class FrameFileWriter:
 
         Raises :class:`RenderError` when the renderer left no regular file of ours there.
         """
+        return self._register(self._map_written(path), path)
+
+    def map_private(self, path: str) -> np.ndarray:
+        """Map a file of ours read-only and remove its name at once (it never travels)."""
+        mapping = self._map_written(path)
+        self.discard(path)
+        return np.frombuffer(mapping, dtype=np.uint8)
+
+    def _map_written(self, path: str) -> _FrameMap:
+        """A read-only mapping of the verified file the renderer wrote at ``path``."""
         try:
             fd = open_verified(path, min_size=1)
         except OSError as exc:
@@ -126,24 +136,9 @@ class FrameFileWriter:
                 "the instance's log says why (e.g. 'cannot save'); the next step uses a new file"
             ) from exc
         try:
-            mapping = _FrameMap(fd, 0, access=mmap.ACCESS_READ)
+            return _FrameMap(fd, 0, access=mmap.ACCESS_READ)
         finally:
             os.close(fd)
-        return self._register(mapping, path)
-
-    def map_private(self, path: str) -> np.ndarray:
-        """Map a file of ours read-only and remove its name at once (it never travels)."""
-        try:
-            fd = open_verified(path, min_size=1)
-        except OSError as exc:
-            self.discard(path)
-            raise RenderError(f"expected the renderer to write {path}, got none ({exc})") from exc
-        try:
-            mapping = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-        finally:
-            os.close(fd)
-            self.discard(path)
-        return np.frombuffer(mapping, dtype=np.uint8)
 
     def _register(self, mapping: _FrameMap, path: str) -> np.ndarray:
         """View ``mapping`` and keep its name while a client may still need it."""
