@@ -16,7 +16,8 @@ Reusable by any scene. The pieces:
   without an extra render; measured against rendering each object alone in the id pass:
   at most 2 pixels apart, 126 objects of 1,700-23,000 pixels, ~2 ms for a whole pile
   instead of ~20 ms per object) are numpy, in :mod:`blender_side.image_stats`.
-- :class:`Annotator`: both for one view, plus class and instance ids, masks and depth.
+- :class:`Annotator`: both for one view, plus class and instance ids, masks, depth and
+  normals (:class:`~blender_side.normals.NormalPass`).
 - :func:`pad_per_object`: per-object arrays padded to a fixed row count, for batching.
 
 Pixel coordinates follow :mod:`blender_side.camera`: x right, y down, pixel ``[r, c]``
@@ -36,7 +37,10 @@ import numpy as np
 
 from blender_side.camera import depth as point_depth
 from blender_side.camera import intrinsics, project
+from blender_side.compositor import render_layers, replace_alpha
 from blender_side.image_stats import read_exr_float32, silhouette_areas, visible_stats
+from blender_side.kit import linked_scene
+from blender_side.normals import NormalPass
 from blender_side.render import _stdout_silenced, read_tiff_rgb8
 from btgym.errors import ConfigError
 from btgym.wire.frame_files import WRITER
@@ -82,12 +86,7 @@ class IdPass:
         name: str = "btgym-ids",
     ) -> None:
         self.width, self.height, self.depth = int(width), int(height), bool(depth)
-        self.scene = bpy.data.scenes.new(name)
-        self.scene.collection.children.link(collection)
-        self.scene.camera = camera
-        world = bpy.data.worlds.new(name)
-        world.color = (0.0, 0.0, 0.0)
-        self.scene.world = world
+        self.scene = linked_scene(name, collection, camera)
         suffix = "exr" if self.depth else "tif"
         # In the server's private frame directory, removed with it at exit.
         self.path = WRITER.scratch_path(f"ids-{id(self)}.{suffix}")
@@ -129,22 +128,8 @@ class IdPass:
             return
         # Depth: Render Layers -> Set Alpha (Replace: colour kept, alpha = depth) -> output.
         scene.view_layers[0].use_pass_z = True
-        tree = scene.compositing_node_group or bpy.data.node_groups.new(
-            f"{scene.name}-compositor", "CompositorNodeTree"
-        )
-        tree.nodes.clear()
-        if not tree.interface.items_tree:
-            tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
-        layers = tree.nodes.new("CompositorNodeRLayers")
-        layers.scene = scene
-        set_alpha = tree.nodes.new("CompositorNodeSetAlpha")
-        set_alpha.inputs["Type"].default_value = "Replace Alpha"
-        output = tree.nodes.new("NodeGroupOutput")
-        tree.links.new(layers.outputs["Image"], set_alpha.inputs["Image"])
-        tree.links.new(layers.outputs["Depth"], set_alpha.inputs["Alpha"])
-        tree.links.new(set_alpha.outputs[0], output.inputs[0])
-        scene.compositing_node_group = tree
-        render.use_compositing = True
+        tree, layers, output = render_layers(scene)
+        replace_alpha(tree, layers.outputs["Image"], layers.outputs["Depth"], output)
         settings.file_format = "OPEN_EXR"
         settings.exr_codec = "NONE"
         settings.color_mode = "RGBA"
@@ -284,8 +269,10 @@ class Annotator:
     Adds ``class_id`` (the given classes), ``instance_id`` (``1..n``, the ids in the mask)
     and ``num_objects`` to :func:`annotate`'s keys; ``pad_to`` pads the per-object arrays to
     that many rows (:func:`pad_per_object`); ``masks`` adds the id frame as ``mask`` and
-    ``depth`` the depth frame as ``depth``. :attr:`timings` holds the last call's
-    ``ids_ms`` and ``annotate_ms``.
+    ``depth`` the depth frame as ``depth``; ``normals`` adds unit surface normals in the
+    OpenCV camera frame as ``normals`` (:class:`~blender_side.normals.NormalPass`, a Cycles
+    render of its own). :attr:`timings` holds the last call's ``ids_ms`` and
+    ``annotate_ms`` (and ``normals_ms``).
     """
 
     def __init__(
@@ -297,9 +284,11 @@ class Annotator:
         *,
         masks: bool = False,
         depth: bool = False,
+        normals: bool = False,
         pad_to: int | None = None,
     ) -> None:
         self.id_pass = IdPass(collection, camera, width, height, depth=depth)
+        self.normal_pass = NormalPass(collection, camera, width, height) if normals else None
         self.camera, self.masks, self.pad_to = camera, bool(masks), pad_to
         self.cache = MeshCache()
         self.timings: dict[str, float] = {}
@@ -321,15 +310,18 @@ class Annotator:
             info["mask"] = ids
         if depth is not None:
             info["depth"] = depth
-        self.timings = {
-            "ids_ms": (t1 - t0) * 1000,
-            "annotate_ms": (time.perf_counter() - t1) * 1000,
-        }
+        t2 = time.perf_counter()
+        self.timings = {"ids_ms": (t1 - t0) * 1000, "annotate_ms": (t2 - t1) * 1000}
+        if self.normal_pass is not None:
+            info["normals"] = self.normal_pass.render()
+            self.timings["normals_ms"] = (time.perf_counter() - t2) * 1000
         return info
 
     def close(self) -> None:
-        """Remove the id pass's scratch file."""
+        """Remove the passes' scratch files."""
         self.id_pass.close()
+        if self.normal_pass is not None:
+            self.normal_pass.close()
 
 
 PER_OBJECT_KEYS = (

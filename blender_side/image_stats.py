@@ -153,7 +153,7 @@ def read_exr_float32(path: str) -> dict[str, np.ndarray]:
     raw = data[:65536].tobytes()  # the header and the start of the offset table
     if raw[:4] != b"\x76\x2f\x31\x01":
         raise ConfigError(f"expected an OpenEXR file at {path}, got {raw[:4]!r}")
-    if raw[5] & 0x1E:  # tiled, long names, deep or multi-part
+    if raw[5] & 0x1A:  # tiled, deep or multi-part (long names parse the same)
         raise ConfigError(f"expected a single-part scanline EXR at {path}, flags {raw[5]:#x}")
     attrs: dict[str, bytes] = {}
     i = 8

@@ -32,6 +32,21 @@ def clear_scene() -> None:
             collection.remove(block)
 
 
+def linked_scene(name: str, collection: Any, camera: Any) -> Any:
+    """A new scene showing ``collection`` (shared, not copied) through ``camera``, black world.
+
+    Extra passes (ids, depth, normals) render such scenes: objects moved in the main
+    scene move here too.
+    """
+    scene = bpy.data.scenes.new(name)
+    scene.collection.children.link(collection)
+    scene.camera = camera
+    world = bpy.data.worlds.new(name)
+    world.color = (0.0, 0.0, 0.0)
+    scene.world = world
+    return scene
+
+
 def add_object(name: str, data: Any, collection: Any = None) -> Any:
     """A new object showing ``data`` (None: an empty), linked to ``collection`` (the scene's)."""
     obj = bpy.data.objects.new(name, data)
@@ -81,6 +96,10 @@ def shade_smooth_but_sharp(mesh: Any, angle: float = math.radians(30.0)) -> None
     normals = np.empty(len(mesh.polygons) * 3, np.float32)
     mesh.polygons.foreach_get("normal", normals)
     sharp = sharp_edges(loop_edges, totals, normals.reshape(-1, 3), len(mesh.edges), angle)
+    # A face with only sharp edges is flat. Say so: Cycles (bpy 5.0) shades such faces
+    # with interpolated vertex normals, where Workbench and EEVEE shade them flat.
+    starts = np.concatenate([[0], np.cumsum(totals)[:-1]]) if len(totals) else totals
+    flat = np.logical_and.reduceat(sharp[loop_edges], starts) if len(totals) else totals
     if "use_auto_smooth" in mesh.bl_rna.properties:  # before Blender 4.1: edge flags
         mesh.edges.foreach_set("use_edge_sharp", sharp)
         mesh.use_auto_smooth, mesh.auto_smooth_angle = True, math.pi
@@ -89,7 +108,7 @@ def shade_smooth_but_sharp(mesh: Any, angle: float = math.radians(30.0)) -> None
             "sharp_edge", "BOOLEAN", "EDGE"
         )
         attribute.data.foreach_set("value", sharp)
-    mesh.polygons.foreach_set("use_smooth", np.ones(len(totals), bool))
+    mesh.polygons.foreach_set("use_smooth", ~np.asarray(flat, bool))
     mesh.update()
 
 
@@ -399,6 +418,7 @@ __all__ = [
     "freeze",
     "give_material",
     "hsv_colors",
+    "linked_scene",
     "locations",
     "look_at",
     "new_mesh",

@@ -71,7 +71,7 @@ class PartsScene(Scene):
     The rendered frame, ``Box(0, 255, (height, width, 3), uint8)``. Annotations are in
     ``info`` (variable length, see :func:`blender_side.annotations.annotate`): ``class_id``,
     ``bbox_visib``, ``bbox_full``, ``px_count_visib``, ``px_count_all``, ``visib_fract`` (as
-    BOP's), ``obj_pose``, ``K``, ``cam_pose``, ``mask``/``depth`` on request, padded to
+    BOP's), ``obj_pose``, ``K``, ``cam_pose``, ``mask``/``depth``/``normals`` on request, padded to
     ``max_objects`` rows with ``pad_info``. ``options={"layout": {...}}`` places objects, box
     occluders and the camera explicitly (see ``docs/scenes.md``).
 
@@ -87,8 +87,8 @@ class PartsScene(Scene):
     ## Arguments
 
     ``width=640, height=512, engine="workbench", samples=None, num_classes=6,
-    max_objects=20, max_occluders=4, views=8, masks=False, depth=False, shadows=True,
-    lens=50.0, max_settle_frames=80, pad_info=False``.
+    max_objects=20, max_occluders=4, views=8, masks=False, depth=False, normals=False,
+    shadows=True, lens=50.0, max_settle_frames=80, pad_info=False``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -106,6 +106,7 @@ class PartsScene(Scene):
         views: int = 8,
         masks: bool = False,
         depth: bool = False,
+        normals: bool = False,
         shadows: bool = True,
         lens: float = 50.0,
         max_settle_frames: int = 80,
@@ -125,6 +126,7 @@ class PartsScene(Scene):
         self.num_classes, self.max_objects = int(num_classes), int(max_objects)
         self.max_occluders = int(max_occluders)
         self.masks, self.depth, self.shadows = bool(masks), bool(depth), bool(shadows)
+        self.normals = bool(normals)
         self.lens, self.max_settle_frames = float(lens), int(max_settle_frames)
         self.pad_info = bool(pad_info)
         self.renderer = Renderer(width, height, engine=engine, samples=samples)
@@ -216,7 +218,8 @@ class PartsScene(Scene):
         shading.show_cavity = False
         self.renderer.configure()
         pad_to = self.max_objects if self.pad_info else None
-        options = {"masks": self.masks, "depth": self.depth, "pad_to": pad_to}
+        options = {"masks": self.masks, "depth": self.depth, "normals": self.normals}
+        options["pad_to"] = pad_to
         self.annotator = Annotator(self.collection, self.camera, self.width, self.height, **options)
         self.active: list[Any] = []
         self.active_classes = np.zeros(0, np.int32)

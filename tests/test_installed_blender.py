@@ -36,6 +36,22 @@ def test_an_installed_blender_serves_the_built_in_cube_with_no_set_up():
         assert obs.std() > 5 and info0["xy"].shape == (8, 2)
 
 
+def test_an_installed_blender_gives_parts_with_masks_depth_and_normals():
+    # The passes build their compositors for Blender 3.x/4.x (scene.node_tree) and 5.
+    kwargs = {**SMALL, "masks": True, "depth": True, "normals": True, "max_objects": 6}
+    with BlenderEnv("envs.parts:PartsScene", blender=BLENDER, **kwargs) as env:
+        _, info = env.reset(seed=0)
+    normals, mask, depth = info["normals"], info["mask"], info["depth"]
+    assert 0 < mask.max() <= info["num_objects"]
+    seen = np.linalg.norm(normals, axis=-1) > 0
+    np.testing.assert_array_equal(seen, depth > 0)  # a surface has both, the sky neither
+    np.testing.assert_allclose(np.linalg.norm(normals[seen], axis=-1), 1.0, atol=1e-5)
+    # The ground (id 0 but seen) faces straight up, in the camera frame of cam_pose.
+    up = np.diag([1.0, -1.0, -1.0]) @ info["cam_pose"][:3, :3].T @ np.array([0.0, 0.0, 1.0])
+    ground = normals[seen & (mask == 0)]
+    assert len(ground) > 0 and np.median(ground @ up) > 0.9999
+
+
 def screenshot(display: str, path) -> np.ndarray:
     from PIL import Image
 

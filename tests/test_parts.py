@@ -34,7 +34,9 @@ CONTRAST = {
 
 @pytest.fixture(scope="module")
 def shared_env():
-    env = gym.make("btgym/Parts-v0", width=WIDTH, height=HEIGHT, masks=True, depth=True)
+    env = gym.make(
+        "btgym/Parts-v0", width=WIDTH, height=HEIGHT, masks=True, depth=True, normals=True
+    )
     yield env
     env.close()
 
@@ -123,6 +125,34 @@ def test_single_cube_boxes_match_its_projection_and_silhouette(env):
     assert info["px_count_visib"][0] == mask.sum()
     assert abs(int(info["px_count_visib"][0]) - int(info["px_count_all"][0])) <= 2
     assert info["visib_fract"][0] > 0.99
+
+
+def test_normals_are_the_cube_faces_and_the_ground_seen_from_the_camera(env):
+    location, rotation = (0.3, -0.2, CUBE_HALF), (0.0, 0.0, 0.5)
+    layout = {"objects": [{"class": 0, "location": location, "rotation": rotation}]}
+    layout["camera"] = {"location": [2.5, -4.0, 5.0], "target": [0.3, -0.2, 0.4]}
+    _, info = env.reset(seed=1, options={"layout": layout, "params": CONTRAST})
+    normals, mask, pose = info["normals"], info["mask"] == 1, info["cam_pose"]
+    assert normals.shape == (HEIGHT, WIDTH, 3) and normals.dtype == np.float32
+    # World -> OpenCV camera frame (x right, y down, z forward) from the returned pose.
+    to_camera = np.diag([1.0, -1.0, -1.0]) @ pose[:3, :3].T
+    world_faces = np.concatenate([rotation_xyz(rotation).T, -rotation_xyz(rotation).T])
+    centres = np.asarray(location) + CUBE_HALF * world_faces
+    facing = np.einsum("ij,ij->i", world_faces, centres - pose[:3, 3]) < 0
+    visible_faces = world_faces[facing] @ to_camera.T
+    assert len(visible_faces) == 2  # the top and the side facing the camera
+    cube = normals[mask]
+    best = (cube @ visible_faces.T).max(axis=1)
+    assert np.percentile(best, 1) > 0.9999  # flat faces: the face normal, to float precision
+    # Each visible face covers a good share of the silhouette.
+    counts = np.bincount((cube @ visible_faces.T).argmax(axis=1), minlength=2)
+    assert counts.min() > 0.05 * mask.sum()
+    # The ground (black, but still a surface): straight up in the world.
+    ground = normals[~mask & (np.linalg.norm(normals, axis=-1) > 0)]
+    up = to_camera @ np.array([0.0, 0.0, 1.0])
+    assert len(ground) > 0.3 * WIDTH * HEIGHT
+    assert np.percentile(ground @ up, 1) > 0.9999
+    np.testing.assert_allclose(np.linalg.norm(normals[mask], axis=-1), 1.0, atol=1e-5)
 
 
 def test_cube_half_covered_by_an_occluder_has_visibility_one_half(env):
