@@ -15,8 +15,11 @@ the same state; every figure is the median of the rounds' frames/s:
   consumed in this process (no ``DataLoader``). Each round first takes the items the
   stream buffered while the other loops ran, untimed.
 
-The ratios are frames/s over the render-only loop's; a stream of several instances can
-pass 1 on a machine with cores to spare.
+- **render only, N processes at once** (with ``instances = N > 1``): N such loops
+  sharing the machine, the stream's physical limit.
+
+The ratios are frames/s over the render-only loop's with as many processes (the env's
+over one loop, the stream's over N at once).
 
     python -m btgym.bench render-loop SPEC KWARGS_JSON [--blend F]   # the render-only loop
 """
@@ -85,9 +88,17 @@ class RenderOnlyLoop:
 
     def run(self, frames: int) -> float:
         """Seconds ``frames`` renders took."""
+        self.send(frames)
+        return self.receive()
+
+    def send(self, frames: int) -> None:
+        """Ask for ``frames`` renders (answered by :meth:`receive`)."""
         assert self.process.stdin is not None
         self.process.stdin.write(f"{frames}\n")
         self.process.stdin.flush()
+
+    def receive(self) -> float:
+        """Seconds the renders asked for by :meth:`send` took, measured by the worker."""
         return float(self._answer("elapsed"))
 
     def _answer(self, word: str) -> str:
@@ -116,6 +127,39 @@ class RenderOnlyLoop:
                 self.process.kill()
                 self.process.wait()
         self.stderr.close()
+
+
+class ParallelRenderOnlyLoop:
+    """``count`` render-only loops at once, one bpy process each: what ``count`` instances
+    could render together on this machine with no read-back, randomization or transport.
+    """
+
+    def __init__(
+        self, spec: str, scene_kwargs: dict[str, Any], blend_file: str | None, count: int
+    ) -> None:
+        self.loops: list[RenderOnlyLoop] = []
+        try:
+            for _ in range(count):
+                self.loops.append(RenderOnlyLoop(spec, scene_kwargs, blend_file))
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, frames: int) -> float:
+        """Seconds the loops took for ``frames`` renders in all (shared out, run at once)."""
+        count = len(self.loops)
+        each = -(-frames // count)
+        started = time.perf_counter()
+        for loop in self.loops:
+            loop.send(each)
+        for loop in self.loops:
+            loop.receive()
+        return (time.perf_counter() - started) * frames / (each * count)
+
+    def close(self) -> None:
+        """End every loop."""
+        for loop in self.loops:
+            loop.close()
 
 
 class EnvLoop:
@@ -192,7 +236,9 @@ def measure(
     seed: int = 0,
     on_frames: Callable[[int], None] | None = None,
 ) -> list[LoopRate]:
-    """Frames/s of the render-only loop, the env and the stream, in that order.
+    """Frames/s of the render-only loop, the env and the stream, in that order; with
+    ``instances > 1`` also of that many render-only loops at once, after the first (the
+    stream's reference: :func:`reference`).
 
     ``on_frames(n)`` is called after each round of each loop with its frame count (for a
     progress bar).
@@ -202,14 +248,16 @@ def measure(
             f"expected frames, rounds and instances >= 1, got {frames}, {rounds}, {instances}"
         )
     launch = launch or LaunchConfig()
-    results = [
-        LoopRate("render only (render.render, write_still=False)", 1),
-        LoopRate("env (BlenderEnv.step, sampled actions)", 1),
-        LoopRate("stream (StreamDataset, items in-process)", instances),
-    ]
+    results = [LoopRate("render only (render.render, write_still=False)", 1)]
+    if instances > 1:
+        results.append(LoopRate(f"render only, {instances} processes at once", instances))
+    results.append(LoopRate("env (BlenderEnv.step, sampled actions)", 1))
+    results.append(LoopRate("stream (StreamDataset, items in-process)", instances))
     loops: list[Any] = []
     try:
         loops.append(RenderOnlyLoop(spec, scene_kwargs, launch.blend_file))
+        if instances > 1:
+            loops.append(ParallelRenderOnlyLoop(spec, scene_kwargs, launch.blend_file, instances))
         loops.append(EnvLoop(spec, scene_kwargs, launch, seed))
         loops.append(StreamLoop(spec, scene_kwargs, launch, instances, seed))
         for _ in range(rounds):
@@ -221,6 +269,13 @@ def measure(
         for loop in reversed(loops):
             loop.close()
     return results
+
+
+def reference(results: list[LoopRate], loop: LoopRate) -> LoopRate:
+    """The render-only loop ``loop`` is compared with: the one with as many processes."""
+    return next(
+        r for r in results if r.name.startswith("render only") and r.instances == loop.instances
+    )
 
 
 def render_loop(spec: str, scene_kwargs: dict[str, Any], blend_file: str | None) -> None:
@@ -264,4 +319,12 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["EnvLoop", "LoopRate", "RenderOnlyLoop", "StreamLoop", "measure"]
+__all__ = [
+    "EnvLoop",
+    "LoopRate",
+    "ParallelRenderOnlyLoop",
+    "RenderOnlyLoop",
+    "StreamLoop",
+    "measure",
+    "reference",
+]

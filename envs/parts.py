@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -38,7 +39,16 @@ BODY = {"mass": 1.0, "friction": 0.9, "restitution": 0.0}
 BODY |= {"linear_damping": 0.4, "angular_damping": 0.8}
 #: Workbench studio lights drawn from (``rim.sl`` is left out: it leaves the pile almost black).
 STUDIO_LIGHTS = ("Default", "basic.sl", "outdoor.sl", "paint.sl", "studio.sl")
+#: Matcaps drawn with ``matcap_prob``: Blender's bundled ones, minus test patterns.
+MATCAP_SKIP = ("check_", "brush_")
 SQUARE = np.array([[1.0, -1.0], [1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0]])
+
+
+def bundled_matcaps() -> list[str]:
+    """Names of Blender's bundled matcaps (they differ between versions), sorted."""
+    lights = bpy.context.preferences.studio_lights
+    names = [light.name for light in lights if light.type == "MATCAP"]
+    return sorted(n for n in names if not n.startswith(MATCAP_SKIP))
 
 
 class PartsScene(Scene):
@@ -58,7 +68,7 @@ class PartsScene(Scene):
 
     ## Action Space
 
-    The randomization parameters, ``Box(low, high, (num_classes + 16,), float32)`` with
+    The randomization parameters, ``Box(low, high, (num_classes + 20,), float32)`` with
     named entries (:attr:`param_space`, a :class:`~btgym.wire.params.ParamSpace`; names in
     ``param_names``; bounds and defaults in ``docs/scenes.md``). A step's parameters take
     effect from the next arrangement started by an unseeded ``reset()`` or by the servers'
@@ -131,7 +141,7 @@ class PartsScene(Scene):
         self.pad_info = bool(pad_info)
         self.renderer = Renderer(width, height, engine=engine, samples=samples)
         self.observation_space = spaces.Box(0, 255, (height, width, 3), np.uint8)
-        self.param_space = parts_param_space(self.num_classes, self.max_objects)
+        self.param_space = parts_param_space(self.num_classes, self.max_objects, self.lens)
         self.action_space = self.param_space.box
         #: The name of each action entry, in order.
         self.param_names: list[str] = list(self.param_space.names)
@@ -417,11 +427,28 @@ class PartsScene(Scene):
         )
         kit.set_surface(bpy.data.materials[self.ground["material"]], ground, 0.8, light)
         kit.set_background(self.bpy_scene.world, sky)
-        kit.randomize_workbench_light(rng, STUDIO_LIGHTS)
+        self._randomize_workbench_shading(named)
         sun = rng.normal(size=3)  # the sun (Cycles, EEVEE): from anywhere above, world space
         sun[2] = abs(sun[2]) + 0.5
         self.sun.data.energy = 3.0 * light
         self.sun.rotation_euler = kit.look_at(sun / np.linalg.norm(sun) * 10.0, np.zeros(3))
+
+    def _randomize_workbench_shading(self, named: dict[str, Any]) -> None:
+        """Studio light (rotated up to ``studio_rotation_max`` degrees) or, with probability
+        ``matcap_prob``, a random matcap; shadow strength and direction. Draws nothing
+        extra at the defaults (probability 0, no rotation): seeded frames stay the same.
+        """
+        rng, shading = self.np_random, self.bpy_scene.display.shading
+        shading.light = "STUDIO"  # before choosing one: a matcap's names differ
+        kit.randomize_workbench_light(rng, STUDIO_LIGHTS)
+        if named["matcap_prob"] > 0 and rng.random() < named["matcap_prob"]:
+            shading.light = "MATCAP"
+            matcaps = bundled_matcaps()
+            shading.studio_light = matcaps[int(rng.integers(len(matcaps)))]
+        rotation = named["studio_rotation_max"]
+        shading.studiolight_rotate_z = (
+            math.radians(float(rng.uniform(-rotation, rotation))) if rotation > 0 else 0.0
+        )
 
     # -- views -----------------------------------------------------------------------------
     def _place_camera(self) -> None:
@@ -437,6 +464,11 @@ class PartsScene(Scene):
             location, target = random_view(
                 self.np_random, self._center, self._spread, radius, elevation
             )
+            lens = sorted((named["lens_min"], named["lens_max"]))
+            if lens[1] > lens[0]:  # no draw for a fixed lens: seeded views stay the same
+                self.camera.data.lens = float(self.np_random.uniform(*lens))
+            else:
+                self.camera.data.lens = lens[0]
         kit.aim(self.camera, location, target)
 
     def _view(self) -> tuple[np.ndarray, dict[str, Any]]:

@@ -31,18 +31,31 @@ SCALAR_PARAMS: list[tuple[str, float, float | None, float]] = [
     ("radius_max", 3.0, 30.0, 10.0),
     ("elevation_min", 5.0, 89.0, 25.0),
     ("elevation_max", 5.0, 89.0, 80.0),
+    ("lens_min", 10.0, 120.0, 50.0),
+    ("lens_max", 10.0, 120.0, 50.0),
+    ("matcap_prob", 0.0, 1.0, 0.0),
+    ("studio_rotation_max", 0.0, 180.0, 0.0),
 ]
+#: Parameters whose default is the scene's ``lens`` kwarg (focal length in mm).
+LENS_PARAMS = ("lens_min", "lens_max")
 
 
-def parts_param_space(num_classes: int = 6, max_objects: int = 20) -> ParamSpace:
-    """Class weights ``class_prob_<k>`` (the group ``class_probs``), then the scalars."""
+def parts_param_space(
+    num_classes: int = 6, max_objects: int = 20, lens: float = 50.0
+) -> ParamSpace:
+    """Class weights ``class_prob_<k>`` (the group ``class_probs``), then the scalars;
+    ``lens`` is the default of ``lens_min`` and ``lens_max``.
+    """
     probs = {f"class_prob_{k}": (0.0, 1.0, 1.0 / num_classes) for k in range(num_classes)}
     most = float(max_objects)
     scalars = {
         name: (low, most, min(default, most)) if high is None else (low, high, default)
         for name, low, high, default in SCALAR_PARAMS
     }
+    for name in LENS_PARAMS:
+        low, high, _ = scalars[name]
+        scalars[name] = (low, high, min(max(float(lens), low), high))
     return ParamSpace({**probs, **scalars}, groups={"class_probs": list(probs)})
 
 
-__all__ = ["SCALAR_PARAMS", "parts_param_space"]
+__all__ = ["LENS_PARAMS", "SCALAR_PARAMS", "parts_param_space"]

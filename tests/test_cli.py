@@ -7,6 +7,7 @@ commands run real Blender processes (the bpy module) on small Cube frames.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -181,15 +182,24 @@ def test_preview_writes_a_sheet_with_the_cubes_keypoints(tmp_path, capsys):
 
 
 def test_bench_prints_frames_per_second_and_ratios(capsys):
-    args = ["bench", "btgym/Cube-v0", "--kwargs", SMALL, "--frames", "5", "--rounds", "2"]
-    assert main([*args, "--instances", "1"]) == 0
+    args = ["bench", "btgym/Cube-v0", "--kwargs", SMALL, "--frames", "4", "--rounds", "2"]
+    assert main([*args, "--instances", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "2 interleaved rounds x 5 frames" in lines[0]
-    assert lines[1].split()[-4:] == ["frames/s", "ratio", "to", "render-only"]
-    rows = {line.split(" (")[0]: line.split()[-2:] for line in lines[3:]}
-    assert list(rows) == ["render only", "env", "stream"]
-    assert rows["render only"][1] == "1.00"
-    assert all(float(fps) > 0 and float(ratio) > 0 for fps, ratio in rows.values())
+    assert "2 interleaved rounds x 4 frames" in lines[0]
+    assert lines[1].split()[-6:] == [
+        "frames/s",
+        "ratio",
+        "to",
+        "render-only",
+        "(same",
+        "processes)",
+    ]
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[3:]]
+    names = [row[0].split(" (")[0] for row in rows]
+    assert names == ["render only", "render only, 2 processes at once", "env", "stream"]
+    assert [row[1] for row in rows] == ["1", "2", "1", "2"]
+    assert rows[0][3] == "1.00" and rows[1][3] == "1.00"  # each is its own reference
+    assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in rows)
     assert main(["bench", "btgym/Cube-v0", "--frames", "0"]) == 2
 
 

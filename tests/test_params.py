@@ -135,7 +135,7 @@ def test_the_description_travels_over_the_wire_and_rebuilds_the_space(space):
 def test_parts_table_names_bounds_and_defaults():
     parts = parts_param_space(6, 20)
     assert parts.names[:6] == tuple(f"class_prob_{k}" for k in range(6))
-    assert parts.names[6:8] == ("count_min", "count_max") and len(parts) == 22
+    assert parts.names[6:8] == ("count_min", "count_max") and len(parts) == 26
     assert parts.groups == {"class_probs": parts.names[:6]}
     named = parts.defaults()
     assert named["class_probs"] == pytest.approx([1 / 6] * 6)
@@ -145,6 +145,11 @@ def test_parts_table_names_bounds_and_defaults():
     assert few.defaults()["count_min"] == 5.0 and few.box.high[few.index("count_max")] == 5.0
     action = parts.to_action({"class_probs": [0, 0, 1, 0, 0, 0], "count_max": 3})
     assert action[2] == 1.0 and action[parts.index("count_max")] == 3.0
+    # The lens kwarg is the focal-length range's default, kept inside its bounds.
+    assert parts.defaults()["lens_min"] == parts.defaults()["lens_max"] == 50.0
+    wide = parts_param_space(6, 20, lens=24.0).defaults()
+    assert (wide["lens_min"], wide["lens_max"]) == (24.0, 24.0)
+    assert parts_param_space(6, 20, lens=500.0).defaults()["lens_max"] == 120.0
 
 
 def test_the_trainer_builds_parameter_spaces_without_blender():

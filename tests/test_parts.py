@@ -75,7 +75,7 @@ def silhouette_box(mask: np.ndarray) -> list[int]:
 
 def test_spaces_observation_and_annotation_types(env):
     assert env.observation_space.shape == (HEIGHT, WIDTH, 3)
-    assert env.action_space.shape == (K_CLASSES + 16,)
+    assert env.action_space.shape == (K_CLASSES + 20,)
     names = env.unwrapped.call("param_names")
     assert names[:K_CLASSES] == [f"class_prob_{k}" for k in range(K_CLASSES)]
     assert names[K_CLASSES : K_CLASSES + 2] == ["count_min", "count_max"]
@@ -268,6 +268,33 @@ def test_params_sent_with_a_step_apply_from_the_next_arrangement(env):
     env.step(defaults)
     _, again = env.reset(seed=4)
     assert again["class_id"].tolist() == [4, 4, 4]  # the params in force, not the step's
+
+
+def test_focal_length_range_is_drawn_per_view_and_reaches_the_intrinsics(env):
+    _, info = env.reset(seed=6, options={"params": {"lens_min": 25.0, "lens_max": 25.0}})
+    np.testing.assert_allclose(info["K"][0, 0], 25.0 / 36.0 * WIDTH)
+    params = {"lens_min": 20.0, "lens_max": 80.0}
+    _, info = env.reset(seed=6, options={"params": params})
+    focals = [info["K"][0, 0]]
+    for _ in range(5):
+        *_, info = env.step(env.unwrapped.call("action_from_params", params))
+        focals.append(info["K"][0, 0])
+    lenses = np.array(focals) * 36.0 / WIDTH
+    assert np.all((lenses >= 20.0) & (lenses <= 80.0)) and np.ptp(lenses) > 5.0
+
+
+def test_matcaps_and_studio_rotation_change_the_light_of_the_same_layout(env):
+    layout = {"objects": [{"class": 0, "location": (0.0, 0.0, CUBE_HALF)}]}
+    layout["camera"] = {"location": [2.5, -4.0, 5.0], "target": [0.0, 0.0, 0.4]}
+    plain, info_plain = env.reset(seed=8, options={"layout": layout, "params": CONTRAST})
+    for extra in ({"matcap_prob": 1.0}, {"studio_rotation_max": 180.0}):
+        params = {**CONTRAST, **extra}
+        frame, info = env.reset(seed=8, options={"layout": layout, "params": params})
+        np.testing.assert_array_equal(info["bbox_visib"], info_plain["bbox_visib"])
+        cube = info["mask"] == 1
+        assert np.abs(frame[cube].astype(int) - plain[cube]).mean() > 2.0  # another light
+        again, _ = env.reset(seed=8, options={"layout": layout, "params": params})
+        np.testing.assert_array_equal(again, frame)  # and reproducible
 
 
 def test_same_seed_gives_the_same_arrangement_and_views(env):
