@@ -1,0 +1,134 @@
+"""Figures of the rebuilt Experiment 2: precision-recall, domains side by side, and what
+the adaptive controller learned.
+
+- ``pr.png``: precision against recall at IoU 0.5 on the target, mean over classes and
+  runs, one curve per condition (the paper's Figure 7);
+- ``domains.png``: a contact sheet, one column per domain (massive DR, photo-realistic,
+  adaptive DR with the first run's final parameters, the target);
+- ``trajectories.png``: the adapted parameters' centres per generation, every adaptive
+  run, against the target's own values where it has one (the controller never sees them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.experiments.adaptive_dr import ADAPTED
+
+ROWS = 4
+
+
+def write_figures(results: dict[str, Any], directory: Path, cfg: Any, cache: Path) -> list[Path]:
+    """Write every figure that the results allow; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [pr_figure(results, directory / "pr.png")]
+    paths.append(domains_figure(results, directory / "domains.png", cfg, cache))
+    if any("trajectory" in r for r in results["runs"]):
+        paths.append(trajectory_figure(results, directory / "trajectories.png"))
+    return paths
+
+
+def pr_figure(results: dict[str, Any], path: Path) -> Path:
+    """Mean precision-recall curves at IoU 0.5 per condition."""
+    import matplotlib.pyplot as plt
+
+    from agents.experiments.transfer import LABELS
+
+    recall = np.linspace(0, 1, 101)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for condition, label in LABELS.items():
+        curves = [r["pr50"] for r in results["runs"] if r["condition"] == condition]
+        if curves:
+            ax.plot(recall, np.mean(curves, axis=0), label=f"{label} ({len(curves)} runs)")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1))
+    ax.set_title("Target, IoU 0.5, mean over classes and runs")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def domains_figure(results: dict[str, Any], path: Path, cfg: Any, cache: Path) -> Path:
+    """Frames of each domain side by side (columns), ``ROWS`` each."""
+    from PIL import Image
+
+    from agents.experiments import transfer
+
+    columns = [("massive DR", frames(transfer.cached_set(cfg, cache, "domain")))]
+    if "photoreal" in cfg.condition_list:
+        columns.append(("photo-realistic", frames(transfer.cached_set(cfg, cache, "photoreal"))))
+    adaptive = [r for r in results["runs"] if r["condition"] == "adaptive"]
+    if adaptive:
+        columns.append(("adaptive (run 0, final)", adapted_frames(adaptive[0], cfg)))
+    target = transfer.target_set(cfg, cache)
+    columns.append(("target (EEVEE)", frames(target)))
+    h, w = cfg.height, cfg.width
+    label_h = 18
+    sheet = Image.new("RGB", (len(columns) * (w + 4), ROWS * (h + 4) + label_h), "white")
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(sheet)
+    for c, (name, images) in enumerate(columns):
+        draw.text((c * (w + 4) + 4, 3), name, fill="black")
+        for r, image in enumerate(images[:ROWS]):
+            sheet.paste(Image.fromarray(image), (c * (w + 4) + 2, label_h + r * (h + 4) + 2))
+    sheet.save(path)
+    return path
+
+
+def frames(dataset: Any) -> list[np.ndarray]:
+    """``ROWS`` frames spread over ``dataset`` (one per arrangement where possible)."""
+    step = max(1, len(dataset) // ROWS)
+    return [np.asarray(dataset[i * step]["obs"]) for i in range(min(ROWS, len(dataset)))]
+
+
+def adapted_frames(run: dict[str, Any], cfg: Any) -> list[np.ndarray]:
+    """``ROWS`` fresh frames of the massive stream with a run's final adapted parameters."""
+    from agents.experiments import transfer
+    from btgym.data import StreamDataset
+
+    params = transfer.action(run["final_params"], transfer.MASSIVE_ACTION)
+    kwargs = {**transfer.scene_kwargs(cfg), "views": 1}
+    dataset = StreamDataset(
+        transfer.ENV_ID, 1, items=ROWS, seed=7, params=params, env_kwargs=kwargs
+    )
+    return [np.asarray(item["obs"]) for item in dataset]
+
+
+def trajectory_figure(results: dict[str, Any], path: Path) -> Path:
+    """One panel per adapted quantity: its centre per generation, every adaptive run."""
+    import matplotlib.pyplot as plt
+
+    from agents.experiments.transfer import TARGET_VALUES
+
+    runs = [r for r in results["runs"] if r["condition"] == "adaptive"]
+    cols = 3
+    rows = -(-len(ADAPTED) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(10, 2.6 * rows), squeeze=False)
+    for k, adapted in enumerate(ADAPTED):
+        ax = axes[k // cols][k % cols]
+        for run in runs:
+            means = np.array([g["mean"][k] for g in run["trajectory"]])
+            ax.plot(np.arange(1, len(means) + 1), means, alpha=0.8, label=f"run {run['run']}")
+        if adapted.name in TARGET_VALUES:
+            ax.axhline(TARGET_VALUES[adapted.name], color="black", ls="--", label="target")
+        ax.set(title=adapted.name, xlabel="generation", ylim=(adapted.low, adapted.high))
+        ax.grid(alpha=0.3)
+    for k in range(len(ADAPTED), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["write_figures"]

@@ -1,0 +1,642 @@
+"""Experiment 2, rebuilt (issue 17): massive DR vs photo-realism vs adaptive DR on a
+neutral target that no training condition renders.
+
+The same CenterNet-style detector (:mod:`agents.experiments.centernet`), the same
+budget (images, optimizer steps, augmentation) in every condition, evaluated with COCO
+AP on the EEVEE target (:mod:`agents.experiments.target`, fixed 2026-12-01):
+
+* ``massive``: ``btgym/Parts-v0`` streamed live with Workbench, randomizing widely
+  (:data:`MASSIVE`: any colour and brightness, roughness, light strength, studio lights
+  turned freely or matcaps, background, supershape occluders, camera distance,
+  elevation and focal length). Ranges chosen for variety, not against the target.
+* ``photoreal``: a fixed set rendered once with Cycles (:data:`PHOTOREAL`: grey
+  physically based materials, sun and sky light, random views), replayed shuffled.
+* ``adaptive``: the massive stream, its ranges moved during training by
+  :mod:`agents.experiments.adaptive_dr` (a discriminator between *unlabeled* target
+  frames and streamed frames scores each candidate; the cross-entropy method follows
+  the scores). Only the adaptation third of the target's arrangements is shown, without
+  labels; every condition is evaluated on the other two thirds.
+* ``reweight``: the massive stream with today's class re-weighting
+  (:class:`~agents.curriculum.ClassReweighting` from the per-class heatmap loss).
+
+    python -m agents.experiments.transfer            # the benchmark (docs/detection.md)
+    python -m agents.experiments.transfer --quick    # every path in a few minutes (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Subset
+
+from agents.curriculum import ClassReweighting
+from agents.curriculum.glue import StreamCurriculum
+from agents.experiments.adaptive_dr import (
+    ADAPTED,
+    AdaptiveRandomization,
+    DiscriminatorTrainer,
+    EvolutionStrategy,
+)
+from agents.experiments.centernet import STRIDE, CenterNet, batch_targets, detection_loss
+from agents.experiments.detection import (
+    ENV_ID,
+    annotations,
+    coco_metrics,
+    detect,
+    ground_truth,
+    lr_factor,
+)
+from agents.experiments.shards import cached_shards, rendered
+from agents.experiments.target import load_spec, render_target
+from blender_side.geometry import part_geometry
+from btgym.data import ReplayDataset, StreamDataset, collate
+from envs.parts_params import parts_param_space
+
+CONDITIONS = ("massive", "photoreal", "adaptive", "reweight")
+LABELS = {
+    "massive": "massive DR (Workbench stream)",
+    "photoreal": "photo-realistic (fixed Cycles set)",
+    "adaptive": "adaptive DR (discriminator on unlabeled target)",
+    "reweight": "massive DR + class re-weighting",
+}
+#: Massive randomization, fixed before any training (issue 17): wide for variety.
+MASSIVE = {
+    "value_min": 0.05,
+    "value_max": 1.0,
+    "saturation_max": 1.0,
+    "roughness_min": 0.0,
+    "roughness_max": 1.0,
+    "light_min": 0.3,
+    "light_max": 2.5,
+    "background_min": 0.0,
+    "background_max": 1.0,
+    "radius_min": 5.0,
+    "radius_max": 16.0,
+    "elevation_min": 10.0,
+    "elevation_max": 89.0,
+    "lens_min": 25.0,
+    "lens_max": 85.0,
+    "matcap_prob": 0.5,
+    "studio_rotation_max": 180.0,
+    "occluder_prob": 0.8,
+}
+#: The photo-realistic set: plausible grey parts under sun and sky, Cycles, random views.
+PHOTOREAL = {
+    "value_min": 0.3,
+    "value_max": 0.8,
+    "saturation_max": 0.05,
+    "roughness_min": 0.2,
+    "roughness_max": 0.7,
+    "light_min": 0.6,
+    "light_max": 1.5,
+    "background_min": 0.1,
+    "background_max": 0.6,
+    "radius_min": 6.0,
+    "radius_max": 12.0,
+    "elevation_min": 20.0,
+    "elevation_max": 80.0,
+    "occluder_prob": 0.5,
+}
+PHOTOREAL_SEED, DOMAIN_SEED = 40_000, 50_000
+#: The target's own values for the adapted quantities that have one (never shown to the
+#: controller; for the trajectory plot): centres of the spec's ranges.
+TARGET_VALUES = {
+    "object value": 0.525,
+    "saturation": 0.04,
+    "roughness": 0.45,
+    "camera distance": 9.0,
+    "elevation": 47.5,
+    "focal length": 50.0,
+    "matcap probability": 0.0,
+}
+
+
+@dataclass
+class Config:
+    """Everything fixed across conditions (the full benchmark's values)."""
+
+    width: int = 160
+    height: int = 128
+    views: int = 4
+    batch: int = 16
+    iterations: int = 80
+    echo: int = 12
+    runs: int = 5
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 30
+    model_width: int = 32
+    min_visibility: float = 0.1
+    top_k: int = 100
+    instances: int = 2
+    cycles_samples: int = 16
+    domain_size: int = 200
+    target_frames: int | None = None  # None: the whole committed target
+    candidates: int = 4
+    batches_per_candidate: int = 2
+    update_every: int = 5
+    seed: int = 0
+    threads: int = 2
+    conditions: str = ",".join(CONDITIONS)
+
+    @property
+    def condition_list(self) -> list[str]:
+        names = [c for c in self.conditions.split(",") if c]
+        unknown = sorted(set(names) - set(CONDITIONS))
+        if unknown:
+            raise ValueError(f"expected conditions from {CONDITIONS}, got {unknown}")
+        return names
+
+    @property
+    def train_images(self) -> int:
+        return self.batch * self.iterations
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps: each batch is used ``echo`` times (data echoing)."""
+        return self.iterations * self.echo
+
+
+QUICK = {
+    "batch": 4,
+    "iterations": 8,
+    "echo": 2,
+    "runs": 1,
+    "warmup": 2,
+    "cycles_samples": 2,
+    "domain_size": 8,
+    "target_frames": 24,
+    "candidates": 2,
+    "batches_per_candidate": 1,
+    "update_every": 2,
+}
+
+
+# -- the scene's actions ---------------------------------------------------------------------
+SPACE = parts_param_space(6, 20)
+CLASS_NAMES = [part_geometry(k)[0] for k in range(6)]
+
+
+def action(named: dict[str, Any], base: np.ndarray | None = None) -> np.ndarray:
+    """A Parts-v0 action: ``named`` over ``base`` (default: the scene's defaults)."""
+    return SPACE.to_action(named, base=SPACE.default if base is None else base).astype(np.float32)
+
+
+MASSIVE_ACTION = action(MASSIVE)
+
+
+def scene_kwargs(cfg: Config, engine: str = "workbench") -> dict[str, Any]:
+    """Parts-v0 kwargs of a condition (Cycles with ``cfg.cycles_samples``)."""
+    kwargs: dict[str, Any] = {"width": cfg.width, "height": cfg.height, "views": cfg.views}
+    if engine == "cycles":
+        kwargs.update(engine="cycles", samples=cfg.cycles_samples)
+    return kwargs
+
+
+# -- augmentation (the same for every condition) ---------------------------------------------
+Labels = list[tuple[np.ndarray, np.ndarray]]
+
+
+def augment(
+    inputs: torch.Tensor, labels: Labels, generator: torch.Generator
+) -> tuple[torch.Tensor, Labels]:
+    """Horizontal flip (p 0.5), zoom 0.8-1.25 about the centre, colour jitter (brightness,
+    contrast, saturation x0.75-1.25) per image; boxes follow, those left under 2 px go."""
+    n, _, h, w = inputs.shape
+    u = torch.rand(n, 5, generator=generator)
+    out = torch.empty_like(inputs)
+    new_labels: Labels = []
+    for i in range(n):
+        image, (boxes, classes) = inputs[i], labels[i]
+        boxes = boxes.copy()
+        if u[i, 0] < 0.5:
+            image = image.flip(-1)
+            boxes[:, [0, 2]] = w - boxes[:, [2, 0]]
+        zoom = float(0.8 * (1.25 / 0.8) ** u[i, 1])
+        image = zoomed(image, zoom)
+        centre = np.array([w / 2, h / 2, w / 2, h / 2])
+        boxes = (boxes - centre) * zoom + centre
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        keep = ((boxes[:, 2] - boxes[:, 0]) >= 2) & ((boxes[:, 3] - boxes[:, 1]) >= 2)
+        brightness, contrast, saturation = (0.75 + 0.5 * u[i, 2:5]).tolist()
+        rgb = image + 0.5
+        grey = rgb.mean(0, keepdim=True)
+        rgb = grey + (rgb - grey) * saturation
+        rgb = (rgb - rgb.mean()) * contrast + rgb.mean()
+        out[i] = (rgb * brightness).clamp(0, 1) - 0.5
+        new_labels.append((boxes[keep], classes[keep]))
+    return out, new_labels
+
+
+def zoomed(image: torch.Tensor, zoom: float) -> torch.Tensor:
+    """``image`` (3, H, W) scaled by ``zoom`` about its centre; borders padded with grey."""
+    _, h, w = image.shape
+    theta = torch.tensor([[1 / zoom, 0.0, 0.0], [0.0, 1 / zoom, 0.0]]).unsqueeze(0)
+    grid = F.affine_grid(theta, [1, 3, h, w], align_corners=False)
+    return F.grid_sample(image[None], grid, align_corners=False, padding_mode="zeros")[0]
+
+
+# -- training --------------------------------------------------------------------------------
+def to_input(obs: torch.Tensor) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-0.5, 0.5]."""
+    return obs.permute(0, 3, 1, 2).float().div(255.0).sub(0.5).contiguous()
+
+
+@dataclass
+class TrainLog:
+    losses: list[float]
+    class_counts: np.ndarray
+    seconds: float = 0.0
+
+
+def train(
+    model: CenterNet,
+    batches: Iterable[dict[str, Any]],
+    cfg: Config,
+    seed: int,
+    after_batch: Callable[[int, torch.Tensor, dict[str, Any], torch.Tensor], None] | None = None,
+) -> TrainLog:
+    """AdamW on ``cfg.iterations`` batches, ``cfg.echo`` augmented steps each;
+    ``after_batch(index, inputs, batch, per_class_loss)`` after each batch."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
+    out_hw = (cfg.height // STRIDE, cfg.width // STRIDE)
+    generator = torch.Generator().manual_seed(seed)
+    log = TrainLog([], np.zeros(model.num_classes, np.int64))
+    start = time.perf_counter()
+    model.train()
+    for index, batch in enumerate(batches):
+        if index >= cfg.iterations:
+            break
+        labels = [annotations(info, cfg.min_visibility) for info in batch["info"]]
+        for _, classes in labels:
+            log.class_counts += np.bincount(classes, minlength=model.num_classes)
+        inputs = to_input(batch["obs"])
+        per_class = torch.full((model.num_classes,), float("nan"))
+        for repeat in range(cfg.echo):
+            x, y = augment(inputs, labels, generator)
+            loss, _, per_class_now = detection_loss(
+                model(x), batch_targets(y, model.num_classes, out_hw)
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            optimizer.step()
+            schedule.step()
+            if repeat == 0:
+                log.losses.append(float(loss.detach()))
+                per_class = per_class_now
+        if after_batch is not None:
+            after_batch(index, inputs, batch, per_class)
+    log.seconds = time.perf_counter() - start
+    if len(log.losses) != cfg.iterations:
+        raise RuntimeError(f"expected {cfg.iterations} batches, got {len(log.losses)}")
+    return log
+
+
+def massive_stream(cfg: Config, seed: int) -> tuple[StreamDataset, DataLoader]:
+    """The live massive-DR stream (``cfg.instances`` Workbench instances) and its loader."""
+    dataset = StreamDataset(
+        ENV_ID,
+        cfg.instances,
+        items=cfg.train_images,
+        seed=seed,
+        params=MASSIVE_ACTION,
+        env_kwargs=scene_kwargs(cfg),
+        start_timeout=300,
+    )
+    return dataset, DataLoader(dataset, batch_size=cfg.batch, collate_fn=collate)
+
+
+class ReweightHook:
+    """Mean per-class heatmap loss of every ``every`` batches -> class probabilities."""
+
+    def __init__(self, dataset: StreamDataset, cfg: Config) -> None:
+        controller = ClassReweighting(len(CLASS_NAMES), 0.5, 0.2, 0.9)
+        self.curriculum = StreamCurriculum(
+            dataset, controller, transform=lambda p: action({"class_probs": p}, MASSIVE_ACTION)
+        )
+        self.curriculum.apply()
+        self.every = cfg.update_every
+        self.sums, self.counts = np.zeros(len(CLASS_NAMES)), np.zeros(len(CLASS_NAMES))
+        self.history: list[list[float]] = []
+
+    def __call__(self, index: int, inputs: torch.Tensor, batch: Any, per_class: torch.Tensor):
+        values = per_class.numpy()
+        seen = ~np.isnan(values)
+        self.sums[seen] += values[seen]
+        self.counts[seen] += 1
+        if (index + 1) % self.every:
+            return
+        outcome = {
+            int(c): float(self.sums[c] / self.counts[c]) for c in np.flatnonzero(self.counts)
+        }
+        self.curriculum.report({0: outcome})
+        self.curriculum.apply()
+        self.history.append(self.curriculum.controller.probabilities.tolist())
+        self.sums[:], self.counts[:] = 0.0, 0.0
+
+
+def train_condition(
+    condition: str, run: int, cfg: Config, sets: dict[str, Any]
+) -> tuple[CenterNet, TrainLog, dict[str, Any]]:
+    """Train a fresh model (initialization seeded by ``run``, the same in every condition)."""
+    torch.manual_seed(cfg.seed * 1000 + run)
+    model = CenterNet(len(CLASS_NAMES), cfg.model_width)
+    data_seed = cfg.seed * 1000 + 100 + run
+    extra: dict[str, Any] = {}
+    if condition == "photoreal":
+        generator = torch.Generator().manual_seed(data_seed)
+        loader = DataLoader(
+            sets["photoreal"], cfg.batch, shuffle=True, drop_last=True, generator=generator,
+            collate_fn=collate,
+        )  # fmt: skip
+        return model, train(model, loader, cfg, data_seed), extra
+    dataset, loader = massive_stream(cfg, data_seed)
+    if condition == "massive":
+        return model, train(model, loader, cfg, data_seed), extra
+    if condition == "reweight":
+        hook = ReweightHook(dataset, cfg)
+        log = train(model, loader, cfg, data_seed, after_batch=hook)
+        extra["class_probs"] = hook.history
+        return model, log, extra
+    strategy = EvolutionStrategy(
+        ADAPTED, np.full(len(ADAPTED), 0.5), seed=data_seed, candidates=cfg.candidates
+    )
+    discriminator = DiscriminatorTrainer(sets["unlabeled"], seed=data_seed)
+    adaptive = AdaptiveRandomization(
+        strategy,
+        discriminator,
+        set_params=lambda params, ids: dataset.set_params(params, env_ids=ids),
+        to_action=lambda named: action(named, MASSIVE_ACTION),
+        batches_per_candidate=cfg.batches_per_candidate,
+        instances=cfg.instances,
+    )
+
+    def after_batch(index: int, inputs: torch.Tensor, batch: Any, per_class: torch.Tensor):
+        adaptive.after_batch(inputs, [np.asarray(info["params"]) for info in batch["info"]])
+
+    log = train(model, loader, cfg, data_seed, after_batch=after_batch)
+    extra["trajectory"] = strategy.history
+    extra["discriminator_loss"] = discriminator.losses
+    extra["final_params"] = strategy.params(strategy.mean)
+    return model, log, extra
+
+
+# -- the sets --------------------------------------------------------------------------------
+def render_parts(
+    directory: Path, count: int, kwargs: dict[str, Any], params: np.ndarray, seed: int, n: int
+) -> ReplayDataset:
+    """``count`` Parts-v0 frames rendered once into tar shards (reused when complete)."""
+    meta = {"count": count, "kwargs": kwargs, "params": params.tolist(), "seed": seed}
+
+    def items():
+        dataset = StreamDataset(
+            ENV_ID, n, seed=seed, params=params, env_kwargs=kwargs, start_timeout=300
+        )
+        return rendered(iter(dataset), params)
+
+    return cached_shards(directory, meta, count, items)
+
+
+def split_target(target: ReplayDataset) -> tuple[list[int], list[int]]:
+    """Target indices: every third arrangement for adaptation (unlabeled), the rest for
+    evaluation (whole arrangements, so no view of an evaluated pile is ever shown)."""
+    arrangements = [int(target[i]["info"]["arrangement"]) for i in range(len(target))]
+    order = {a: k for k, a in enumerate(dict.fromkeys(arrangements))}
+    adapt = [i for i, a in enumerate(arrangements) if order[a] % 3 == 0]
+    evaluate = [i for i, a in enumerate(arrangements) if order[a] % 3 != 0]
+    return adapt, evaluate
+
+
+def target_set(cfg: Config, cache: Path) -> ReplayDataset:
+    """The committed target (``target-eevee``), or its first ``cfg.target_frames`` frames
+    in a directory of their own (a trial never replaces the whole set)."""
+    if cfg.target_frames is None:
+        return render_target(cache / "target-eevee")
+    return render_target(cache / f"target-eevee-n{cfg.target_frames}", frames=cfg.target_frames)
+
+
+def cached_set(cfg: Config, cache: Path, kind: str) -> ReplayDataset:
+    """The photo-realistic training set (``"photoreal"``) or the massive domain's own test
+    set (``"domain"``), rendered once."""
+    size = f"{cfg.width}x{cfg.height}"
+    if kind == "photoreal":
+        return render_parts(
+            cache / f"photoreal-{size}-n{cfg.train_images}-s{cfg.cycles_samples}-seed{cfg.seed}",
+            cfg.train_images,
+            scene_kwargs(cfg, "cycles"),
+            action(PHOTOREAL),
+            PHOTOREAL_SEED + cfg.seed,
+            1,  # Cycles uses every core already
+        )
+    return render_parts(
+        cache / f"massive-{size}-n{cfg.domain_size}-seed{cfg.seed}",
+        cfg.domain_size,
+        scene_kwargs(cfg),
+        MASSIVE_ACTION,
+        DOMAIN_SEED + cfg.seed,
+        cfg.instances,
+    )
+
+
+def prepare_sets(cfg: Config, cache: Path) -> dict[str, Any]:
+    """Target (split), the photo-realistic set and the massive domain's own test set."""
+    target = target_set(cfg, cache)
+    adapt, evaluate = split_target(target)
+    unlabeled = torch.stack([to_input(torch.as_tensor(target[i]["obs"])[None])[0] for i in adapt])
+    wanted = "photoreal" in cfg.condition_list
+    photoreal = cached_set(cfg, cache, "photoreal") if wanted else None
+    domain = cached_set(cfg, cache, "domain")
+    return {
+        "target": Subset(target, evaluate),
+        "target_all": target,
+        "adapt_indices": adapt,
+        "unlabeled": unlabeled,
+        "photoreal": photoreal,
+        "domain": domain,
+    }
+
+
+# -- the experiment --------------------------------------------------------------------------
+def log_line(text: str) -> None:
+    print(text, flush=True)
+
+
+def run_experiment(
+    cfg: Config, out: Path, cache: Path, log: Callable[[str], None] = log_line
+) -> dict[str, Any]:
+    """Render (or load) the sets, train every condition ``cfg.runs`` times, evaluate;
+    results are written after every model, so an interrupted run keeps what it did."""
+    torch.set_num_threads(cfg.threads)
+    started = time.perf_counter()
+    sets = prepare_sets(cfg, cache)
+    render_s = time.perf_counter() - started
+    log(
+        f"sets ready in {render_s:.0f} s: {len(sets['target'])} target frames to evaluate, "
+        f"{len(sets['unlabeled'])} unlabeled, {len(sets['photoreal'] or [])} Cycles"
+    )
+    gt = ground_truth(sets["target"], CLASS_NAMES, cfg)
+    domain_gt = ground_truth(sets["domain"], CLASS_NAMES, cfg)
+    results: dict[str, Any] = {
+        "config": asdict(cfg),
+        "massive": MASSIVE,
+        "photoreal": PHOTOREAL,
+        "target_spec": load_spec(),
+        "class_names": CLASS_NAMES,
+        "target_objects": len(gt["annotations"]),
+        "render_s": render_s,
+        "runs": [],
+    }
+    for run in range(cfg.runs):
+        for condition in cfg.condition_list:
+            model, train_log, extra = train_condition(condition, run, cfg, sets)
+            t1 = time.perf_counter()
+            detections = detect(model, sets["target"], cfg.top_k)
+            metrics = coco_metrics(gt, detections)
+            metrics["pr50"] = pr_curve(gt, detections)
+            domain = coco_metrics(domain_gt, detect(model, sets["domain"], cfg.top_k))
+            record = {
+                "condition": condition,
+                "run": run,
+                **metrics,
+                "domain": domain,
+                "train_s": train_log.seconds,
+                "eval_s": time.perf_counter() - t1,
+                "final_loss": float(np.mean(train_log.losses[-10:])),
+                "class_counts": train_log.class_counts.tolist(),
+                **extra,
+            }
+            results["runs"].append(record)
+            results["wall_s"] = time.perf_counter() - started
+            results["summary"] = summarize(results["runs"])
+            write_outputs(results, out)
+            log(
+                f"run {run} {condition:9s} target mAP {metrics['mAP']:.3f} AP50 "
+                f"{metrics['AP50']:.3f} | own-domain mAP {domain['mAP']:.3f} | loss "
+                f"{record['final_loss']:.2f} | train {train_log.seconds:.0f} s"
+            )
+    return results
+
+
+def pr_curve(gt: dict[str, Any], detections: list[dict[str, Any]]) -> list[float]:
+    """Precision at 101 recall levels, IoU 0.5, mean over classes (the paper's Figure 7)."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if not detections:
+        return [0.0] * 101
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = json.loads(json.dumps(gt))
+        coco_gt.createIndex()
+        evaluation = COCOeval(coco_gt, coco_gt.loadRes(detections), "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+    precision = evaluation.eval["precision"][0, :, :, 0, -1]  # IoU .5: (recall, class)
+    precision = np.where(precision < 0, np.nan, precision)
+    return np.nan_to_num(np.nanmean(precision, axis=1)).tolist()
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard deviation (ddof 1) per condition."""
+    summary: dict[str, Any] = {}
+    for condition in CONDITIONS:
+        rows = [r for r in runs if r["condition"] == condition]
+        if not rows:
+            continue
+        maps = np.array([r["mAP"] for r in rows])
+        domain = np.array([r["domain"]["mAP"] for r in rows])
+        summary[condition] = {
+            "runs": len(rows),
+            "mAP": float(maps.mean()),
+            "mAP_std": float(maps.std(ddof=1)) if len(rows) > 1 else 0.0,
+            "AP50": float(np.mean([r["AP50"] for r in rows])),
+            "AP75": float(np.mean([r["AP75"] for r in rows])),
+            "per_class": np.nanmean([r["per_class"] for r in rows], axis=0).tolist(),
+            "domain_mAP": float(domain.mean()),
+            "domain_mAP_std": float(domain.std(ddof=1)) if len(rows) > 1 else 0.0,
+            "train_s": float(np.mean([r["train_s"] for r in rows])),
+        }
+    return summary
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """The paper's Table I for these conditions (AP in percent)."""
+    names = results["class_names"]
+    head = ["training data", "runs", "mAP", "AP50", "AP75", *names, "own-domain mAP"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for condition, s in results["summary"].items():
+        cells = [
+            LABELS[condition],
+            str(s["runs"]),
+            f"{100 * s['mAP']:.1f} ± {100 * s['mAP_std']:.1f}",
+            f"{100 * s['AP50']:.1f}",
+            f"{100 * s['AP75']:.1f}",
+            *(f"{100 * v:.1f}" for v in s["per_class"]),
+            f"{100 * s['domain_mAP']:.1f} ± {100 * s['domain_mAP_std']:.1f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_outputs(results: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    command = results.get("command", "")
+    table = markdown_table(results)
+    (out / "results.md").write_text(f"{table}\n\n`{command}`\n" if command else table + "\n")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 run (CI)")
+    parser.add_argument("--out", type=Path, default=None, help="default runs/transfer[/quick]")
+    parser.add_argument("--cache", type=Path, default=Path("runs/detection/cache"))
+    parser.add_argument("--figures", type=Path, default=None, help="write the figures here")
+    for field, default in asdict(Config()).items():
+        kind = int if field == "target_frames" else type(default)
+        parser.add_argument(f"--{field.replace('_', '-')}", type=kind, default=None)
+    return parser.parse_args(argv)
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    cfg = Config(**QUICK) if args.quick else Config()
+    overrides = {k: v for k, v in vars(args).items() if k in asdict(cfg) and v is not None}
+    return replace(cfg, **overrides)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    cfg = config_from(args)
+    out = args.out or Path("runs/transfer/quick" if args.quick else "runs/transfer")
+    words = sys.argv[1:] if argv is None else argv
+    command = ("python -m agents.experiments.transfer " + shlex.join(words)).strip()
+    results = run_experiment(cfg, out, args.cache)
+    results["command"] = command
+    write_outputs(results, out)
+    from agents.experiments.figures import write_figures
+
+    write_figures(results, args.figures or out, cfg, args.cache)
+    print(markdown_table(results))
+    print(f"wall {results['wall_s']:.0f} s; written to {out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""The rebuilt Experiment 2: augmentation, the adaptive controller and discriminator, the
+target split, and the --quick pipeline end to end against real Blender."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from agents.experiments import transfer as tr
+from agents.experiments.adaptive_dr import (
+    ADAPTED,
+    AdaptiveRandomization,
+    DiscriminatorTrainer,
+    EvolutionStrategy,
+)
+
+
+def test_flip_and_zoom_move_boxes_with_the_pixels():
+    h, w = 32, 40
+    image = torch.zeros((1, 3, h, w))  # grey, as the border a zoom-out pads with
+    image[0, :, 8:16, 4:12] = 0.5  # a white box [4, 8, 12, 16]
+    labels = [(np.array([[4.0, 8.0, 12.0, 16.0]]), np.array([2]))]
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        out, new = tr.augment(image, labels, generator)
+        boxes, classes = new[0]
+        assert classes.tolist() == [2]
+        x0, y0, x1, y1 = boxes[0]
+        grey = out[0].mean(0)
+        bright = grey > (grey.max() + grey.min()) / 2
+        rows, cols = np.nonzero(bright.numpy())
+        # The bright region's extent is the box, to the pixel the resampling blurs.
+        assert abs(cols.min() - x0) <= 1.5 and abs(cols.max() + 1 - x1) <= 1.5
+        assert abs(rows.min() - y0) <= 1.5 and abs(rows.max() + 1 - y1) <= 1.5
+
+
+def test_augment_drops_boxes_pushed_out_of_the_frame():
+    image = torch.zeros((1, 3, 32, 32))
+    labels = [(np.array([[0.0, 0.0, 1.0, 1.0], [10.0, 10.0, 20.0, 20.0]]), np.array([0, 1]))]
+    seen_drop = False
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(30):
+        _, new = tr.augment(image, labels, generator)
+        boxes, classes = new[0]
+        assert 1 in classes.tolist()  # the central box always survives
+        assert np.all(boxes[:, 2] - boxes[:, 0] >= 2)
+        seen_drop |= 0 not in classes.tolist()
+    assert seen_drop  # a zoom-in pushes the 1 px corner box out
+
+
+def test_strategy_climbs_towards_the_better_scored_candidates():
+    strategy = EvolutionStrategy(ADAPTED, np.full(len(ADAPTED), 0.5), seed=0)
+    goal = np.full(len(ADAPTED), 0.9)
+    start = np.abs(strategy.mean - goal).sum()
+    for _ in range(40):
+        for k, candidate in enumerate(strategy.propose()):
+            strategy.report(k, np.array([-np.abs(candidate - goal).sum()]))
+        strategy.update()
+    assert np.abs(strategy.mean - goal).sum() < 0.5 * start
+    assert len(strategy.history) == 40
+    named = strategy.params(strategy.mean)
+    assert named["lens_min"] < named["lens_max"] and named["lens_min"] >= 25.0
+    assert set(named) == {p for a in ADAPTED for p in a.params}
+
+
+def test_strategy_keeps_its_mean_without_two_scored_candidates():
+    strategy = EvolutionStrategy(ADAPTED, np.full(len(ADAPTED), 0.3), seed=0)
+    strategy.propose()
+    strategy.report(0, np.array([1.0]))
+    strategy.update()
+    np.testing.assert_allclose(strategy.mean, 0.3)
+    with pytest.raises(ValueError, match="even number"):
+        EvolutionStrategy(ADAPTED, np.zeros(len(ADAPTED)), seed=0, candidates=3)
+
+
+def test_discriminator_learns_to_tell_bright_target_frames_from_dark_stream_frames():
+    target = torch.rand(32, 3, 32, 40) * 0.3 + 0.2
+    trainer = DiscriminatorTrainer(target, seed=0, lr=3e-3)
+    for _ in range(60):
+        scores = trainer.step(torch.rand(8, 3, 32, 40) * 0.3 - 0.5)
+    assert float(scores.mean()) < 0.2  # stream frames: "not target"
+    with torch.no_grad():
+        assert float(torch.sigmoid(trainer.model(target)).mean()) > 0.8
+
+
+def test_adaptive_randomization_gives_instances_their_own_candidates_and_credits_frames():
+    strategy = EvolutionStrategy(ADAPTED, np.full(len(ADAPTED), 0.5), seed=0)
+    sent: dict[int, list[np.ndarray]] = {0: [], 1: []}
+    trainer = DiscriminatorTrainer(torch.zeros(4, 3, 16, 16), seed=0)
+    glue = AdaptiveRandomization(
+        strategy,
+        trainer,
+        set_params=lambda params, ids: sent[ids[0]].append(params),
+        to_action=lambda named: tr.action(named, tr.MASSIVE_ACTION),
+        batches_per_candidate=2,
+        instances=2,
+    )
+    assert len(sent[0]) == len(sent[1]) == 1
+    assert not np.array_equal(sent[0][0], sent[1][0])
+    for _ in range(2 * strategy.candidates // 2):
+        frames = [sent[0][-1], sent[1][-1], tr.MASSIVE_ACTION]  # the last matches nothing
+        glue.after_batch(torch.zeros(3, 3, 16, 16), frames)
+    # One generation: two rounds of two candidates, 2 batches each, then an update.
+    assert len(sent[0]) == len(sent[1]) == 3 and len(strategy.history) == 1
+    assert all(np.isfinite(s) for s in strategy.history[0]["scores"])
+    with pytest.raises(ValueError, match="whole rounds"):
+        AdaptiveRandomization(strategy, trainer, lambda p, i: None, lambda n: n, 1, instances=3)
+
+
+def test_target_split_keeps_arrangements_whole():
+    items = [{"info": {"arrangement": 100 + i // 4}} for i in range(24)]
+    adapt, evaluate = tr.split_target(items)
+    assert sorted(adapt + evaluate) == list(range(24))
+    assert adapt == [0, 1, 2, 3, 12, 13, 14, 15]  # arrangements 0 and 3 of 6
+    assert len(evaluate) == 16
+
+
+def test_massive_ranges_are_wide_and_inside_the_scene_bounds():
+    named = tr.SPACE.to_dict(tr.MASSIVE_ACTION)
+    assert named["saturation_max"] == 1.0 and named["matcap_prob"] == 0.5
+    assert named["lens_max"] - named["lens_min"] >= 50
+    assert np.all(tr.SPACE.box.low <= tr.MASSIVE_ACTION)
+    assert np.all(tr.SPACE.box.high >= tr.MASSIVE_ACTION)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_quick_pipeline_end_to_end(tmp_path):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    results = tr.main(["--quick", "--out", str(out), "--cache", str(cache)])
+    assert [r["condition"] for r in results["runs"]] == list(tr.CONDITIONS)
+    saved = json.loads((out / "results.json").read_text())
+    assert set(saved["summary"]) == set(tr.CONDITIONS)
+    for row in saved["runs"]:
+        assert 0.0 <= row["mAP"] <= 1.0 and len(row["pr50"]) == 101
+        assert len(row["per_class"]) == len(tr.CLASS_NAMES)
+    adaptive = next(r for r in saved["runs"] if r["condition"] == "adaptive")
+    assert adaptive["trajectory"] and adaptive["discriminator_loss"]
+    assert any(np.isfinite(s) for g in adaptive["trajectory"] for s in g["scores"])
+    reweight = next(r for r in saved["runs"] if r["condition"] == "reweight")
+    assert reweight["class_probs"]
+    for name in ("pr.png", "domains.png", "trajectories.png"):
+        assert (out / name).stat().st_size > 1000
+    table = (out / "results.md").read_text()
+    assert all(label in table for label in tr.LABELS.values())
+    # The quick target lives apart from the committed one: a trial never replaces it.
+    assert (cache / "target-eevee-n24" / "meta.json").exists()
+    assert not (cache / "target-eevee").exists()
