@@ -130,12 +130,12 @@ class Config:
     height: int = 128
     views: int = 4
     batch: int = 16
-    iterations: int = 80
-    echo: int = 12
-    runs: int = 5
+    iterations: int = 100
+    echo: int = 20
+    runs: int = 3
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    warmup: int = 30
+    warmup: int = 50
     model_width: int = 32
     min_visibility: float = 0.1
     top_k: int = 100
@@ -144,7 +144,7 @@ class Config:
     domain_size: int = 200
     target_frames: int | None = None  # None: the whole committed target
     candidates: int = 4
-    batches_per_candidate: int = 2
+    batches_per_candidate: int = 4
     update_every: int = 5
     seed: int = 0
     threads: int = 2
@@ -178,7 +178,7 @@ QUICK = {
     "domain_size": 8,
     "target_frames": 24,
     "candidates": 2,
-    "batches_per_candidate": 1,
+    "batches_per_candidate": 4,
     "update_every": 2,
 }
 
@@ -316,6 +316,7 @@ def massive_stream(cfg: Config, seed: int) -> tuple[StreamDataset, DataLoader]:
         params=MASSIVE_ACTION,
         env_kwargs=scene_kwargs(cfg),
         start_timeout=300,
+        frames_per_request=1,  # new parameters reach the frames 2 frames later, not 8
     )
     return dataset, DataLoader(dataset, batch_size=cfg.batch, collate_fn=collate)
 
