@@ -23,7 +23,6 @@ materials), chosen before any result was seen.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -32,7 +31,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,7 @@ from agents.experiments.centernet import (
     detection_loss,
     to_input,
 )
+from agents.experiments.runner import config_from, log_line, parse_args, write_outputs
 from agents.experiments.shards import cached_shards, rendered
 from btgym.coco import to_coco
 from btgym.data import ReplayDataset, StreamDataset, collate
@@ -422,10 +422,6 @@ def prepare_sets(cfg: Config, scene: SceneInfo, cache: Path) -> tuple[ReplayData
     return cycles_set, target_set, source_set
 
 
-def log_line(text: str) -> None:
-    print(text, flush=True)
-
-
 def run_experiment(
     cfg: Config, out: Path, cache: Path, log: Callable[[str], None] = log_line
 ) -> dict[str, Any]:
@@ -473,7 +469,7 @@ def run_experiment(
         "runs": runs,
         "summary": summarize(runs, scene.class_names),
     }
-    write_outputs(results, out)
+    write_outputs(results, out, markdown_table)
     return results
 
 
@@ -551,40 +547,16 @@ def markdown_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(results: dict[str, Any], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    table = markdown_table(results)
-    command = results.get("command", "")
-    (out / "results.md").write_text(f"{table}\n\n`{command}`\n" if command else table + "\n")
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 run (CI)")
-    parser.add_argument("--out", type=Path, default=None, help="default runs/detection[/quick]")
-    parser.add_argument("--cache", type=Path, default=Path("runs/detection/cache"))
-    for field, default in asdict(Config()).items():
-        parser.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=None)
-    return parser.parse_args(argv)
-
-
-def config_from(args: argparse.Namespace) -> Config:
-    cfg = Config(**QUICK) if args.quick else Config()
-    overrides = {k: v for k, v in vars(args).items() if k in asdict(cfg) and v is not None}
-    return replace(cfg, **overrides)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    cfg = config_from(args)
+    args = parse_args(argv, __doc__.split("\n")[0], Config, Path("runs/detection/cache"))
+    cfg = config_from(args, Config, QUICK)
     out = args.out or Path("runs/detection/quick" if args.quick else "runs/detection")
     command = "python -m agents.experiments.detection " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
     results = run_experiment(cfg, out, args.cache)
     results["command"] = command.strip()
-    write_outputs(results, out)
+    write_outputs(results, out, markdown_table)
     print(markdown_table(results))
     print(f"wall {results['wall_s']:.0f} s; written to {out}/results.json and results.md")
     return results

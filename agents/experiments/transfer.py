@@ -25,13 +25,12 @@ AP on the EEVEE target (:mod:`agents.experiments.target`, fixed 2026-12-01):
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +50,14 @@ from agents.experiments.adaptive_dr import (
 from agents.experiments.centernet import STRIDE, CenterNet, batch_targets, detection_loss
 from agents.experiments.detection import (
     ENV_ID,
+    AdaptiveHook,
     annotations,
     coco_metrics,
     detect,
     ground_truth,
     lr_factor,
 )
+from agents.experiments.runner import config_from, log_line, parse_args, write_outputs
 from agents.experiments.shards import cached_shards, rendered
 from agents.experiments.target import load_spec, render_target
 from blender_side.geometry import part_geometry
@@ -321,35 +322,6 @@ def massive_stream(cfg: Config, seed: int) -> tuple[StreamDataset, DataLoader]:
     return dataset, DataLoader(dataset, batch_size=cfg.batch, collate_fn=collate)
 
 
-class ReweightHook:
-    """Mean per-class heatmap loss of every ``every`` batches -> class probabilities."""
-
-    def __init__(self, dataset: StreamDataset, cfg: Config) -> None:
-        controller = ClassReweighting(len(CLASS_NAMES), 0.5, 0.2, 0.9)
-        self.curriculum = StreamCurriculum(
-            dataset, controller, transform=lambda p: action({"class_probs": p}, MASSIVE_ACTION)
-        )
-        self.curriculum.apply()
-        self.every = cfg.update_every
-        self.sums, self.counts = np.zeros(len(CLASS_NAMES)), np.zeros(len(CLASS_NAMES))
-        self.history: list[list[float]] = []
-
-    def __call__(self, index: int, inputs: torch.Tensor, batch: Any, per_class: torch.Tensor):
-        values = per_class.numpy()
-        seen = ~np.isnan(values)
-        self.sums[seen] += values[seen]
-        self.counts[seen] += 1
-        if (index + 1) % self.every:
-            return
-        outcome = {
-            int(c): float(self.sums[c] / self.counts[c]) for c in np.flatnonzero(self.counts)
-        }
-        self.curriculum.report({0: outcome})
-        self.curriculum.apply()
-        self.history.append(self.curriculum.controller.probabilities.tolist())
-        self.sums[:], self.counts[:] = 0.0, 0.0
-
-
 def train_condition(
     condition: str, run: int, cfg: Config, sets: dict[str, Any]
 ) -> tuple[CenterNet, TrainLog, dict[str, Any]]:
@@ -369,8 +341,14 @@ def train_condition(
     if condition == "massive":
         return model, train(model, loader, cfg, data_seed), extra
     if condition == "reweight":
-        hook = ReweightHook(dataset, cfg)
-        log = train(model, loader, cfg, data_seed, after_batch=hook)
+        curriculum = StreamCurriculum(
+            dataset,
+            ClassReweighting(len(CLASS_NAMES), 0.5, 0.2, 0.9),  # as in the first version
+            transform=lambda probs: action({"class_probs": probs}, MASSIVE_ACTION),
+        )
+        curriculum.apply()
+        hook = AdaptiveHook(curriculum, cfg.update_every, len(CLASS_NAMES))
+        log = train(model, loader, cfg, data_seed, after_batch=lambda i, x, b, loss: hook(i, loss))
         extra["class_probs"] = hook.history
         return model, log, extra
     strategy = EvolutionStrategy(
@@ -472,8 +450,6 @@ def prepare_sets(cfg: Config, cache: Path) -> dict[str, Any]:
 
 
 # -- the experiment --------------------------------------------------------------------------
-def log_line(text: str) -> None:
-    print(text, flush=True)
 
 
 def run_experiment(
@@ -523,7 +499,7 @@ def run_experiment(
             results["runs"].append(record)
             results["wall_s"] = time.perf_counter() - started
             results["summary"] = summarize(results["runs"])
-            write_outputs(results, out)
+            write_outputs(results, out, markdown_table)
             log(
                 f"run {run} {condition:9s} target mAP {metrics['mAP']:.3f} AP50 "
                 f"{metrics['AP50']:.3f} | own-domain mAP {domain['mAP']:.3f} | loss "
@@ -596,41 +572,17 @@ def markdown_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(results: dict[str, Any], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    command = results.get("command", "")
-    table = markdown_table(results)
-    (out / "results.md").write_text(f"{table}\n\n`{command}`\n" if command else table + "\n")
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 run (CI)")
-    parser.add_argument("--out", type=Path, default=None, help="default runs/transfer[/quick]")
-    parser.add_argument("--cache", type=Path, default=Path("runs/detection/cache"))
-    parser.add_argument("--figures", type=Path, default=None, help="write the figures here")
-    for field, default in asdict(Config()).items():
-        kind = int if field == "target_frames" else type(default)
-        parser.add_argument(f"--{field.replace('_', '-')}", type=kind, default=None)
-    return parser.parse_args(argv)
-
-
-def config_from(args: argparse.Namespace) -> Config:
-    cfg = Config(**QUICK) if args.quick else Config()
-    overrides = {k: v for k, v in vars(args).items() if k in asdict(cfg) and v is not None}
-    return replace(cfg, **overrides)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    cfg = config_from(args)
+    args = parse_args(
+        argv, __doc__.split("\n")[0], Config, Path("runs/detection/cache"), figures=True
+    )
+    cfg = config_from(args, Config, QUICK)
     out = args.out or Path("runs/transfer/quick" if args.quick else "runs/transfer")
     words = sys.argv[1:] if argv is None else argv
     command = ("python -m agents.experiments.transfer " + shlex.join(words)).strip()
     results = run_experiment(cfg, out, args.cache)
     results["command"] = command
-    write_outputs(results, out)
+    write_outputs(results, out, markdown_table)
     from agents.experiments.figures import write_figures
 
     write_figures(results, args.figures or out, cfg, args.cache)
