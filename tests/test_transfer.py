@@ -149,3 +149,39 @@ def test_quick_pipeline_end_to_end(tmp_path):
     # The quick target lives apart from the committed one: a trial never replaces it.
     assert (cache / "target-eevee-n24" / "meta.json").exists()
     assert not (cache / "target-eevee").exists()
+
+
+def test_merge_runs_joins_result_files_and_refuses_a_run_twice(tmp_path, monkeypatch):
+    from agents.experiments import merge_runs
+
+    monkeypatch.setattr(merge_runs, "write_figures", lambda *args: [])
+
+    def part(name, runs, offset):
+        rows = [
+            {
+                "condition": c,
+                "run": r,
+                "mAP": 0.01 * (r + offset),
+                "AP50": 0.1,
+                "AP75": 0.0,
+                "per_class": [0.0] * 6,
+                "domain": {"mAP": 0.1},
+                "train_s": 1.0,
+            }
+            for r in runs
+            for c in tr.CONDITIONS
+        ]
+        results = {"config": {"runs": 2}, "class_names": tr.CLASS_NAMES, "runs": rows}
+        results["command"], results["wall_s"] = f"cmd {name}", 10.0
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(results))
+        return str(tmp_path / name)
+
+    a, b = part("a", [0, 1], 0), part("b", [2], 0)
+    merge_runs.main([a, b, "--out", str(tmp_path / "out")])
+    merged = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert merged["summary"]["massive"]["runs"] == 3
+    assert merged["summary"]["massive"]["mAP"] == pytest.approx(0.01)
+    assert merged["command"] == "cmd a + cmd b" and merged["wall_s"] == 20.0
+    with pytest.raises(SystemExit, match="each"):
+        merge_runs.main([a, a, "--out", str(tmp_path / "again")])

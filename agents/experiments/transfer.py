@@ -133,7 +133,8 @@ class Config:
     batch: int = 16
     iterations: int = 100
     echo: int = 20
-    runs: int = 3
+    runs: int = 5
+    first_run: int = 0  # runs first_run .. runs - 1 (to add runs to an earlier result)
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup: int = 50
@@ -477,7 +478,7 @@ def run_experiment(
         "render_s": render_s,
         "runs": [],
     }
-    for run in range(cfg.runs):
+    for run in range(cfg.first_run, cfg.runs):
         for condition in cfg.condition_list:
             model, train_log, extra = train_condition(condition, run, cfg, sets)
             t1 = time.perf_counter()
