@@ -98,8 +98,9 @@ def shade_smooth_but_sharp(mesh: Any, angle: float = math.radians(30.0)) -> None
     sharp = sharp_edges(loop_edges, totals, normals.reshape(-1, 3), len(mesh.edges), angle)
     # A face with only sharp edges is flat. Say so: Cycles (bpy 5.0) shades such faces
     # with interpolated vertex normals, where Workbench and EEVEE shade them flat.
-    starts = np.concatenate([[0], np.cumsum(totals)[:-1]]) if len(totals) else totals
-    flat = np.logical_and.reduceat(sharp[loop_edges], starts) if len(totals) else totals
+    flat = np.zeros(len(totals), bool)
+    if len(totals):
+        flat = np.logical_and.reduceat(sharp[loop_edges], np.cumsum(totals) - totals)
     if "use_auto_smooth" in mesh.bl_rna.properties:  # before Blender 4.1: edge flags
         mesh.edges.foreach_set("use_edge_sharp", sharp)
         mesh.use_auto_smooth, mesh.auto_smooth_angle = True, math.pi
@@ -108,7 +109,7 @@ def shade_smooth_but_sharp(mesh: Any, angle: float = math.radians(30.0)) -> None
             "sharp_edge", "BOOLEAN", "EDGE"
         )
         attribute.data.foreach_set("value", sharp)
-    mesh.polygons.foreach_set("use_smooth", ~np.asarray(flat, bool))
+    mesh.polygons.foreach_set("use_smooth", ~flat)
     mesh.update()
 
 

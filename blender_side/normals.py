@@ -101,7 +101,7 @@ class NormalPass:
         channels = read_exr_float32(self.path)
         normals = np.stack([channels["R"], channels["G"], channels["B"]], axis=-1)
         length = np.linalg.norm(normals, axis=-1, keepdims=True)
-        seen = length[..., 0] > 0.5
+        # Unit normals where a surface is seen; the background's zeros stay 0 when rotated.
         normals = np.divide(normals, length, out=np.zeros_like(normals), where=length > 0.5)
         if self.frame != "world":
             # world -> camera; the camera's scale (if any) left out
@@ -109,7 +109,6 @@ class NormalPass:
             if self.frame == "camera":
                 rotation = _BLENDER_TO_OPENCV @ rotation
             normals = normals @ rotation.T.astype(np.float32)
-        normals[~seen] = 0.0
         return normals.astype(np.float32, copy=False)
 
     def close(self) -> None:

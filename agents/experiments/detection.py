@@ -215,6 +215,9 @@ def lr_factor(cfg: Config) -> Callable[[int], float]:
     return factor
 
 
+Labels = list[tuple[np.ndarray, np.ndarray]]  # (boxes, classes) per image
+
+
 @dataclass
 class TrainLog:
     losses: list[float]
@@ -226,11 +229,15 @@ class TrainLog:
 def train(
     model: CenterNet,
     batches: Iterable[dict[str, Any]],
-    cfg: Config,
+    cfg: Any,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
+    augment: Callable[[torch.Tensor, Labels], tuple[torch.Tensor, Labels]] | None = None,
+    after_batch: Callable[[int, torch.Tensor, dict[str, Any], torch.Tensor], None] | None = None,
 ) -> TrainLog:
     """AdamW on ``cfg.iterations`` collated batches, ``cfg.echo`` steps each;
-    ``on_step(batch_index, per_class_loss)`` after each batch's first step."""
+    ``on_step(batch_index, per_class_loss)`` after each batch's first step,
+    ``augment(inputs, labels)`` before every step, ``after_batch(batch_index, inputs,
+    batch, per_class_loss of its first step)`` after each batch's last step."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
     out_hw = (cfg.height // STRIDE, cfg.width // STRIDE)
@@ -243,19 +250,27 @@ def train(
         labels = [annotations(info, cfg.min_visibility) for info in batch["info"]]
         for _, classes in labels:
             log.class_counts += np.bincount(classes, minlength=model.num_classes)
-        targets = batch_targets(labels, model.num_classes, out_hw)
         inputs = to_input(batch["obs"])
+        targets = None if augment else batch_targets(labels, model.num_classes, out_hw)
+        first: torch.Tensor | None = None
         for repeat in range(cfg.echo):
-            loss, _, per_class = detection_loss(model(inputs), targets)
+            x = inputs
+            if augment is not None:
+                x, seen = augment(inputs, labels)
+                targets = batch_targets(seen, model.num_classes, out_hw)
+            loss, _, per_class = detection_loss(model(x), targets)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             optimizer.step()
             schedule.step()
             if repeat == 0:
+                first = per_class
                 log.losses.append(float(loss.detach()))
                 if on_step is not None:
                     on_step(step, per_class)
+        if after_batch is not None and first is not None:
+            after_batch(step, inputs, batch, first)
     log.seconds = time.perf_counter() - start
     if len(log.losses) != cfg.iterations:
         raise RuntimeError(f"expected {cfg.iterations} iterations, ran {len(log.losses)}")
@@ -360,23 +375,33 @@ def detect(model: CenterNet, target: ReplayDataset, top_k: int) -> list[dict[str
     return results
 
 
-def coco_metrics(gt: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
-    """COCO mAP (IoU .5:.95), AP50, AP75 and per-class AP (area all, 100 detections)."""
+def coco_evaluation(gt: dict[str, Any], results: list[dict[str, Any]]) -> Any:
+    """pycocotools' accumulated ``COCOeval`` (bbox) of ``results``, or None without any."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    num_classes = len(gt["categories"])
     if not results:
-        return {"mAP": 0.0, "AP50": 0.0, "AP75": 0.0, "per_class": [0.0] * num_classes}
+        return None
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = json.loads(json.dumps(gt))
         coco_gt.createIndex()
-        coco_dt = coco_gt.loadRes(results)
-        evaluation = COCOeval(coco_gt, coco_dt, "bbox")
+        evaluation = COCOeval(coco_gt, coco_gt.loadRes(results), "bbox")
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
+    return evaluation
+
+
+def coco_metrics(gt: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """COCO mAP (IoU .5:.95), AP50, AP75 and per-class AP (area all, 100 detections)."""
+    return metrics_of(coco_evaluation(gt, results), len(gt["categories"]))
+
+
+def metrics_of(evaluation: Any, num_classes: int) -> dict[str, Any]:
+    """:func:`coco_metrics` of an evaluation from :func:`coco_evaluation` (None: all 0)."""
+    if evaluation is None:
+        return {"mAP": 0.0, "AP50": 0.0, "AP75": 0.0, "per_class": [0.0] * num_classes}
     precision = evaluation.eval["precision"]  # [IoU, recall, class, area, max dets]
     per_class = []
     for k in range(num_classes):

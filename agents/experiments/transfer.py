@@ -25,11 +25,10 @@ AP on the EEVEE target (:mod:`agents.experiments.target`, fixed 2026-12-01):
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,15 +46,18 @@ from agents.experiments.adaptive_dr import (
     DiscriminatorTrainer,
     EvolutionStrategy,
 )
-from agents.experiments.centernet import STRIDE, CenterNet, batch_targets, detection_loss
+from agents.experiments.centernet import CenterNet, to_input
 from agents.experiments.detection import (
     ENV_ID,
     AdaptiveHook,
-    annotations,
+    Labels,
+    TrainLog,
+    coco_evaluation,
     coco_metrics,
     detect,
     ground_truth,
-    lr_factor,
+    metrics_of,
+    train,
 )
 from agents.experiments.runner import config_from, log_line, parse_args, write_outputs
 from agents.experiments.shards import cached_shards, rendered
@@ -207,9 +209,6 @@ def scene_kwargs(cfg: Config, engine: str = "workbench") -> dict[str, Any]:
 
 
 # -- augmentation (the same for every condition) ---------------------------------------------
-Labels = list[tuple[np.ndarray, np.ndarray]]
-
-
 def augment(
     inputs: torch.Tensor, labels: Labels, generator: torch.Generator
 ) -> tuple[torch.Tensor, Labels]:
@@ -251,61 +250,6 @@ def zoomed(image: torch.Tensor, zoom: float) -> torch.Tensor:
 
 
 # -- training --------------------------------------------------------------------------------
-def to_input(obs: torch.Tensor) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-0.5, 0.5]."""
-    return obs.permute(0, 3, 1, 2).float().div(255.0).sub(0.5).contiguous()
-
-
-@dataclass
-class TrainLog:
-    losses: list[float]
-    class_counts: np.ndarray
-    seconds: float = 0.0
-
-
-def train(
-    model: CenterNet,
-    batches: Iterable[dict[str, Any]],
-    cfg: Config,
-    seed: int,
-    after_batch: Callable[[int, torch.Tensor, dict[str, Any], torch.Tensor], None] | None = None,
-) -> TrainLog:
-    """AdamW on ``cfg.iterations`` batches, ``cfg.echo`` augmented steps each;
-    ``after_batch(index, inputs, batch, per_class_loss)`` after each batch."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
-    out_hw = (cfg.height // STRIDE, cfg.width // STRIDE)
-    generator = torch.Generator().manual_seed(seed)
-    log = TrainLog([], np.zeros(model.num_classes, np.int64))
-    start = time.perf_counter()
-    model.train()
-    for index, batch in enumerate(batches):
-        if index >= cfg.iterations:
-            break
-        labels = [annotations(info, cfg.min_visibility) for info in batch["info"]]
-        for _, classes in labels:
-            log.class_counts += np.bincount(classes, minlength=model.num_classes)
-        inputs = to_input(batch["obs"])
-        per_class = torch.full((model.num_classes,), float("nan"))
-        for repeat in range(cfg.echo):
-            x, y = augment(inputs, labels, generator)
-            loss, _, per_class_now = detection_loss(
-                model(x), batch_targets(y, model.num_classes, out_hw)
-            )
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            optimizer.step()
-            schedule.step()
-            if repeat == 0:
-                log.losses.append(float(loss.detach()))
-                per_class = per_class_now
-        if after_batch is not None:
-            after_batch(index, inputs, batch, per_class)
-    log.seconds = time.perf_counter() - start
-    if len(log.losses) != cfg.iterations:
-        raise RuntimeError(f"expected {cfg.iterations} batches, got {len(log.losses)}")
-    return log
 
 
 def massive_stream(cfg: Config, seed: int) -> tuple[StreamDataset, DataLoader]:
@@ -331,16 +275,21 @@ def train_condition(
     model = CenterNet(len(CLASS_NAMES), cfg.model_width)
     data_seed = cfg.seed * 1000 + 100 + run
     extra: dict[str, Any] = {}
+    generator = torch.Generator().manual_seed(data_seed)  # the augmentation's draws
+
+    def augmented(inputs: torch.Tensor, labels: Labels) -> tuple[torch.Tensor, Labels]:
+        return augment(inputs, labels, generator)
+
     if condition == "photoreal":
-        generator = torch.Generator().manual_seed(data_seed)
+        order = torch.Generator().manual_seed(data_seed)
         loader = DataLoader(
-            sets["photoreal"], cfg.batch, shuffle=True, drop_last=True, generator=generator,
+            sets["photoreal"], cfg.batch, shuffle=True, drop_last=True, generator=order,
             collate_fn=collate,
         )  # fmt: skip
-        return model, train(model, loader, cfg, data_seed), extra
+        return model, train(model, loader, cfg, augment=augmented), extra
     dataset, loader = massive_stream(cfg, data_seed)
     if condition == "massive":
-        return model, train(model, loader, cfg, data_seed), extra
+        return model, train(model, loader, cfg, augment=augmented), extra
     if condition == "reweight":
         curriculum = StreamCurriculum(
             dataset,
@@ -349,7 +298,8 @@ def train_condition(
         )
         curriculum.apply()
         hook = AdaptiveHook(curriculum, cfg.update_every, len(CLASS_NAMES))
-        log = train(model, loader, cfg, data_seed, after_batch=lambda i, x, b, loss: hook(i, loss))
+        after = lambda i, x, b, loss: hook(i, loss)  # noqa: E731
+        log = train(model, loader, cfg, augment=augmented, after_batch=after)
         extra["class_probs"] = hook.history
         return model, log, extra
     strategy = EvolutionStrategy(
@@ -368,7 +318,7 @@ def train_condition(
     def after_batch(index: int, inputs: torch.Tensor, batch: Any, per_class: torch.Tensor):
         adaptive.after_batch(inputs, [np.asarray(info["params"]) for info in batch["info"]])
 
-    log = train(model, loader, cfg, data_seed, after_batch=after_batch)
+    log = train(model, loader, cfg, augment=augmented, after_batch=after_batch)
     extra["trajectory"] = strategy.history
     extra["discriminator_loss"] = discriminator.losses
     extra["final_params"] = strategy.params(strategy.mean)
@@ -482,9 +432,9 @@ def run_experiment(
         for condition in cfg.condition_list:
             model, train_log, extra = train_condition(condition, run, cfg, sets)
             t1 = time.perf_counter()
-            detections = detect(model, sets["target"], cfg.top_k)
-            metrics = coco_metrics(gt, detections)
-            metrics["pr50"] = pr_curve(gt, detections)
+            evaluation = coco_evaluation(gt, detect(model, sets["target"], cfg.top_k))
+            metrics = metrics_of(evaluation, len(CLASS_NAMES))
+            metrics["pr50"] = pr_curve(evaluation)
             domain = coco_metrics(domain_gt, detect(model, sets["domain"], cfg.top_k))
             record = {
                 "condition": condition,
@@ -509,23 +459,11 @@ def run_experiment(
     return results
 
 
-def pr_curve(gt: dict[str, Any], detections: list[dict[str, Any]]) -> list[float]:
-    """Precision at 101 recall levels, IoU 0.5, mean over classes (the paper's Figure 7)."""
-    import contextlib
-    import io
-
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    if not detections:
+def pr_curve(evaluation: Any) -> list[float]:
+    """Precision at 101 recall levels, IoU 0.5, mean over classes (the paper's Figure 7),
+    from :func:`~agents.experiments.detection.coco_evaluation` (None: all 0)."""
+    if evaluation is None:
         return [0.0] * 101
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = COCO()
-        coco_gt.dataset = json.loads(json.dumps(gt))
-        coco_gt.createIndex()
-        evaluation = COCOeval(coco_gt, coco_gt.loadRes(detections), "bbox")
-        evaluation.evaluate()
-        evaluation.accumulate()
     precision = evaluation.eval["precision"][0, :, :, 0, -1]  # IoU .5: (recall, class)
     precision = np.where(precision < 0, np.nan, precision)
     return np.nan_to_num(np.nanmean(precision, axis=1)).tolist()
