@@ -86,6 +86,22 @@ def test_discriminator_learns_to_tell_bright_target_frames_from_dark_stream_fram
         assert float(torch.sigmoid(trainer.model(target)).mean()) > 0.8
 
 
+def test_discriminator_extra_steps_on_recent_frames_learn_faster_per_batch():
+    target = torch.rand(32, 3, 32, 40) * 0.3 + 0.2
+    stream = [torch.rand(8, 3, 32, 40) * 0.3 - 0.5 for _ in range(12)]
+    one = DiscriminatorTrainer(target, seed=0, lr=1e-3)
+    more = DiscriminatorTrainer(target, seed=0, lr=1e-3, extra_steps=4, memory=4)
+    for frames in stream:
+        one.step(frames)
+        more.step(frames)
+    assert len(more.losses) == len(one.losses) == 12  # a loss per batch, its own step's
+    assert len(more.recent) == 4  # the memory keeps the last 4 batches
+    assert more.losses[-1] < 0.7 * one.losses[-1]
+    with torch.no_grad():
+        held_out = torch.rand(8, 3, 32, 40) * 0.3 - 0.5
+        assert torch.sigmoid(more.model(held_out)).mean() < torch.sigmoid(one.model(held_out)).mean()
+
+
 def test_adaptive_randomization_gives_instances_their_own_candidates_and_credits_frames():
     strategy = EvolutionStrategy(ADAPTED, np.full(len(ADAPTED), 0.5), seed=0)
     sent: dict[int, list[np.ndarray]] = {0: [], 1: []}

@@ -80,9 +80,18 @@ class Discriminator(nn.Module):
 
 
 class DiscriminatorTrainer:
-    """One Adam step per batch on stream frames vs as many random target frames."""
+    """Adam steps on stream frames vs as many random target frames: per batch, one on the
+    batch itself (whose scores reward the candidates), then ``extra_steps`` on frames
+    drawn from the last ``memory`` batches (one step a batch left it near chance)."""
 
-    def __init__(self, target_frames: torch.Tensor, seed: int, lr: float = 1e-3) -> None:
+    def __init__(
+        self,
+        target_frames: torch.Tensor,
+        seed: int,
+        lr: float = 1e-3,
+        extra_steps: int = 0,
+        memory: int = 8,
+    ) -> None:
         if len(target_frames) == 0:
             raise ValueError("expected unlabeled target frames for the discriminator, got none")
         torch.manual_seed(seed)
@@ -90,11 +99,23 @@ class DiscriminatorTrainer:
         self.target = target_frames
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, betas=(0.5, 0.999))
         self.generator = torch.Generator().manual_seed(seed)
+        self.extra_steps, self.memory = extra_steps, memory
+        self.recent: list[torch.Tensor] = []
         self.losses: list[float] = []
 
     def step(self, stream: torch.Tensor) -> torch.Tensor:
-        """Train on ``stream`` (N, 3, H, W) against N target frames; the target probability
-        of each stream frame before the step (the candidates' reward)."""
+        """Train on ``stream`` (N, 3, H, W) against N target frames (then the extra steps);
+        the target probability of each stream frame before any step (the reward)."""
+        logits = self._update(stream)
+        self.losses.append(float(self._last_loss))
+        self.recent = [*self.recent[-(self.memory - 1) :], stream] if self.memory > 1 else []
+        pool = torch.cat(self.recent) if self.recent else stream
+        for _ in range(self.extra_steps):
+            pick = torch.randint(len(pool), (len(stream),), generator=self.generator)
+            self._update(pool[pick])
+        return torch.sigmoid(logits[: len(stream)].detach())
+
+    def _update(self, stream: torch.Tensor) -> torch.Tensor:
         pick = torch.randint(len(self.target), (len(stream),), generator=self.generator)
         frames = torch.cat([stream, self.target[pick]])
         labels = torch.cat([torch.zeros(len(stream)), torch.ones(len(stream))])
@@ -104,8 +125,8 @@ class DiscriminatorTrainer:
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
-        self.losses.append(float(loss.detach()))
-        return torch.sigmoid(logits[: len(stream)].detach())
+        self._last_loss = loss.detach()
+        return logits
 
 
 class EvolutionStrategy:

@@ -65,6 +65,64 @@ class CenterNet(nn.Module):
         return {"heatmap": self.heatmap(p4), "size": self.size(p4), "offset": self.offset(p4)}
 
 
+class Residual(nn.Module):
+    """Two 3x3 convolutions with batch norm around an identity shortcut (ResNet's basic block)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.first = conv(channels, channels)
+        self.second = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.second(self.first(x)))
+
+
+class ResidualCenterNet(nn.Module):
+    """Residual encoder to stride 32 (context for the whole 160x128 frame), a feature
+    pyramid back to stride 4 and one 3x3 trunk shared by the 1x1 heatmap, size and offset
+    outputs. Per CPU-second it learns faster than :class:`CenterNet` (docs/detection.md),
+    whose three 3x3 heads at stride 4 cost more than its encoder."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        width: int = 32,
+        blocks: tuple[int, ...] = (1, 2, 2, 1),
+        features: int = 32,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        channels = [width, 2 * width, 4 * width, 6 * width]
+        self.stem = nn.Sequential(conv(3, width // 2, 2), conv(width // 2, width, 2))
+        stages = []
+        for i, (cout, count) in enumerate(zip(channels, blocks, strict=True)):
+            down = [] if i == 0 else [conv(channels[i - 1], cout, 2)]
+            stages.append(nn.Sequential(*down, *(Residual(cout) for _ in range(count))))
+        self.stages = nn.ModuleList(stages)
+        self.lateral = nn.ModuleList(nn.Conv2d(c, features, 1) for c in channels)
+        self.fuse = nn.ModuleList(conv(features, features) for _ in channels[:-1])
+        self.trunk = conv(features, features)
+        self.heatmap = nn.Conv2d(features, num_classes, 1)
+        nn.init.constant_(self.heatmap.bias, -2.19)  # sigmoid prior 0.1, as in CenterNet
+        self.size = nn.Conv2d(features, 2, 1)
+        self.offset = nn.Conv2d(features, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        levels = []
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+            levels.append(x)
+        p = self.lateral[-1](levels[-1])
+        for i in range(len(levels) - 2, -1, -1):
+            up = F.interpolate(p, size=levels[i].shape[-2:], mode="nearest")
+            p = self.fuse[i](self.lateral[i](levels[i]) + up)
+        t = self.trunk(p)
+        return {"heatmap": self.heatmap(t), "size": self.size(t), "offset": self.offset(t)}
+
+
 def to_input(obs: torch.Tensor) -> torch.Tensor:
     """(N, H, W, 3) uint8 frames -> (N, 3, H, W) float in [-0.5, 0.5]."""
     return obs.permute(0, 3, 1, 2).float().div(255.0).sub(0.5).contiguous()

@@ -23,7 +23,15 @@ def _option_type(annotation: Any) -> Callable[[str], Any]:
     """The converter of a field's annotation (``int | None`` -> ``int``)."""
     hint = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else ()
     kinds = [k for k in hint if k is not type(None)] or [annotation]
-    return kinds[0]
+    return _boolean if kinds[0] is bool else kinds[0]
+
+
+def _boolean(text: str) -> bool:
+    """``--flag 1``/``true``/``yes`` or ``0``/``false``/``no``."""
+    value = text.strip().lower()
+    if value not in ("1", "true", "yes", "0", "false", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value in ("1", "true", "yes")
 
 
 def parse_args(

@@ -29,7 +29,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +46,14 @@ from agents.experiments.adaptive_dr import (
     DiscriminatorTrainer,
     EvolutionStrategy,
 )
-from agents.experiments.centernet import CenterNet, to_input
+from agents.experiments.centernet import ResidualCenterNet, to_input
 from agents.experiments.detection import (
     ENV_ID,
     AdaptiveHook,
     Labels,
+    ReplayBuffer,
     TrainLog,
+    bf16_supported,
     coco_evaluation,
     coco_metrics,
     detect,
@@ -141,6 +143,8 @@ class Config:
     weight_decay: float = 1e-4
     warmup: int = 50
     model_width: int = 32
+    replay: bool = True  # echo steps draw from every image so far, not the batch again
+    bf16: bool = field(default_factory=bf16_supported)  # autocast, where the CPU has it
     min_visibility: float = 0.1
     top_k: int = 100
     instances: int = 2
@@ -150,6 +154,7 @@ class Config:
     candidates: int = 4
     batches_per_candidate: int = 4
     update_every: int = 5
+    discriminator_extra_steps: int = 4  # per batch, on the last 8 batches' frames
     seed: int = 0
     threads: int = 2
     conditions: str = ",".join(CONDITIONS)
@@ -269,16 +274,21 @@ def massive_stream(cfg: Config, seed: int) -> tuple[StreamDataset, DataLoader]:
 
 def train_condition(
     condition: str, run: int, cfg: Config, sets: dict[str, Any]
-) -> tuple[CenterNet, TrainLog, dict[str, Any]]:
+) -> tuple[ResidualCenterNet, TrainLog, dict[str, Any]]:
     """Train a fresh model (initialization seeded by ``run``, the same in every condition)."""
     torch.manual_seed(cfg.seed * 1000 + run)
-    model = CenterNet(len(CLASS_NAMES), cfg.model_width)
+    model = ResidualCenterNet(len(CLASS_NAMES), cfg.model_width)
     data_seed = cfg.seed * 1000 + 100 + run
     extra: dict[str, Any] = {}
     generator = torch.Generator().manual_seed(data_seed)  # the augmentation's draws
+    draws = torch.Generator().manual_seed(data_seed + 1)  # the replay buffer's draws
+    replay = ReplayBuffer(cfg.train_images, draws) if cfg.replay else None
 
     def augmented(inputs: torch.Tensor, labels: Labels) -> tuple[torch.Tensor, Labels]:
         return augment(inputs, labels, generator)
+
+    def fit(loader: Any, **hooks: Any) -> TrainLog:
+        return train(model, loader, cfg, augment=augmented, replay=replay, **hooks)
 
     if condition == "photoreal":
         order = torch.Generator().manual_seed(data_seed)
@@ -286,10 +296,10 @@ def train_condition(
             sets["photoreal"], cfg.batch, shuffle=True, drop_last=True, generator=order,
             collate_fn=collate,
         )  # fmt: skip
-        return model, train(model, loader, cfg, augment=augmented), extra
+        return model, fit(loader), extra
     dataset, loader = massive_stream(cfg, data_seed)
     if condition == "massive":
-        return model, train(model, loader, cfg, augment=augmented), extra
+        return model, fit(loader), extra
     if condition == "reweight":
         curriculum = StreamCurriculum(
             dataset,
@@ -299,13 +309,15 @@ def train_condition(
         curriculum.apply()
         hook = AdaptiveHook(curriculum, cfg.update_every, len(CLASS_NAMES))
         after = lambda i, x, b, loss: hook(i, loss)  # noqa: E731
-        log = train(model, loader, cfg, augment=augmented, after_batch=after)
+        log = fit(loader, after_batch=after)
         extra["class_probs"] = hook.history
         return model, log, extra
     strategy = EvolutionStrategy(
         ADAPTED, np.full(len(ADAPTED), 0.5), seed=data_seed, candidates=cfg.candidates
     )
-    discriminator = DiscriminatorTrainer(sets["unlabeled"], seed=data_seed)
+    discriminator = DiscriminatorTrainer(
+        sets["unlabeled"], seed=data_seed, extra_steps=cfg.discriminator_extra_steps
+    )
     adaptive = AdaptiveRandomization(
         strategy,
         discriminator,
@@ -318,7 +330,7 @@ def train_condition(
     def after_batch(index: int, inputs: torch.Tensor, batch: Any, per_class: torch.Tensor):
         adaptive.after_batch(inputs, [np.asarray(info["params"]) for info in batch["info"]])
 
-    log = train(model, loader, cfg, augment=augmented, after_batch=after_batch)
+    log = fit(loader, after_batch=after_batch)
     extra["trajectory"] = strategy.history
     extra["discriminator_loss"] = discriminator.losses
     extra["final_params"] = strategy.params(strategy.mean)
