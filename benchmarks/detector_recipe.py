@@ -49,6 +49,7 @@ VARIANTS = {
     "bf16-lr1e-2": {**FAST, "lr": 1e-2},
     "bf16-lr1e-2-3000-steps": {**FAST, "lr": 1e-2, "echo": 30},
     "bf16-lr1e-2-4000-steps": {**FAST, "lr": 1e-2, "echo": 40},
+    "bf16-3200-images-4000-steps": {**FAST, "lr": 5e-3, "images": 3200, "echo": 20},
 }
 
 
