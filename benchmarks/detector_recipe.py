@@ -27,10 +27,10 @@ from torch.utils.data import DataLoader, Subset  # noqa: E402
 from agents.experiments import transfer as tr  # noqa: E402
 from agents.experiments.centernet import CenterNet, ResidualCenterNet  # noqa: E402
 from agents.experiments.detection import (  # noqa: E402
-    ReplayBuffer,
     coco_metrics,
     detect,
     ground_truth,
+    replay_buffer,
     train,
 )
 from btgym.data import collate  # noqa: E402
@@ -76,14 +76,13 @@ def run_variant(name: str, seed: int, cache: Path) -> dict:
     net = ResidualCenterNet if recipe["model"] == "residual" else CenterNet
     model = net(len(tr.CLASS_NAMES), cfg.model_width)
     generator = torch.Generator().manual_seed(100 + seed)
-    draws = torch.Generator().manual_seed(101 + seed)
     loader = DataLoader(Subset(frames, range(recipe["images"])), cfg.batch, collate_fn=collate)
     log = train(
         model,
         loader,
         cfg,
         augment=lambda x, labels: tr.augment(x, labels, generator),
-        replay=ReplayBuffer(cfg.train_images, draws) if cfg.replay else None,
+        replay=replay_buffer(cfg, 101 + seed),
     )
     seen = Subset(frames, range(200))
     own = coco_metrics(ground_truth(domain, tr.CLASS_NAMES, cfg), detect(model, domain, 100))

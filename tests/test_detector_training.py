@@ -35,9 +35,14 @@ def batch(value: int, size: int = 2) -> dict:
     return {"obs": torch.full((size, 32, 32, 3), value, dtype=torch.uint8), "info": [info] * size}
 
 
+def values_of(x: torch.Tensor) -> list[int]:
+    """The fill value behind each image of a step's inputs (to_input maps v to v/255 - 0.5)."""
+    return [round((float(v) + 0.5) * 255) for v in x.mean(dim=(1, 2, 3))]
+
+
 def sources(x: torch.Tensor) -> set[int]:
-    """The batch values behind a step's inputs (to_input maps v to v / 255 - 0.5)."""
-    return {round((float(v) + 0.5) * 255) for v in x.mean(dim=(1, 2, 3))}
+    """The batches behind a step's inputs."""
+    return set(values_of(x))
 
 
 def record_steps(cfg, replay):
@@ -68,7 +73,7 @@ def test_replay_buffer_draws_only_what_was_added_and_refuses_more_than_its_capac
         frames = batch(value, size=1)["obs"]
         buffer.add(frames, [(np.zeros((1, 4)), np.array([value]))])
     x, labels = buffer.sample(50)
-    values = [round((float(v) + 0.5) * 255) for v in x.mean(dim=(1, 2, 3))]
+    values = values_of(x)
     assert set(values) == {1, 2}  # both drawn, nothing else
     assert [int(c[0]) for _, c in labels] == values  # each label stays with its frame
     buffer.add(batch(3, size=4)["obs"], [(np.zeros((1, 4)), np.array([3]))] * 4)

@@ -18,6 +18,7 @@ The detector trains on every streamed frame, whatever candidate rendered it.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -99,23 +100,25 @@ class DiscriminatorTrainer:
         self.target = target_frames
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, betas=(0.5, 0.999))
         self.generator = torch.Generator().manual_seed(seed)
-        self.extra_steps, self.memory = extra_steps, memory
-        self.recent: list[torch.Tensor] = []
+        self.extra_steps = extra_steps
+        self.recent: deque[torch.Tensor] = deque(maxlen=memory)
         self.losses: list[float] = []
 
     def step(self, stream: torch.Tensor) -> torch.Tensor:
         """Train on ``stream`` (N, 3, H, W) against N target frames (then the extra steps);
         the target probability of each stream frame before any step (the reward)."""
-        logits = self._update(stream)
-        self.losses.append(float(self._last_loss))
-        self.recent = [*self.recent[-(self.memory - 1) :], stream] if self.memory > 1 else []
-        pool = torch.cat(self.recent) if self.recent else stream
-        for _ in range(self.extra_steps):
-            pick = torch.randint(len(pool), (len(stream),), generator=self.generator)
-            self._update(pool[pick])
+        logits, loss = self._update(stream)
+        self.losses.append(loss)
+        self.recent.append(stream)
+        if self.extra_steps:
+            pool = torch.cat(list(self.recent))
+            for _ in range(self.extra_steps):
+                pick = torch.randint(len(pool), (len(stream),), generator=self.generator)
+                self._update(pool[pick])
         return torch.sigmoid(logits[: len(stream)].detach())
 
-    def _update(self, stream: torch.Tensor) -> torch.Tensor:
+    def _update(self, stream: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """One Adam step on ``stream`` vs as many target frames: logits and loss."""
         pick = torch.randint(len(self.target), (len(stream),), generator=self.generator)
         frames = torch.cat([stream, self.target[pick]])
         labels = torch.cat([torch.zeros(len(stream)), torch.ones(len(stream))])
@@ -125,8 +128,7 @@ class DiscriminatorTrainer:
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
-        self._last_loss = loss.detach()
-        return logits
+        return logits, float(loss.detach())
 
 
 class EvolutionStrategy:

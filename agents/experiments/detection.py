@@ -259,6 +259,13 @@ class ReplayBuffer:
         return to_input(self.frames[index]), [self.labels[i] for i in index.tolist()]
 
 
+def replay_buffer(cfg: Any, seed: int) -> ReplayBuffer | None:
+    """A buffer for ``cfg.train_images`` images drawing with ``seed``, if ``cfg.replay``."""
+    if not getattr(cfg, "replay", False):
+        return None
+    return ReplayBuffer(cfg.train_images, torch.Generator().manual_seed(seed))
+
+
 def train(
     model: nn.Module,
     batches: Iterable[dict[str, Any]],
@@ -293,14 +300,17 @@ def train(
         inputs = to_input(batch["obs"])
         if replay is not None:
             replay.add(torch.as_tensor(batch["obs"]), labels)
+        own_targets = None if augment else batch_targets(labels, model.num_classes, out_hw)
         first: torch.Tensor | None = None
         for repeat in range(cfg.echo):
-            x, seen = inputs, labels
+            x, seen, targets = inputs, labels, own_targets
             if replay is not None and repeat > 0:
                 x, seen = replay.sample(len(inputs))
+                targets = None
             if augment is not None:
                 x, seen = augment(x, seen)
-            targets = batch_targets(seen, model.num_classes, out_hw)
+            if targets is None:
+                targets = batch_targets(seen, model.num_classes, out_hw)
             if bf16:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):

@@ -51,7 +51,6 @@ from agents.experiments.detection import (
     ENV_ID,
     AdaptiveHook,
     Labels,
-    ReplayBuffer,
     TrainLog,
     bf16_supported,
     coco_evaluation,
@@ -59,6 +58,7 @@ from agents.experiments.detection import (
     detect,
     ground_truth,
     metrics_of,
+    replay_buffer,
     train,
 )
 from agents.experiments.runner import config_from, log_line, parse_args, write_outputs
@@ -281,8 +281,7 @@ def train_condition(
     data_seed = cfg.seed * 1000 + 100 + run
     extra: dict[str, Any] = {}
     generator = torch.Generator().manual_seed(data_seed)  # the augmentation's draws
-    draws = torch.Generator().manual_seed(data_seed + 1)  # the replay buffer's draws
-    replay = ReplayBuffer(cfg.train_images, draws) if cfg.replay else None
+    replay = replay_buffer(cfg, data_seed + 1)
 
     def augmented(inputs: torch.Tensor, labels: Labels) -> tuple[torch.Tensor, Labels]:
         return augment(inputs, labels, generator)
