@@ -114,6 +114,9 @@ _JANITOR_PIPE: list[int] = []
 def main(argv: list[str] | None = None) -> int | None:
     """Serve the scene until it is closed; the exit status (None with ``--ui``: its UI serves)."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    from btgym.wire.gpu_backend import apply_to_this_process
+
+    apply_to_this_process()  # before Blender's first draw; the launcher set it already
     die_with_parent(args.parent_pid)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
@@ -135,6 +138,7 @@ def serve(args: argparse.Namespace) -> int:
     from blender_side.loading import load_scene_class, open_blend_file
     from blender_side.server import Server
     from btgym.wire import protocol
+    from btgym.wire.gpu_backend import backend_in_use
 
     instance = int(args.instance) if args.instance.isdigit() else args.instance
     try:
@@ -145,6 +149,7 @@ def serve(args: argparse.Namespace) -> int:
         if args.seed is not None:
             scene.seed(args.seed)
         scene.build()
+        blender_info = _blender_info(backend_in_use())
         server = Server(
             scene,
             bind=args.bind,
@@ -153,6 +158,7 @@ def serve(args: argparse.Namespace) -> int:
             max_message_bytes=args.max_message_bytes or protocol.DEFAULT_MAX_MESSAGE_BYTES,
             curve_secret=args.curve_secret,
             curve_clients=args.curve_clients,
+            blender_info=blender_info,
         )
     except Exception as exc:  # the launcher's error leads with this, not with a log tail
         _announce(args.ready_file, {"error": f"{type(exc).__name__}: {exc}"})
@@ -164,6 +170,7 @@ def serve(args: argparse.Namespace) -> int:
             "pid": os.getpid(),
             "instance": instance,
             "protocol": protocol.PROTOCOL_VERSION,
+            "blender": blender_info,
         },
     )
     print(f"btgym server {instance} ready at {server.address}", flush=True)
@@ -176,6 +183,19 @@ def serve(args: argparse.Namespace) -> int:
         scene.close()
     print(f"btgym server {instance} stopped: {reason}", flush=True)
     return 0
+
+
+def _blender_info(gpu_backend: str) -> dict[str, Any]:
+    """What the trainer is told about this Blender: version, graphics backend and choice."""
+    import bpy
+
+    from btgym.wire.gpu_backend import CHOICE_VARIABLE
+
+    return {
+        "version": ".".join(map(str, bpy.app.version)),
+        "gpu_backend": gpu_backend,
+        "gpu_backend_choice": os.environ.get(CHOICE_VARIABLE, "auto"),
+    }
 
 
 def _construct(scene_class: type, kwargs: dict[str, Any]) -> Any:

@@ -1,8 +1,10 @@
 """A scene's compositor reduced to one link: a render-layer output into the saved image.
 
-Blender 5 keeps the compositor in a node group (``scene.compositing_node_group``, the
-image leaves through a Group Output); Blender 3.x and 4.x in ``scene.node_tree`` with
-``use_nodes`` and a Composite node. The passes (:class:`~blender_side.annotations.IdPass`
+Blender 5.3 keeps compositors as effects (``scene.compositor_effects``, each with a
+node group; ``compositing_node_group`` goes away in 6.0), Blender 5.0-5.2 in one node
+group (``scene.compositing_node_group``); in both the image leaves through a Group
+Output. Blender 3.x and 4.x use ``scene.node_tree`` with ``use_nodes`` and a Composite
+node. The passes (:class:`~blender_side.annotations.IdPass`
 with depth, :class:`~blender_side.normals.NormalPass`) build their trees through this
 module so they run in every supported Blender.
 """
@@ -16,13 +18,16 @@ import bpy
 
 def _output_socket(scene: Any) -> tuple[Any, Any]:
     """A fresh, empty compositor of ``scene``: ``(tree, the socket the saved image comes from)``."""
-    if hasattr(scene, "compositing_node_group"):  # Blender 5
-        tree = scene.compositing_node_group or bpy.data.node_groups.new(
-            f"{scene.name}-compositor", "CompositorNodeTree"
-        )
+    if hasattr(scene, "compositor_effects"):  # Blender 5.3+
+        scene.compositor_effects.clear()
+        tree = _empty_group(scene)
+        effect = scene.compositor_effects.new(name="btgym")
+        effect.node_group = tree
+        effect.enable_for_render = True
+        output = tree.nodes.new("NodeGroupOutput")
+    elif hasattr(scene, "compositing_node_group"):  # Blender 5.0-5.2
+        tree = scene.compositing_node_group or _empty_group(scene)
         tree.nodes.clear()
-        if not tree.interface.items_tree:
-            tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
         output = tree.nodes.new("NodeGroupOutput")
         scene.compositing_node_group = tree
     else:
@@ -33,6 +38,13 @@ def _output_socket(scene: Any) -> tuple[Any, Any]:
         output.use_alpha = True
     scene.render.use_compositing = True
     return tree, output.inputs[0]
+
+
+def _empty_group(scene: Any) -> Any:
+    """A new compositor node group with one image output (Blender 5)."""
+    tree = bpy.data.node_groups.new(f"{scene.name}-compositor", "CompositorNodeTree")
+    tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+    return tree
 
 
 def render_layers(scene: Any) -> tuple[Any, Any, Any]:

@@ -24,12 +24,44 @@ Vec3 = Sequence[float]
 
 # -- scene --------------------------------------------------------------------------------------
 def clear_scene() -> None:
-    """Remove every object and every mesh, camera and light of the current file."""
+    """Remove every object and every mesh, camera and light of the current file, and put
+    the scene's display settings (Workbench's look) back as they were before the first
+    scene of this process changed them: a scene leaves nothing behind for the next.
+    """
     for obj in list(bpy.data.objects):
         bpy.data.objects.remove(obj, do_unlink=True)
     for collection in (bpy.data.meshes, bpy.data.cameras, bpy.data.lights):
         for block in list(collection):
             collection.remove(block)
+    display = bpy.context.scene.display
+    for struct, key in ((display, "display"), (display.shading, "shading")):
+        saved = _FIRST_DISPLAY.setdefault(key, _plain_settings(struct))
+        for name, value in saved.items():
+            setattr(struct, name, value)
+
+
+#: The display settings found by the first :func:`clear_scene` of this process.
+_FIRST_DISPLAY: dict[str, dict[str, Any]] = {}
+
+
+#: Unset in background bpy (reading it prints "matches no enum"); never rendered.
+_VIEWPORT_ONLY = frozenset({"wireframe_color_type"})
+
+
+def _plain_settings(struct: Any) -> dict[str, Any]:
+    """The writable bool, number, enum and string properties of an RNA struct, by name."""
+    plain = ("BOOLEAN", "INT", "FLOAT", "ENUM", "STRING")
+    values: dict[str, Any] = {}
+    for prop in struct.bl_rna.properties:
+        if prop.is_readonly or prop.type not in plain or prop.identifier == "rna_type":
+            continue
+        if prop.identifier in _VIEWPORT_ONLY:
+            continue
+        value = getattr(struct, prop.identifier)
+        values[prop.identifier] = (
+            value[:] if hasattr(value, "__len__") and not isinstance(value, str) else value
+        )
+    return values
 
 
 def linked_scene(name: str, collection: Any, camera: Any) -> Any:
@@ -221,10 +253,21 @@ def set_background(world: Any, color: np.ndarray) -> None:
 
 
 # -- materials ------------------------------------------------------------------------------
+def node_material(name: str) -> Any:
+    """A new material with a shader node tree (a Principled BSDF) in every Blender.
+
+    Blender 5 gives every new material its node tree (``use_nodes`` is deprecated and
+    goes away in 6.0); 3.x and 4.x need ``use_nodes`` switched on.
+    """
+    material = bpy.data.materials.new(name)
+    if bpy.app.version < (5, 0, 0):
+        material.use_nodes = True
+    return material
+
+
 def object_color_material(name: str = "ObjectColor") -> Any:
     """A material whose base colour is the object's colour (``obj.color``) in every engine."""
-    material = bpy.data.materials.new(name)
-    material.use_nodes = True
+    material = node_material(name)
     nodes, links = material.node_tree.nodes, material.node_tree.links
     bsdf = next(node for node in nodes if node.type == "BSDF_PRINCIPLED")
     info = nodes.new("ShaderNodeObjectInfo")
@@ -234,9 +277,7 @@ def object_color_material(name: str = "ObjectColor") -> Any:
 
 def surface_material(name: str) -> Any:
     """A material with a Principled BSDF, coloured later by :func:`set_surface`."""
-    material = bpy.data.materials.new(name)
-    material.use_nodes = True
-    return material
+    return node_material(name)
 
 
 def set_surface(material: Any, color: np.ndarray, roughness: float, brightness: float) -> None:
@@ -423,6 +464,7 @@ __all__ = [
     "locations",
     "look_at",
     "new_mesh",
+    "node_material",
     "object_color_material",
     "park",
     "randomize_workbench_light",

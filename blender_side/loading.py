@@ -36,10 +36,71 @@ def load_scene_class(spec: str) -> type[Scene]:
 
 
 def open_blend_file(path: str) -> None:
-    """Replace the current Blender data with a user's ``.blend`` file."""
+    """Replace the current Blender data with a user's ``.blend`` file.
+
+    A file saved by a newer Blender than this one is refused before Blender tries it
+    (Blender 3.x/4.x would only say "not a blend file" for 5.x files), naming both
+    versions and what to do.
+    """
     import bpy
 
     path = os.path.abspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"expected a .blend file at {path}, found none")
+    saved_by = blend_file_version(path)
+    running = tuple(bpy.app.version[:2])
+    if saved_by is not None and saved_by > running:
+        newer, ours = ".".join(map(str, saved_by)), ".".join(map(str, running))
+        raise ConfigError(
+            f"expected a .blend file that Blender {ours} (this instance) can read, got {path} "
+            f"saved by Blender {newer}: run the instances with Blender {newer} or newer "
+            f"(the bpy wheel of that version, or LaunchConfig(blender=...) naming such a "
+            f"Blender executable), or save the file again with Blender {ours}'s version line"
+        )
     bpy.ops.wm.open_mainfile(filepath=path, load_ui=False)
+
+
+#: Compressed .blend files: gzip (Blender 2.x-2.9x) and Zstandard (3.0 on).
+_GZIP, _ZSTD = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
+
+
+def blend_file_version(path: str) -> tuple[int, int] | None:
+    """``(major, minor)`` of the Blender that saved ``path``, or None where unknown.
+
+    Reads the file header in both layouts: ``BLENDER_v304`` (pointer size, endianness,
+    3 digits; up to 4.x) and ``BLENDER17-01v0500`` (header size, format, 4 digits; 5.0
+    on), also inside a gzip or Zstandard compressed file (the latter needs the
+    ``zstandard`` module, which bpy wheels bring; without it: None).
+    """
+    with open(path, "rb") as f:
+        head = f.read(32)
+        if head.startswith(_GZIP):
+            import gzip
+
+            f.seek(0)
+            head = gzip.GzipFile(fileobj=f).read(32)
+        elif head.startswith(_ZSTD):
+            try:
+                import zstandard
+            except ImportError:
+                return None
+            f.seek(0)
+            head = zstandard.ZstdDecompressor().stream_reader(f).read(32)
+    return parse_blend_header(head)
+
+
+def parse_blend_header(head: bytes) -> tuple[int, int] | None:
+    """The ``(major, minor)`` version in a .blend header's first bytes, None if not one."""
+    if not head.startswith(b"BLENDER"):
+        return None
+    rest = head[7:]
+    if rest[:1] in (b"_", b"-") and rest[1:2] in (b"v", b"V"):  # BLENDER_v304
+        digits = rest[2:5]
+    elif rest[:2].isdigit() and rest[2:3] == b"-":  # BLENDER17-01v0500
+        digits = rest[6:10]
+    else:
+        return None
+    if not digits.isdigit():
+        return None
+    number = int(digits)
+    return number // 100, number % 100

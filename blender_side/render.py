@@ -37,6 +37,7 @@ import numpy as np
 from blender_side import colour
 from blender_side.exr import scanline_planes
 from btgym.errors import ConfigError, RenderError
+from btgym.wire import gpu_backend
 from btgym.wire.frame_files import WRITER
 
 ENGINES = {
@@ -90,6 +91,7 @@ class Renderer:
             raise ConfigError(f"expected readback in {READBACKS}, got {readback!r}")
         if width <= 0 or height <= 0:
             raise ConfigError(f"expected a positive frame size, got {width}x{height}")
+        gpu_backend.apply_to_this_process()  # before this process's first draw
         self.width, self.height, self.engine = int(width), int(height), engine
         self.samples, self.antialiasing = samples, antialiasing
         self.view_transform, self.quiet = view_transform, quiet

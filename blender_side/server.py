@@ -39,6 +39,7 @@ class Server:
     peer sending one frame larger than that. ``check_observations`` (default: the
     ``BTGYM_CHECK_OBSERVATIONS`` environment variable) checks every observation
     against the observation space, naming the scene and the space when one is outside.
+    ``blender_info`` (Blender's version and graphics backend) travels in ``hello``.
     """
 
     def __init__(
@@ -53,8 +54,10 @@ class Server:
         curve_secret: str | None = None,
         curve_clients: str | None = None,
         check_observations: bool | None = None,
+        blender_info: dict[str, Any] | None = None,
     ) -> None:
         self.scene = scene
+        self.blender_info = blender_info  # Blender's version and graphics backend, for hello
         if check_observations is None:
             check_observations = os.environ.get(CHECK_OBSERVATIONS_VARIABLE, "0") == "1"
         self.check_observations = check_observations
@@ -246,6 +249,7 @@ class Server:
             "pid": os.getpid(),
             "max_message_bytes": self.max_message_bytes,
             "frame_files": probe,
+            **({"blender": self.blender_info} if self.blender_info else {}),
             "action_space": space_to_data(self.scene.action_space),
             "observation_space": space_to_data(self.scene.observation_space),
             **self.scene.describe(),

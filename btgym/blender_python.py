@@ -1,5 +1,11 @@
 """Give an installed Blender's own Python what btgym's server needs, with no set-up by the user.
 
+Instances run in three kinds of Blender: the ``bpy`` module of the trainer's own
+interpreter (nothing to do here), a Blender executable, or another Python interpreter
+that has the ``bpy`` module (for a trainer whose Python has no bpy wheel, e.g. 3.12:
+``LaunchConfig(blender="/path/to/venv311/bin/python")``). The last two are told apart
+by what they print for ``--version`` (:func:`kind_of`).
+
 A Blender executable runs its own interpreter: the official builds bundle one (with
 numpy, without pyzmq, msgpack or gymnasium), distribution packages use the system's
 (Debian's Blender 3.4 has not even numpy). Before the first launch with an executable,
@@ -31,13 +37,17 @@ from btgym.errors import LaunchError
 
 #: What ``blender_side`` imports besides the standard library (distribution names).
 SERVER_MODULES = {
-    "numpy": "numpy<2",
+    "numpy": "numpy",
     "zmq": "pyzmq",
     "msgpack": "msgpack",
     "gymnasium": "gymnasium",
 }
+#: numpy for a Python version: 1.26 where it has wheels (up to 3.12), numpy 2 after.
+NUMPY_FOR_PYTHON = {(3, 9): "numpy<2", (3, 10): "numpy<2", (3, 11): "numpy<2", (3, 12): "numpy<2"}
 #: Oldest Blender whose Python API the built-in scenes and the server use.
 OLDEST_SUPPORTED = (3, 4)
+
+KINDS = ("blender", "python")
 
 _PROBE = (
     "import importlib.util, json, platform, sys, bpy;"
@@ -53,23 +63,50 @@ def cache_root() -> Path:
     return Path(base) / "btgym"
 
 
+def kind_of(executable: str, timeout: float = 60.0) -> str:
+    """``"blender"`` for a Blender executable, ``"python"`` for a Python interpreter.
+
+    Both answer ``--version`` at once: "Blender 3.4.1 ..." or "Python 3.11.7".
+    """
+    try:
+        done = subprocess.run(
+            [executable, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise LaunchError(f"expected {executable} to run as Blender or Python, got {exc}") from exc
+    words = (done.stdout + done.stderr).split()
+    first = words[0].lower() if words else ""
+    if first in KINDS:
+        return first
+    raise LaunchError(
+        f"expected {executable} to be a Blender executable or a Python interpreter with bpy, "
+        f"got {' '.join(words[:6])!r} for --version"
+    )
+
+
 def probe(executable: str, timeout: float = 120.0) -> dict[str, Any]:
-    """Blender's version, its Python's version and machine, and the server modules it lacks.
+    """Its kind, Blender's version, its Python's version and machine, and the server
+    modules it lacks.
 
     Cached per executable path, size and modification time.
     """
     stat = os.stat(executable)
     key = hashlib.sha256(f"{executable}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
     cached = cache_root() / "blender-probe" / f"{key[:24]}.json"
-    with contextlib.suppress(OSError, ValueError):
-        return json.loads(cached.read_text())
-    command = [
-        executable,
-        "--background",
-        "--factory-startup",
-        "--python-expr",
-        _PROBE.format(modules=sorted(SERVER_MODULES)),
-    ]
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        info = json.loads(cached.read_text())
+        if info["kind"] in KINDS:
+            return info
+    kind = kind_of(executable)
+    code = _PROBE.format(modules=sorted(SERVER_MODULES))
+    if kind == "python":
+        command = [executable, "-c", code]
+    else:
+        command = [executable, "--background", "--factory-startup", "--python-expr", code]
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
@@ -78,11 +115,12 @@ def probe(executable: str, timeout: float = 120.0) -> dict[str, Any]:
         raise LaunchError(f"expected {executable} to run as Blender, got {exc}") from exc
     lines = [line for line in done.stdout.splitlines() if line.startswith("BTGYM-PROBE ")]
     if not lines:
+        what = "to import bpy" if kind == "python" else "to report its Python"
         raise LaunchError(
-            f"expected {executable} to report its Python, got exit code {done.returncode}",
+            f"expected {executable} {what}, got exit code {done.returncode}",
             log_tail=(done.stdout + done.stderr)[-3000:],
         )
-    info = json.loads(lines[-1].split(" ", 1)[1])
+    info = {"kind": kind, **json.loads(lines[-1].split(" ", 1)[1])}
     if tuple(info["blender"][:2]) < OLDEST_SUPPORTED:
         raise LaunchError(
             f"expected Blender {'.'.join(map(str, OLDEST_SUPPORTED))} or newer at "
@@ -103,6 +141,13 @@ def server_paths(executable: str) -> list[str]:
     if same_python and info["machine"] == os.uname().machine:
         return _own_installation(missing)
     return [str(_provision(info, missing))]
+
+
+def requirement(module: str, python: tuple[int, int]) -> str:
+    """The pip requirement that gives ``module`` to a Python of version ``python``."""
+    if module == "numpy":
+        return NUMPY_FOR_PYTHON.get(python, "numpy>=2")
+    return SERVER_MODULES[module]
 
 
 def _own_installation(modules: list[str]) -> list[str]:
@@ -146,7 +191,7 @@ def _provision(info: dict[str, Any], modules: list[str]) -> Path:
             "cp",
             "--platform",
             f"manylinux2014_{info['machine']}",
-            *[SERVER_MODULES[module] for module in modules],
+            *[requirement(module, (major, minor)) for module in modules],
         ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=900)
         if result.returncode != 0:
@@ -159,4 +204,13 @@ def _provision(info: dict[str, Any], modules: list[str]) -> Path:
     return target
 
 
-__all__ = ["OLDEST_SUPPORTED", "SERVER_MODULES", "cache_root", "probe", "server_paths"]
+__all__ = [
+    "KINDS",
+    "OLDEST_SUPPORTED",
+    "SERVER_MODULES",
+    "cache_root",
+    "kind_of",
+    "probe",
+    "requirement",
+    "server_paths",
+]

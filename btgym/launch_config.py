@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from btgym.errors import ConfigError
+from btgym.wire.gpu_backend import check_choice as check_gpu_backend
 from btgym.wire.security import ClientKeys
 
 Backend = Literal["local", "ray"]
@@ -35,10 +36,13 @@ _RAY_ONLY = ("num_cpus", "num_gpus", "actor_max_restarts")
 class LaunchConfig:
     """Everything about starting instances and talking to them, apart from the scene.
 
-    Processes: ``blender`` (a Blender executable; default ``BTGYM_BLENDER`` or the pip
-    ``bpy`` module), ``ui`` (Blender's UI mode: watch the scene live in Blender's
-    window; needs a Blender executable and a display), ``blend_file`` (opened before
-    the scene is built), ``seed``
+    Processes: ``blender`` (a Blender executable, or a Python interpreter that has the
+    ``bpy`` module; default ``BTGYM_BLENDER`` or the pip ``bpy`` module of this
+    interpreter), ``gpu_backend`` (``"auto"``: OpenGL on a host without a GPU, where it
+    is faster and correct, else Blender's choice; ``"opengl"``; ``"vulkan"``: Blender's
+    own choice; see :mod:`btgym.wire.gpu_backend`), ``ui`` (Blender's UI mode: watch
+    the scene live in Blender's window; needs a Blender executable and a display),
+    ``blend_file`` (opened before the scene is built), ``seed``
     (instance ``i`` gets ``seed + i``; random when None), ``env`` (extra environment
     variables), ``log_dir`` / ``keep_logs`` (where logs go, and whether a temporary log
     directory outlives ``close()``), ``max_message_bytes`` (the largest message a
@@ -62,6 +66,7 @@ class LaunchConfig:
     """
 
     blender: str | None = None
+    gpu_backend: str = "auto"
     ui: bool = False
     blend_file: str | None = None
     seed: int | None = None
@@ -84,6 +89,7 @@ class LaunchConfig:
     actor_max_restarts: int = 3
 
     def __post_init__(self) -> None:
+        check_gpu_backend(self.gpu_backend)
         if self.backend not in BACKENDS:
             raise ConfigError(f"expected backend 'local' or 'ray', got {self.backend!r}")
         for name in ("timeout", "start_timeout"):
@@ -137,6 +143,7 @@ class LaunchConfig:
         """
         return {
             "blender": self.blender,
+            "gpu_backend": self.gpu_backend,
             "ui": self.ui,
             "env": None if self.env is None else dict(self.env),
             "keep_logs": self.keep_logs,

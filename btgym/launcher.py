@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ import numpy as np
 from btgym.errors import ClosedError, ConfigError, LaunchError, UsedAfterForkError
 from btgym.launch_config import DEFAULTS
 from btgym.wire.frame_files import DIRECTORY_PATTERN, frame_directory
+from btgym.wire.gpu_backend import environment as gpu_backend_environment
 from btgym.wire.private_files import make_private_directory, remove_owned_tree, sweep
 
 #: Longest Unix-domain socket path ZeroMQ accepts (``sun_path`` is 108 bytes on Linux).
@@ -56,6 +58,7 @@ class Instance:
     ready_path: Path
     address: str | None = None
     pid: int | None = None
+    blender: dict[str, Any] | None = None  # version and graphics backend, from the server
     started_at: float = field(default_factory=time.monotonic)
 
     def is_alive(self) -> bool:
@@ -157,12 +160,13 @@ _SPAWNER = _Spawner()
 
 
 def blender_command(blender: str | None, ui: bool = False) -> list[str]:
-    """The command prefix that starts a server: the bpy module or a Blender executable.
+    """The command prefix that starts a server: the bpy module, a Blender executable, or
+    another Python interpreter that has bpy.
 
-    An executable gets, as server arguments, the directories that give its own Python
-    what the server imports (:func:`btgym.blender_python.server_paths`: nothing to set
-    up by hand). ``ui``: Blender's UI mode (no ``--background``; the server yields to
-    Blender's event loop, so the window shows the scene live).
+    An executable or interpreter gets, as server arguments, the directories that give
+    its Python what the server imports (:func:`btgym.blender_python.server_paths`:
+    nothing to set up by hand). ``ui``: Blender's UI mode (no ``--background``; the
+    server yields to Blender's event loop, so the window shows the scene live).
     """
     blender = blender or os.environ.get("BTGYM_BLENDER") or None
     if blender is None:
@@ -172,18 +176,26 @@ def blender_command(blender: str | None, ui: bool = False) -> list[str]:
                 "the bpy module, which has no window"
             )
         return [sys.executable, "-m", "blender_side"]
-    executable = shutil.which(blender) or blender
+    executable = shutil.which(os.path.expanduser(blender)) or os.path.expanduser(blender)
     if not os.path.isfile(executable):
         raise LaunchError(f"expected a Blender executable at {blender!r}, found none")
+    from btgym.blender_python import probe, server_paths
+
+    kind = probe(executable)["kind"]
+    if ui and kind == "python":
+        raise LaunchError(
+            f"expected a Blender executable for ui=True, got the Python interpreter "
+            f"{executable}, whose bpy module has no window"
+        )
     if ui and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise LaunchError(
             "expected a display for ui=True (DISPLAY), got none: on a headless machine run "
             "under Xvfb, e.g. xvfb-run -a python train.py"
         )
-    from btgym.blender_python import server_paths
-
-    script = PROJECT_ROOT / "blender_side" / "__main__.py"
     sites = [arg for path in server_paths(executable) for arg in ("--site", path)]
+    if kind == "python":
+        return [executable, "-m", "blender_side", *sites]
+    script = PROJECT_ROOT / "blender_side" / "__main__.py"
     return [
         executable,
         *([] if ui else ["--background"]),
@@ -249,6 +261,7 @@ class Launcher(InstanceSet):
         blender: str | None = None,
         ui: bool = False,
         bind: str | None = None,
+        gpu_backend: str = DEFAULTS.gpu_backend,
         start_timeout: float = DEFAULTS.start_timeout,
         log_dir: str | os.PathLike[str] | None = None,
         env: dict[str, str] | None = None,
@@ -296,7 +309,7 @@ class Launcher(InstanceSet):
         self.restarts: list[list[float]] = [[] for _ in range(num_instances)]
         self.ui = ui
         command = blender_command(blender, ui)
-        self._launch = (command, kwargs_json, blend_file, bind, _child_env(env))
+        self._launch = (command, kwargs_json, blend_file, bind, child_env(env, gpu_backend))
         try:
             for index, instance_seed in enumerate(self.seeds):
                 self.instances.append(self._start(index, instance_seed))
@@ -415,6 +428,7 @@ class Launcher(InstanceSet):
                             log_tail=instance.log_tail(),
                         )
                     instance.address, instance.pid = announcement["address"], announcement["pid"]
+                    instance.blender = announcement.get("blender")
                     waiting.remove(instance)
                 elif not instance.is_alive():
                     raise LaunchError(
@@ -467,8 +481,13 @@ class Launcher(InstanceSet):
             self.close()
 
 
-def _child_env(extra: dict[str, str] | None) -> dict[str, str]:
-    env = dict(os.environ)
+def child_env(
+    extra: Mapping[str, str] | None = None, gpu_backend: str = DEFAULTS.gpu_backend
+) -> dict[str, str]:
+    """The environment of a Blender process: this one's, the project on ``PYTHONPATH``,
+    the graphics backend chosen (:mod:`btgym.wire.gpu_backend`), then ``extra``.
+    """
+    env = gpu_backend_environment(gpu_backend, os.environ)
     paths = [str(PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -484,4 +503,11 @@ def _close_all() -> None:
 atexit.register(_close_all)
 
 
-__all__ = ["Instance", "Launcher", "blender_command", "describe_exit", "remove_stale_files"]
+__all__ = [
+    "Instance",
+    "Launcher",
+    "blender_command",
+    "child_env",
+    "describe_exit",
+    "remove_stale_files",
+]

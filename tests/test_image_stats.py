@@ -64,6 +64,11 @@ def inside(points: np.ndarray, triangle: np.ndarray) -> np.ndarray:
     return ((s1 >= 0) & (s2 >= 0) & (s3 >= 0)) | ((s1 <= 0) & (s2 <= 0) & (s3 <= 0))
 
 
+def cross2(a, b) -> float:
+    """The z component of the cross product of two 2-D vectors (numpy 2 refuses 2-D np.cross)."""
+    return float(a[0] * b[1] - a[1] * b[0])
+
+
 def silhouette_reference(triangles, owner, count, width, height) -> np.ndarray:
     rows, cols = np.mgrid[0:height, 0:width]
     centres = np.c_[cols.ravel() + 0.5, rows.ravel() + 0.5]
@@ -71,7 +76,7 @@ def silhouette_reference(triangles, owner, count, width, height) -> np.ndarray:
     for k in range(count):
         covered = np.zeros(len(centres), bool)
         for t in triangles[owner == k]:
-            if abs(np.cross(t[1] - t[0], t[2] - t[0])) > 0:  # degenerate ones cover nothing
+            if abs(cross2(t[1] - t[0], t[2] - t[0])) > 0:  # degenerate ones cover nothing
                 covered |= inside(centres, t)
         out[k] = covered.sum()
     return out

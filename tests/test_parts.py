@@ -177,6 +177,11 @@ def test_cube_half_covered_by_an_occluder_has_visibility_one_half(env):
     assert (visible[2] - visible[0]) == pytest.approx((whole[2] - whole[0]) / 2, abs=1.5)
 
 
+def cross2(a, b) -> float:
+    """The z component of the cross product of two 2-D vectors (numpy 2 refuses 2-D np.cross)."""
+    return float(a[0] * b[1] - a[1] * b[0])
+
+
 def convex_hull(points: np.ndarray) -> np.ndarray:
     """Andrew's monotone chain, counter-clockwise in (x, y)."""
     pts = sorted(map(tuple, points))
@@ -186,7 +191,7 @@ def convex_hull(points: np.ndarray) -> np.ndarray:
         for p in seq:
             while (
                 len(out) >= 2
-                and np.cross(np.subtract(out[-1], out[-2]), np.subtract(p, out[-2])) <= 0
+                and cross2(np.subtract(out[-1], out[-2]), np.subtract(p, out[-2])) <= 0
             ):
                 out.pop()
             out.append(p)
