@@ -194,10 +194,10 @@ def _check_discrete(space: spaces.Discrete, action: Any, name: str) -> int:
     if array.shape not in ((), (1,)):
         raise InvalidActionError(f"expected {name} in {space} (an integer), got {_show(action)}")
     value = int(array.reshape(-1)[0])
-    if not space.start <= value < space.start + space.n:
+    start, count = int(space.start), int(space.n)
+    if not start <= value < start + count:
         raise InvalidActionError(
-            f"expected {name} in {space}: {space.start} <= {name} < {space.start + space.n}, "
-            f"got {value}"
+            f"expected {name} in {space}: {start} <= {name} < {start + count}, got {value}"
         )
     return value
 
