@@ -179,6 +179,11 @@ def blender_command(blender: str | None, ui: bool = False) -> list[str]:
     executable = shutil.which(os.path.expanduser(blender)) or os.path.expanduser(blender)
     if not os.path.isfile(executable):
         raise LaunchError(f"expected a Blender executable at {blender!r}, found none")
+    if ui and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise LaunchError(
+            "expected a display for ui=True (DISPLAY), got none: on a headless machine run "
+            "under Xvfb, e.g. xvfb-run -a python train.py"
+        )
     from btgym.blender_python import probe, server_paths
 
     kind = probe(executable)["kind"]
@@ -186,11 +191,6 @@ def blender_command(blender: str | None, ui: bool = False) -> list[str]:
         raise LaunchError(
             f"expected a Blender executable for ui=True, got the Python interpreter "
             f"{executable}, whose bpy module has no window"
-        )
-    if ui and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise LaunchError(
-            "expected a display for ui=True (DISPLAY), got none: on a headless machine run "
-            "under Xvfb, e.g. xvfb-run -a python train.py"
         )
     sites = [arg for path in server_paths(executable) for arg in ("--site", path)]
     if kind == "python":
