@@ -73,8 +73,9 @@ def test_a_python_interpreter_with_bpy_serves_the_cube():
 
 
 @pytest.mark.skipif(BPY_PYTHON is None, reason="needs a Python with bpy (BTGYM_BPY_PYTHON)")
-def test_a_python_interpreter_has_no_window_for_ui_mode():
+def test_a_python_interpreter_has_no_window_for_ui_mode(monkeypatch):
     assert BPY_PYTHON is not None
+    monkeypatch.setenv("DISPLAY", ":404")  # past the display check: never opened
     with pytest.raises(LaunchError, match="whose bpy module has no window"):
         BlenderEnv("envs.cube:CubeScene", launch=LaunchConfig(blender=BPY_PYTHON, ui=True))
 
