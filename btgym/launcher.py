@@ -14,6 +14,7 @@ forked child can neither use it nor stop its instances (:class:`UsedAfterForkErr
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import json
 import os
 import queue
@@ -486,13 +487,33 @@ def child_env(
 ) -> dict[str, str]:
     """The environment of a Blender process: this one's, the project on ``PYTHONPATH``,
     the graphics backend chosen (:mod:`btgym.wire.gpu_backend`), then ``extra``.
+
+    Variables that this process's own bpy set (``OCIO``, MaterialX paths: they point
+    into its package) are left out: another Blender would load that bpy's files, and
+    Debian's Blender 3.4 aborts on bpy 5.3's colour configuration.
     """
-    env = gpu_backend_environment(gpu_backend, os.environ)
+    own_bpy = _own_bpy_directory()
+    env = {
+        name: value
+        for name, value in gpu_backend_environment(gpu_backend, os.environ).items()
+        if not (own_bpy and value.startswith(own_bpy))
+    }
     paths = [str(PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.update(extra or {})
     return env
+
+
+def _own_bpy_directory() -> str | None:
+    """The directory of this interpreter's bpy package (not imported), with a final slash."""
+    try:
+        spec = importlib.util.find_spec("bpy")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    return os.path.dirname(spec.origin) + os.sep
 
 
 def _close_all() -> None:

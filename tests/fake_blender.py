@@ -6,6 +6,9 @@ import runpy
 import sys
 
 args = sys.argv[1:]
+if args == ["--version"]:  # how btgym tells a Blender executable from a Python interpreter
+    print("Blender (a stand-in running the bpy module)")
+    sys.exit(0)
 for flag in ("--background", "--factory-startup"):
     assert flag in args, f"expected {flag} in {args}"
 os.environ["BTGYM_FAKE_BLENDER"] = "1"

@@ -5,6 +5,7 @@ scenes that leave nothing behind for the next one in the same process."""
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -210,3 +211,18 @@ def test_a_scene_leaves_nothing_behind_for_the_next_one_in_the_process():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "same look" in done.stdout
+
+
+def test_what_this_processs_bpy_set_stays_out_of_other_blenders(monkeypatch):
+    import bpy  # noqa: F401  (sets MaterialX paths now, OCIO at its first render)
+
+    from btgym.launcher import child_env
+
+    package = Path(importlib.util.find_spec("bpy").origin).parent
+    monkeypatch.setenv("OCIO", str(package / "5.3/datafiles/colormanagement/config.ocio"))
+    monkeypatch.setenv("MY_OWN", "/opt/studio/config.ocio")
+    env = child_env()
+    assert "OCIO" not in env and "MATERIALX_SEARCH_PATH" not in env
+    assert env["MY_OWN"] == "/opt/studio/config.ocio"  # anything else is passed on
+    monkeypatch.setenv("OCIO", "/opt/studio/config.ocio")  # a user's own configuration stays
+    assert child_env()["OCIO"] == "/opt/studio/config.ocio"

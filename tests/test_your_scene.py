@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 import btgym
 from btgym.data import StreamDataset, collate
+from btgym.launcher import child_env
 from tests.conftest import ROOT
 
 SCRIPT = str(ROOT / "envs" / "examples" / "shelf.py") + ":ShelfScene"
@@ -29,7 +30,8 @@ def make_blend(path, blender: str | None = None) -> str:
         command = [sys.executable, maker, str(path)]
     else:
         command = [blender, "--background", "--factory-startup", "--python", maker, "--", str(path)]
-    subprocess.run(command, check=True, capture_output=True, timeout=180)
+    # child_env: without what this process's bpy set (its OCIO config aborts Blender 3.4)
+    subprocess.run(command, check=True, capture_output=True, timeout=180, env=child_env())
     return str(path)
 
 
