@@ -286,10 +286,12 @@ def render_target(directory: Path, spec: dict[str, Any] | None = None, frames: i
     action = target_action(spec)
 
     def items():
-        # One instance: EEVEE on llvmpipe already uses both cores.
+        # One instance: EEVEE on llvmpipe already uses both cores. One step (its views) a
+        # request: bpy 5.3's EEVEE takes ~20 s a step here (5.0: ~11 s), and a request
+        # queued behind another waits for both.
         dataset = StreamDataset(
             SCENE, 1, seed=spec["seed"], params=action, env_kwargs=scene_kwargs(spec),
-            start_timeout=300, timeout=120,
+            start_timeout=300, timeout=300, frames_per_request=1,
         )  # fmt: skip
         return rendered(iter(dataset), action)  # the scene starts with it too: a safeguard
 
