@@ -8,8 +8,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from btgym.connection import connect
-from btgym.errors import ClosedError, ConfigError, NotPicklableError
+from btgym._connection import connect
+from btgym._env_shared import can_render, check_render_mode, not_picklable, pop_events
+from btgym._launch_info import running_servers
+from btgym.errors import ClosedError
 from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.wire.security import ClientKeys
 from btgym.wire.space_codec import restore
@@ -53,12 +55,8 @@ class BlenderEnv(gym.Env):
     ) -> None:
         check_render_mode(render_mode, self.metadata)
         self.render_mode = render_mode
-        if launch_info is not None:  # a server `btgym serve --info` started: its first one
-            if address is not None:
-                raise ConfigError("expected address= or launch_info=, got both")
-            from btgym.cli import load_launch_info
-
-            address = load_launch_info(launch_info)["addresses"][0]
+        # Servers already running (`btgym serve --info` wrote launch_info): the first one.
+        servers = running_servers(address=address, launch_info=launch_info)
         self.launch = resolve_launch(
             launch,
             launch_options,
@@ -72,7 +70,7 @@ class BlenderEnv(gym.Env):
         self.connection = connect(
             scene,
             1,
-            addresses=None if address is None else [address],
+            addresses=None if servers is None else servers[:1],
             launch=self.launch,
             scene_kwargs=scene_kwargs,
         )
@@ -112,10 +110,7 @@ class BlenderEnv(gym.Env):
     # Gymnasium's hint returns its unbound RenderFrame TypeVar, which no concrete type matches.
     def render(self) -> np.ndarray | None:  # type: ignore[override]
         """The scene's frame (None, with a warning, without render_mode); Gymnasium's Env.render."""
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
-            return None
-        return self._request("render")["frame"]
+        return self._request("render")["frame"] if can_render(self.render_mode) else None
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call a public scene method (or read an attribute) inside Blender."""
@@ -152,32 +147,6 @@ class BlenderEnv(gym.Env):
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):
             self.close()
-
-
-def not_picklable(env: object) -> NotPicklableError:
-    """The error for pickling or copying an env: it is a handle on processes, not data."""
-    return NotPicklableError(
-        f"expected a picklable object, got {type(env).__name__}: a btgym env owns Blender "
-        "processes and sockets, which cannot be copied into another process or object; ship "
-        "its spec instead and make the env where it runs: gymnasium.make(env.spec) (or the "
-        "id and keyword arguments it was made with)"
-    )
-
-
-def pop_events(clients: Any) -> list[dict[str, Any]]:
-    """Drain the scene events the clients received, in their order (see ``Scene.emit``)."""
-    events: list[dict[str, Any]] = []
-    for client in clients:
-        while client.events:
-            events.append(client.events.popleft())
-    return events
-
-
-def check_render_mode(render_mode: str | None, metadata: dict[str, Any]) -> None:
-    if render_mode is not None and render_mode not in metadata["render_modes"]:
-        raise ConfigError(
-            f"expected render_mode in {metadata['render_modes']} or None, got {render_mode!r}"
-        )
 
 
 __all__ = ["BlenderEnv"]

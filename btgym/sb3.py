@@ -35,7 +35,7 @@ from stable_baselines3.common.monitor import Monitor, ResultsWriter
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, VecEnvStepReturn
 
 import btgym  # noqa: F401  (registers the env ids)
-from btgym.env import not_picklable
+from btgym._env_shared import not_picklable
 from btgym.errors import ConfigError, NoAsyncCallError
 from btgym.vector_env import BlenderVectorEnv
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -26,9 +26,13 @@ import zmq
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
 
+from btgym._connection import connect
+from btgym._env_shared import can_render, check_render_mode, not_picklable, pop_events
+from btgym._launch_info import running_servers
+from btgym._moved import moved_attribute
+from btgym._recycling import InstanceLives
+from btgym._vector_info import add_info
 from btgym.client import Client
-from btgym.connection import connect
-from btgym.env import check_render_mode, not_picklable, pop_events
 from btgym.errors import (
     AlreadyPendingCallError,
     ClosedError,
@@ -78,7 +82,7 @@ class BlenderVectorEnv(VectorEnv):
     :class:`~btgym.errors.AlreadyPendingCallError` (a call while ``send`` awaits its
     ``recv``) and :class:`~btgym.errors.NoAsyncCallError` (``recv`` with nothing sent).
     Infos are batched as Gymnasium documents: for each key an array with one row per
-    env and a boolean mask under ``"_key"`` (:func:`add_info`).
+    env and a boolean mask under ``"_key"``.
     """
 
     metadata: dict[str, Any] = {
@@ -111,12 +115,8 @@ class BlenderVectorEnv(VectorEnv):
         **scene_kwargs: Any,
     ) -> None:
         check_render_mode(render_mode, self.metadata)
-        if launch_info is not None:  # the servers `btgym serve --info` started
-            if addresses is not None:
-                raise ConfigError("expected addresses= or launch_info=, got both")
-            from btgym.cli import load_launch_info
-
-            addresses = load_launch_info(launch_info)["addresses"]
+        # Servers already running (`btgym serve --info` wrote launch_info).
+        addresses = running_servers(addresses=addresses, launch_info=launch_info)
         if addresses is not None:
             num_envs = len(addresses) if num_envs is None else num_envs
             if num_envs != len(addresses):
@@ -160,10 +160,8 @@ class BlenderVectorEnv(VectorEnv):
         self._in_flight: set[int] = set()
         self._action_batch_spaces = {num_envs: self.action_space}
         self.recover = recover
-        #: Restarts per instance since this env was made.
-        self.restarts = [0] * num_envs
         self.recycle_after_episodes, self.recycle_rss_mb = recycle_after_episodes, recycle_rss_mb
-        self._episodes = [0] * num_envs
+        self._lives = InstanceLives(num_envs, recycle_after_episodes, recycle_rss_mb)
         self._last_obs: list[Any] = [None] * num_envs
         self._reset_bodies: dict[int, dict[str, Any]] = {}
 
@@ -311,8 +309,7 @@ class BlenderVectorEnv(VectorEnv):
     # Gymnasium's hint returns its unbound RenderFrame TypeVar, which no concrete type matches.
     def render(self) -> tuple[np.ndarray, ...] | None:  # type: ignore[override]
         """Each instance's frame (None, with a warning, without render_mode); VectorEnv.render."""
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
+        if not can_render(self.render_mode):
             return None
         return tuple(reply["frame"] for reply in self._request_each("render", self._ids(None)))
 
@@ -418,7 +415,8 @@ class BlenderVectorEnv(VectorEnv):
                 )
             infos = add_info(infos, reply["info"], row, n)
             ended = bool(terminations[row] or truncations[row])
-            self._episodes[i] += int(ended)
+            if ended:
+                self._lives.episode_ended(i)
             if ended and "final_obs" in reply and self._recycle_due(i):
                 # SAME_STEP: the next episode starts on a fresh instance instead.
                 client = self._restart_client(i, "recycled")
@@ -467,18 +465,18 @@ class BlenderVectorEnv(VectorEnv):
             raise first_error
         return replies
 
+    @property
+    def restarts(self) -> list[int]:
+        """Restarts per instance since this env was made."""
+        return self._lives.restarts
+
     def _restart_client(self, i: int, why: BaseException | str) -> Client:
         """A fresh process for instance ``i`` and a client to it (:meth:`Connection.restart`)."""
-        client = self.connection.restart(i, why)
-        self.restarts[i] += 1
-        self._episodes[i] = 0
-        return client
+        return self._lives.restart(self.connection, i, why)
 
     def _recycle_due(self, i: int) -> bool:
         """Leak protection: replace an instance after N episodes or above an RSS limit."""
-        return self.connection.recycle_due(
-            i, self._episodes[i], self.recycle_after_episodes, self.recycle_rss_mb
-        )
+        return self._lives.recycle_due(self.connection, i)
 
     def _recover(self, i: int, op: str, exc: Exception) -> dict[str, Any]:
         """Restart instance ``i`` and answer for it: its episode ends as truncated.
@@ -567,57 +565,6 @@ class BlenderVectorEnv(VectorEnv):
             )
 
 
-def add_info(batch: dict[str, Any], info: Mapping[str, Any], row: int, rows: int) -> dict:
-    """Add one env's ``info`` as row ``row`` of ``batch``, Gymnasium's vector info format.
-
-    Each key holds an array of ``rows`` values and ``"_key"`` a boolean mask of the rows
-    that have it. Numbers and bools make typed arrays, numpy arrays a stacked array,
-    anything else (and ``final_obs``) an object array; a value that does not fit the
-    array so far turns it into an object array. Nested dicts are batched the same way.
-    """
-    for key, value in info.items():
-        if isinstance(value, Mapping) and key != "final_obs":
-            column: Any = add_info(batch.get(key, {}), value, row, rows)
-        else:
-            column = _put(batch.get(key), value, row, rows, objects=key == "final_obs")
-        mask = batch.get(f"_{key}")
-        if mask is None:
-            mask = np.zeros(rows, dtype=np.bool_)
-        mask[row] = True
-        batch[key], batch[f"_{key}"] = column, mask
-    return batch
-
-
-def _put(column: np.ndarray | None, value: Any, row: int, rows: int, objects: bool) -> np.ndarray:
-    """Store ``value`` in row ``row`` of ``column`` (made for it when None)."""
-    if column is None:
-        column = np.full(rows, None, dtype=object) if objects else _column_for(value, rows)
-    if column.dtype != object and not _fits(column, value):
-        widened = np.full(rows, None, dtype=object)  # never cast a value to fit (1.5 -> 1)
-        for earlier in range(rows):
-            widened[earlier] = column[earlier]
-        column = widened
-    column[row] = value
-    return column
-
-
-def _fits(column: np.ndarray, value: Any) -> bool:
-    """Whether ``value`` goes into a typed ``column`` unchanged: same shape, no lossy cast."""
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError, OverflowError):
-        return False
-    return array.shape == column.shape[1:] and np.can_cast(array.dtype, column.dtype, "same_kind")
-
-
-def _column_for(value: Any, rows: int) -> np.ndarray:
-    if isinstance(value, bool | int | float | np.number | np.bool_):
-        return np.zeros(rows, dtype=type(value))
-    if isinstance(value, np.ndarray):
-        return np.zeros((rows, *value.shape), dtype=value.dtype)
-    return np.full(rows, None, dtype=object)
-
-
 def _seeds(seed: int | list[int | None] | None, n: int) -> list[int | None]:
     if seed is None:
         return [None] * n
@@ -640,4 +587,8 @@ def _check_mask(mask: Any, n: int) -> np.ndarray:
     return mask
 
 
-__all__ = ["BlenderVectorEnv", "add_info"]
+def __getattr__(name: str) -> Any:
+    return moved_attribute(__name__, name)  # names that moved, for one release
+
+
+__all__ = ["BlenderVectorEnv"]

@@ -12,7 +12,8 @@ from torch.utils.data import DataLoader, IterableDataset
 
 import btgym
 from btgym.client import Client
-from btgym.data import ReplayDataset, StreamDataset, _sampler, collate
+from btgym.data import ReplayDataset, StreamDataset, collate
+from btgym.data._stream import sampler as _sampler
 from btgym.recording import ShardReader, ShardWriter, record
 from tests.conftest import ECHO_SCENE
 
