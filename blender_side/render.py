@@ -204,6 +204,23 @@ class Renderer:
             os.remove(self.path)
 
 
+def __getattr__(name: str) -> Any:
+    """Names that moved, back for one release with a :class:`DeprecationWarning`."""
+    if name == "read_tiff_rgb8":
+        import warnings
+
+        from blender_side.tiff import read_tiff_rgb8
+
+        warnings.warn(
+            "blender_side.render.read_tiff_rgb8 moved: use blender_side.tiff.read_tiff_rgb8 "
+            "(see CHANGELOG.md); the old path will be removed",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return read_tiff_rgb8
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _DEVNULL: int | None = None
 
 

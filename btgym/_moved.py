@@ -14,6 +14,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import os
 import sys
 import types
 import warnings
@@ -44,6 +45,34 @@ MOVED_NAMES: dict[tuple[str, str], tuple[str, str]] = {
     ("btgym.cli", "load_launch_info"): (
         "btgym._launch_info:load_launch_info_dict",
         "btgym.LaunchInfo.read(path) (its .addresses, .server_public_key, ...)",
+    ),
+    ("btgym.client", "remote_exception"): (
+        "btgym.peer:remote_exception",
+        "btgym.peer.remote_exception",
+    ),
+    ("btgym.cli", "SceneTarget"): (
+        "btgym._registry:SceneTarget",
+        "btgym.cli.resolve_scene(name) (what it returns; the class is private now)",
+    ),
+    ("btgym.cli", "btgym_ids"): (
+        "btgym._registry:btgym_ids",
+        "'btgym list' (the helper is private now)",
+    ),
+    ("btgym.cli", "is_btgym_spec"): (
+        "btgym._registry:is_btgym_spec",
+        "'btgym list' (the helper is private now)",
+    ),
+    ("btgym.env", "pop_events"): (
+        "btgym._env_shared:pop_events",
+        "the pop_events() method of BlenderEnv, BlenderVectorEnv and StreamDataset",
+    ),
+    ("btgym.env", "not_picklable"): (
+        "btgym._env_shared:not_picklable",
+        "btgym.errors.NotPicklableError (the helper is private now)",
+    ),
+    ("btgym.env", "check_render_mode"): (
+        "btgym._env_shared:check_render_mode",
+        "BlenderEnv(render_mode=...), which checks it (the helper is private now)",
     ),
     ("btgym.vector_env", "add_info"): (
         "btgym._vector_info:add_info",
@@ -100,12 +129,16 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 _FINDER = _MovedModules()
+#: Frames of ``importlib.import_module`` are the import machinery's, not the user's.
+_IMPORTLIB = os.path.dirname(importlib.__file__)
 
 
 def install() -> None:
-    """Put the finder of old module paths on ``sys.meta_path`` (once)."""
+    """Put the finder of old module paths first on ``sys.meta_path`` (once): the old paths
+    are never files, so no other finder (an editable install's, say) should answer them.
+    """
     if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):
-        sys.meta_path.append(_FINDER)
+        sys.meta_path.insert(0, _FINDER)
 
 
 def _user_stacklevel() -> int:
@@ -116,12 +149,20 @@ def _user_stacklevel() -> int:
     level = 2
     while frame is not None and (
         frame.f_code.co_filename == __file__
-        or frame.f_code.co_filename.startswith("<frozen")
+        or frame.f_code.co_filename.startswith(("<frozen", _IMPORTLIB))
         or frame.f_code.co_name == "__getattr__"  # a module's, serving a moved name
     ):
+        if not _skipped_by_warnings(frame.f_code.co_filename):
+            level += 1
         frame = frame.f_back  # type: ignore[assignment]
-        level += 1
     return level
+
+
+def _skipped_by_warnings(filename: str) -> bool:
+    """Whether ``warnings.warn`` skips this frame when it counts ``stacklevel`` (it skips
+    the import system's own frames).
+    """
+    return "importlib" in filename and "_bootstrap" in filename
 
 
 __all__ = ["MOVED_MODULES", "MOVED_NAMES", "install", "moved_attribute", "warn_moved"]

@@ -31,6 +31,7 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from btgym._moved import moved_attribute
 from btgym.errors import (
     AlreadyPendingCallError,
     AuthenticationError,
@@ -230,6 +231,10 @@ class Client(ServerPeer):
         self._close_sockets()
         self._pending = None
         self._open_socket()
+
+
+def __getattr__(name: str) -> Any:
+    return moved_attribute(__name__, name)  # names that moved, for one release
 
 
 __all__ = ["Client", "IDEMPOTENT"]

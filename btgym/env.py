@@ -8,9 +8,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from btgym import _env_shared
 from btgym._connection import connect
-from btgym._env_shared import can_render, check_render_mode, not_picklable, pop_events
 from btgym._launch_info import running_servers
+from btgym._moved import moved_attribute
 from btgym.errors import ClosedError
 from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.wire.security import ClientKeys
@@ -53,7 +54,7 @@ class BlenderEnv(gym.Env):
         launch_options: dict[str, Any] | None = None,
         **scene_kwargs: Any,
     ) -> None:
-        check_render_mode(render_mode, self.metadata)
+        _env_shared.check_render_mode(render_mode, self.metadata)
         self.render_mode = render_mode
         # Servers already running (`btgym serve --info` wrote launch_info): the first one.
         servers = running_servers(address=address, launch_info=launch_info)
@@ -110,7 +111,9 @@ class BlenderEnv(gym.Env):
     # Gymnasium's hint returns its unbound RenderFrame TypeVar, which no concrete type matches.
     def render(self) -> np.ndarray | None:  # type: ignore[override]
         """The scene's frame (None, with a warning, without render_mode); Gymnasium's Env.render."""
-        return self._request("render")["frame"] if can_render(self.render_mode) else None
+        return (
+            self._request("render")["frame"] if _env_shared.can_render(self.render_mode) else None
+        )
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call a public scene method (or read an attribute) inside Blender."""
@@ -126,7 +129,7 @@ class BlenderEnv(gym.Env):
         Each is ``{"event", "data", "instance"}``; they arrive with replies, so an event
         emitted during a step is here once that step returned.
         """
-        return pop_events([self.client])
+        return _env_shared.pop_events([self.client])
 
     def close(self) -> None:
         """Stop the scene's server (if this env started it); safe to call twice."""
@@ -142,11 +145,15 @@ class BlenderEnv(gym.Env):
         return self.client.request(op, body)
 
     def __getstate__(self) -> Any:
-        raise not_picklable(self)
+        raise _env_shared.not_picklable(self)
 
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):
             self.close()
+
+
+def __getattr__(name: str) -> Any:
+    return moved_attribute(__name__, name)  # names that moved, for one release
 
 
 __all__ = ["BlenderEnv"]

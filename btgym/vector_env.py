@@ -26,12 +26,12 @@ import zmq
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
 
+from btgym import _env_shared
 from btgym._connection import connect
-from btgym._env_shared import can_render, check_render_mode, not_picklable, pop_events
 from btgym._launch_info import running_servers
 from btgym._moved import moved_attribute
 from btgym._recycling import InstanceLives
-from btgym._vector_info import add_info
+from btgym._vector_info import add_info as _add_info
 from btgym.client import Client
 from btgym.errors import (
     AlreadyPendingCallError,
@@ -114,7 +114,7 @@ class BlenderVectorEnv(VectorEnv):
         launch_options: dict[str, Any] | None = None,
         **scene_kwargs: Any,
     ) -> None:
-        check_render_mode(render_mode, self.metadata)
+        _env_shared.check_render_mode(render_mode, self.metadata)
         # Servers already running (`btgym serve --info` wrote launch_info).
         addresses = running_servers(addresses=addresses, launch_info=launch_info)
         if addresses is not None:
@@ -217,7 +217,7 @@ class BlenderVectorEnv(VectorEnv):
             observations[i] = self._last_obs[i] = restore(
                 self.single_observation_space, reply["obs"]
             )
-            infos = add_info(infos, reply["info"], int(i), self.num_envs)
+            infos = _add_info(infos, reply["info"], int(i), self.num_envs)
         self._mark_reset(env_ids)
         self._observations = self._batch(observations)
         return self._observations, infos
@@ -288,7 +288,7 @@ class BlenderVectorEnv(VectorEnv):
 
     def pop_events(self) -> list[dict[str, Any]]:
         """The scene events of every instance since the last call (``instance`` says whose)."""
-        return pop_events(self.clients)
+        return _env_shared.pop_events(self.clients)
 
     def get_attr(self, name: str, env_ids: Iterable[int] | None = None) -> tuple[Any, ...]:
         """A scene attribute of every or some instances (see :meth:`call`)."""
@@ -309,7 +309,7 @@ class BlenderVectorEnv(VectorEnv):
     # Gymnasium's hint returns its unbound RenderFrame TypeVar, which no concrete type matches.
     def render(self) -> tuple[np.ndarray, ...] | None:  # type: ignore[override]
         """Each instance's frame (None, with a warning, without render_mode); VectorEnv.render."""
-        if not can_render(self.render_mode):
+        if not _env_shared.can_render(self.render_mode):
             return None
         return tuple(reply["frame"] for reply in self._request_each("render", self._ids(None)))
 
@@ -326,7 +326,7 @@ class BlenderVectorEnv(VectorEnv):
         self.close()
 
     def __getstate__(self) -> Any:
-        raise not_picklable(self)
+        raise _env_shared.not_picklable(self)
 
     def __del__(self) -> None:
         if not getattr(self, "_closed_connection", True):
@@ -410,10 +410,10 @@ class BlenderVectorEnv(VectorEnv):
                 truncations[row] = reply["truncated"]
             if "final_obs" in reply:
                 final = restore(self.single_observation_space, reply["final_obs"])
-                infos = add_info(
+                infos = _add_info(
                     infos, {"final_obs": final, "final_info": reply["final_info"]}, row, n
                 )
-            infos = add_info(infos, reply["info"], row, n)
+            infos = _add_info(infos, reply["info"], row, n)
             ended = bool(terminations[row] or truncations[row])
             if ended:
                 self._lives.episode_ended(i)
