@@ -21,7 +21,7 @@ _LAZY = {
     "BlenderEnv": "btgym.env",
     "BlenderVectorEnv": "btgym.vector_env",
     "BtgymError": "btgym.errors",
-    "LaunchConfig": "btgym.launch_config",
+    "LaunchConfig": "btgym._launch_config",
     "LaunchInfo": "btgym._launch_info",
     "Launcher": "btgym.launcher",
 }
@@ -41,10 +41,10 @@ def __dir__() -> list[str]:
 
 
 if _TYPE_CHECKING:
+    from btgym._launch_config import LaunchConfig
     from btgym._launch_info import LaunchInfo
     from btgym.env import BlenderEnv
     from btgym.errors import BtgymError
-    from btgym.launch_config import LaunchConfig
     from btgym.launcher import Launcher
     from btgym.vector_env import BlenderVectorEnv
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from gymnasium import spaces
 
+from btgym._launch_config import LaunchConfig, resolve_launch
 from btgym.client import Client
 from btgym.errors import ConfigError, SpaceError
-from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.launcher import Launcher
 from btgym.wire.security import ClientKeys
 from btgym.wire.space_codec import space_from_data
@@ -104,11 +104,11 @@ def connect(
     """Launch ``num_instances`` of ``scene``, or connect to ``addresses``; shake hands with all.
 
     Every instance must describe the same spaces; a mismatch is a :class:`SpaceError`.
-    ``launch``: a :class:`~btgym.launch_config.LaunchConfig` (backend, timeouts, keys,
+    ``launch``: a :class:`~btgym._launch_config.LaunchConfig` (backend, timeouts, keys,
     restart limits, ...); ``seed``, ``blend_file``, ``blender``, ``timeout``,
     ``start_timeout`` and ``curve`` replace its fields when given, and the deprecated
     ``launch_options`` mapping is read into it (see
-    :func:`~btgym.launch_config.resolve_launch`). With ``addresses`` only ``timeout``
+    :func:`~btgym._launch_config.resolve_launch`). With ``addresses`` only ``timeout``
     and ``curve`` matter.
     """
     if (scene is None) == (addresses is None):
@@ -171,7 +171,7 @@ def launch_instances(
 ) -> Any:
     """Start ``num_instances`` of ``scene`` on ``config.backend``; its launcher, all ready."""
     if config.backend == "ray":
-        from btgym.ray_backend import RayLauncher
+        from btgym._ray_backend import RayLauncher
 
         return RayLauncher(
             scene,

@@ -32,7 +32,22 @@ MOVED_MODULES: dict[str, tuple[str, str]] = {
     "btgym.validation": ("btgym.wire.validation", "btgym.wire.validation"),
     "btgym.space_codec": ("btgym.wire.space_codec", "btgym.wire.space_codec"),
     "btgym.frame_files": ("btgym.wire.frame_files", "btgym.wire.frame_files"),
-    "btgym.private_files": ("btgym.wire.private_files", "btgym.wire.private_files"),
+    "btgym.private_files": (
+        "btgym.wire._private_files",
+        "nothing: the private files are internal to the protocol (btgym.wire._private_files)",
+    ),
+    "btgym.wire.private_files": (
+        "btgym.wire._private_files",
+        "nothing: the private files are internal to the protocol (btgym.wire._private_files)",
+    ),
+    "btgym.launch_config": (
+        "btgym._launch_config",
+        "btgym.LaunchConfig (the module is private now)",
+    ),
+    "btgym.ray_backend": (
+        "btgym._ray_backend",
+        "btgym.LaunchConfig(backend='ray') (the module is private now)",
+    ),
     "btgym.connection": (
         "btgym._connection",
         "btgym.BlenderEnv / btgym.BlenderVectorEnv / btgym.data.StreamDataset (which take "

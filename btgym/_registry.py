@@ -19,7 +19,7 @@ import gymnasium as gym
 from btgym.errors import ConfigError
 
 if TYPE_CHECKING:
-    from btgym.launch_config import LaunchConfig
+    from btgym._launch_config import LaunchConfig
 
 ENV_ENTRY_POINT = "btgym.env:BlenderEnv"
 VECTOR_ENTRY_POINT = "btgym.vector_env:BlenderVectorEnv"
@@ -125,7 +125,7 @@ class SceneTarget:
         ``launch_options`` replaces the registered one, and each keyword that is not None
         (``timeout=``, ``seed=``, ...) replaces the registered keyword.
         """
-        from btgym.launch_config import resolve_launch  # not at import: `import btgym` stays light
+        from btgym._launch_config import resolve_launch  # not at import: `import btgym` stays light
 
         registered = dict(self.launch_keywords)
         base = launch if launch is not None else registered.pop("launch", None)

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from btgym._launch_config import LaunchConfig
 from btgym.errors import ConfigError, LaunchError
-from btgym.launch_config import LaunchConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WARM_UP_FRAMES = 3

@@ -31,6 +31,7 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from btgym._launch_config import DEFAULTS
 from btgym._moved import moved_attribute
 from btgym.errors import (
     AlreadyPendingCallError,
@@ -40,7 +41,6 @@ from btgym.errors import (
     NoAsyncCallError,
     VersionMismatchError,
 )
-from btgym.launch_config import DEFAULTS
 from btgym.peer import ServerPeer
 from btgym.wire import protocol
 from btgym.wire.frame_files import FrameFileReader

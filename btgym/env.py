@@ -10,10 +10,10 @@ import numpy as np
 
 from btgym import _env_shared
 from btgym._connection import connect
+from btgym._launch_config import LaunchConfig, resolve_launch
 from btgym._launch_info import running_servers
 from btgym._moved import moved_attribute
 from btgym.errors import ClosedError
-from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.wire.security import ClientKeys
 from btgym.wire.space_codec import restore
 from btgym.wire.validation import check_action
@@ -27,7 +27,7 @@ class BlenderEnv(gym.Env):
     with ``address=`` (or ``launch_info=``, the file ``btgym serve --info`` wrote: its
     first server), connects to a server that is already running.
 
-    ``launch``: a :class:`~btgym.launch_config.LaunchConfig` (backend, timeouts, keys,
+    ``launch``: a :class:`~btgym._launch_config.LaunchConfig` (backend, timeouts, keys,
     restart limits, logs, ...), the same for every btgym entry point. The keywords
     ``seed``, ``blend_file``, ``blender``, ``timeout``, ``start_timeout`` and ``curve``
     replace its fields when given; ``launch_options`` is a deprecated mapping of its

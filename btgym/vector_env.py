@@ -28,6 +28,7 @@ from gymnasium.vector.utils import batch_space, concatenate, create_empty_array,
 
 from btgym import _env_shared
 from btgym._connection import connect
+from btgym._launch_config import LaunchConfig, resolve_launch
 from btgym._launch_info import running_servers
 from btgym._moved import moved_attribute
 from btgym._recycling import InstanceLives
@@ -45,7 +46,6 @@ from btgym.errors import (
     ResetMaskError,
     ResetNeeded,
 )
-from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.wire.security import ClientKeys
 from btgym.wire.space_codec import restore
 from btgym.wire.validation import check_action
@@ -71,7 +71,7 @@ class BlenderVectorEnv(VectorEnv):
     ``recycle_rss_mb``: replace an instance by a fresh process between episodes after that
     many episodes, or when its memory exceeds that many MiB (leak protection).
 
-    ``launch``: a :class:`~btgym.launch_config.LaunchConfig` (backend, timeouts, keys,
+    ``launch``: a :class:`~btgym._launch_config.LaunchConfig` (backend, timeouts, keys,
     restart limits, logs, ...), the same for every btgym entry point; the keywords
     ``seed``, ``blend_file``, ``blender``, ``timeout``, ``start_timeout`` and ``curve``
     replace its fields when given, and ``launch_options`` is a deprecated mapping of

@@ -23,7 +23,7 @@ TRAINER_SIDE = (
     "btgym.registration",
     "btgym.data",
     "btgym.sb3",
-    "btgym.ray_backend",
+    "btgym._ray_backend",
     "psutil",
     "torch",
 )

@@ -5,6 +5,7 @@ one that moved warns (DeprecationWarning) naming its replacement (CHANGELOG.md l
 from __future__ import annotations
 
 import importlib
+import re
 import subprocess
 import sys
 import warnings
@@ -111,3 +112,14 @@ def test_importing_an_old_path_in_a_fresh_process_warns_once_at_the_import():
     assert done.returncode == 0, done.stderr
     assert "btgym.connection is deprecated" in done.stdout
     assert "btgym.BlenderVectorEnv" in done.stdout
+
+
+@pytest.mark.parametrize("old", sorted(MOVED_MODULES))
+def test_every_moved_module_warns_naming_its_replacement_and_serves_its_names(old):
+    new, replacement = MOVED_MODULES[old]
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=re.escape(replacement)):
+        module = importlib.import_module(old)
+    target = importlib.import_module(new)
+    for name in getattr(target, "__all__", []):
+        assert getattr(module, name) is getattr(target, name)

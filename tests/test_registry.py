@@ -6,10 +6,10 @@ import gymnasium as gym
 import pytest
 
 import btgym
+from btgym._launch_config import LaunchConfig
 from btgym._registry import btgym_ids, resolve_target
 from btgym.cli import resolve_scene
 from btgym.errors import ConfigError
-from btgym.launch_config import LaunchConfig
 from tests.conftest import ECHO_SCENE
 
 

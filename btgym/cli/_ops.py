@@ -13,9 +13,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from btgym._launch_config import LaunchConfig
 from btgym._launch_info import LaunchInfo
 from btgym._recycling import restart_dead
-from btgym.launch_config import LaunchConfig
 from btgym.launcher import Launcher
 from btgym.wire.security import allow_client, check_key_name, generate_keys, is_loopback
 

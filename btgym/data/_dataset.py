@@ -13,12 +13,12 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from btgym._env_shared import pop_events
+from btgym._launch_config import LaunchConfig, resolve_launch
 from btgym._launch_info import running_servers
 from btgym._registry import resolve_target
 from btgym.data._params import ParamsLayout
 from btgym.data._stream import IDLE_TIMEOUT, Stream
 from btgym.errors import ConfigError
-from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.recording import ShardReader
 from btgym.wire import protocol
 
@@ -42,7 +42,7 @@ class StreamDataset(IterableDataset):
     per-message costs are shared, which matters for cheap frames; at most ``depth *
     frames_per_request`` unconsumed items per instance (8 by default: a ``set_params`` shows
     in items at most 8 frames later). ``launch``: a
-    :class:`~btgym.launch_config.LaunchConfig`, the same for every btgym entry point
+    :class:`~btgym._launch_config.LaunchConfig`, the same for every btgym entry point
     (``LaunchConfig(backend="ray", num_cpus=1)`` puts the instances in Ray actors);
     ``timeout``, ``start_timeout`` and ``curve`` replace its fields when given, and
     ``launch_options`` is a deprecated mapping of its fields. ``timeout`` (default 30 s)

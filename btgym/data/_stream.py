@@ -20,10 +20,10 @@ import zmq
 from gymnasium import spaces
 
 from btgym._connection import Connection, connect
+from btgym._launch_config import LaunchConfig
 from btgym._recycling import InstanceLives
 from btgym.data._params import as_action, params_placeholder
 from btgym.errors import ClosedError, InstanceDiedError, InstanceTimeoutError
-from btgym.launch_config import LaunchConfig
 from btgym.pipeline import PipelinedClient
 from btgym.wire.space_codec import restore
 from btgym.wire.validation import check_action
