@@ -1,9 +1,11 @@
 """btgym: Blender scenes as Gymnasium environments for adaptive domain randomization.
 
 ``import btgym`` registers the built-in scenes (``btgym/Cube-v0``, ...) with Gymnasium
-and nothing else: the public names below are imported on first use (PEP 562), so that
-importing one submodule (the Blender side imports only :mod:`btgym.wire`) costs no
-other. Heavy parts (torch, stable-baselines3) live in the modules that need them.
+(:mod:`btgym._registry`) and lets old module paths warn with their replacement
+(:mod:`btgym._moved`), nothing else: the public names below are imported on first use
+(PEP 562), so that importing one submodule (the Blender side imports only
+:mod:`btgym.wire`) costs no other. Heavy parts (torch, stable-baselines3) live in the
+modules that need them.
 """
 
 import importlib as _importlib

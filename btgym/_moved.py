@@ -65,6 +65,10 @@ MOVED_NAMES: dict[tuple[str, str], tuple[str, str]] = {
         "btgym.peer:remote_exception",
         "btgym.peer.remote_exception",
     ),
+    ("btgym.cli", "CommandError"): (
+        "btgym.cli._output:CommandError",
+        "ValueError (what it subclasses; the class is private now)",
+    ),
     ("btgym.cli", "SceneTarget"): (
         "btgym._registry:SceneTarget",
         "btgym.cli.resolve_scene(name) (what it returns; the class is private now)",
