@@ -36,7 +36,7 @@ def write_figures(
     paths.append(domains_figure(results, directory / "domains.png", cfg, cache, experiment))
     if any("trajectory" in r for r in results["runs"]):
         paths.append(
-            trajectory_figure(results, directory / "trajectories.png", experiment.target_values)
+            trajectory_figure(results, directory / "trajectories.png", experiment.TARGET_VALUES)
         )
     return paths
 
