@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 
-from blender_side.render import _stdout_silenced, tiff_rgb8  # noqa: E402
+from blender_side.render import stdout_silenced  # noqa: E402
+from blender_side.tiff import tiff_rgb8  # noqa: E402
 from btgym.wire.frame_files import WRITER  # noqa: E402
 from envs.cube import CubeScene  # noqa: E402
 
@@ -41,10 +42,10 @@ def main() -> None:
         for _ in range(max(5, steps // 4)):
             scene.cube.rotation_euler.z += 0.1
             t0 = time.perf_counter()
-            with _stdout_silenced(True):
+            with stdout_silenced(True):
                 bpy.ops.render.render(write_still=False)
             t1 = time.perf_counter()
-            with _stdout_silenced(True):
+            with stdout_silenced(True):
                 bpy.ops.render.render(write_still=True)
             t2 = time.perf_counter()
             tiff_rgb8(WRITER.map(renderer.path))  # what a step does: map, view, unname

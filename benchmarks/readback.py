@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 
-from blender_side.render import Renderer, _stdout_silenced  # noqa: E402
+from blender_side.render import Renderer, stdout_silenced  # noqa: E402
 from blender_side.testing import SceneEnv  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def main() -> None:
 
     def render_only() -> None:
         move()
-        with _stdout_silenced(True):
+        with stdout_silenced(True):
             bpy.ops.render.render(write_still=False)
 
     loops = {

@@ -21,8 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from btgym import BlenderEnv  # noqa: E402
-from btgym.launch_config import LaunchConfig  # noqa: E402
+from btgym import BlenderEnv, LaunchConfig  # noqa: E402
 
 
 def round_ms(env: BlenderEnv, steps: int, rng: np.random.Generator) -> float:

@@ -89,7 +89,7 @@ def start_janitor(frame_directory: str, owned: str | None, parent_pid: int | Non
     then removes the private frame directory and, when the trainer is gone too, the
     launcher's directory (logs, sockets). It forks before Blender is imported.
     """
-    from btgym.wire.private_files import process_gone, remove_owned_tree
+    from btgym.wire._private_files import process_gone, remove_owned_tree
 
     read_end, write_end = os.pipe()
     if os.fork() != 0:

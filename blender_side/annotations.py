@@ -41,7 +41,8 @@ from blender_side.compositor import render_layers, replace_alpha
 from blender_side.image_stats import read_exr_float32, silhouette_areas, visible_stats
 from blender_side.kit import linked_scene
 from blender_side.normals import NormalPass
-from blender_side.render import _stdout_silenced, read_tiff_rgb8
+from blender_side.render import stdout_silenced
+from blender_side.tiff import read_tiff_rgb8
 from btgym.errors import ConfigError
 from btgym.wire.frame_files import WRITER
 
@@ -137,7 +138,7 @@ class IdPass:
 
     def render(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Render the pass: ``(ids, depth)`` (depth None without ``depth=True``)."""
-        with _stdout_silenced(True):
+        with stdout_silenced(True):
             bpy.ops.render.render(write_still=True, scene=self.scene.name)
         if not self.depth:
             rgb = read_tiff_rgb8(self.path)

@@ -7,6 +7,7 @@ centre is ``(c + 0.5, r + 0.5)``.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import bpy
@@ -97,6 +98,32 @@ def bound_box_corners(obj: Any) -> np.ndarray:
     local = np.array([tuple(c) for c in obj.bound_box], dtype=np.float64)
     matrix = np.array(obj.matrix_world, dtype=np.float64)
     return local @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+def _object_vertices(obj: Any, world: bool = True) -> np.ndarray:
+    """All vertex coordinates of a mesh object as ``(N, 3)``, read with ``foreach_get``."""
+    mesh = obj.data
+    coords = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+    mesh.vertices.foreach_get("co", coords)
+    coords = coords.reshape(-1, 3).astype(np.float64)
+    if world:
+        matrix = np.array(obj.matrix_world, dtype=np.float64)
+        coords = coords @ matrix[:3, :3].T + matrix[:3, 3]
+    return coords
+
+
+def __getattr__(name: str) -> Any:
+    """Removed names, back for one release with a :class:`DeprecationWarning`."""
+    if name == "object_vertices":
+        warnings.warn(
+            "blender_side.camera.object_vertices is deprecated and will be removed: read "
+            "obj.data.vertices with foreach_get('co', ...) and apply obj.matrix_world "
+            "(see CHANGELOG.md); camera.project takes the points",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _object_vertices
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from blender_side.tiff import read_tiff_rgb8
 from btgym.errors import ConfigError
 
 #: View transforms whose display transform acts on each channel alone.
@@ -52,8 +53,6 @@ def build_table(scene: Any, scratch_path: str) -> np.ndarray:
     (never produced by a render) map to the values of the largest finite ones.
     """
     import bpy
-
-    from blender_side.render import read_tiff_rgb8
 
     halves = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
     halves = np.nan_to_num(halves, nan=0.0, posinf=65504.0, neginf=-65504.0)

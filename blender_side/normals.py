@@ -23,7 +23,7 @@ import numpy as np
 from blender_side.compositor import render_layers
 from blender_side.image_stats import read_exr_float32
 from blender_side.kit import linked_scene
-from blender_side.render import _stdout_silenced
+from blender_side.render import stdout_silenced
 from btgym.errors import ConfigError
 from btgym.wire.frame_files import WRITER
 
@@ -96,7 +96,7 @@ class NormalPass:
 
     def render(self) -> np.ndarray:
         """Render the pass: ``(H, W, 3) float32`` unit normals in :attr:`frame`, 0 for none."""
-        with _stdout_silenced(True):
+        with stdout_silenced(True):
             bpy.ops.render.render(write_still=True, scene=self.scene.name)
         channels = read_exr_float32(self.path)
         normals = np.stack([channels["R"], channels["G"], channels["B"]], axis=-1)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import struct
 import sys
 from typing import Any
 
@@ -36,6 +35,7 @@ import numpy as np
 
 from blender_side import colour
 from blender_side.exr import scanline_planes
+from blender_side.tiff import tiff_rgb8
 from btgym.errors import ConfigError, RenderError
 from btgym.wire import gpu_backend
 from btgym.wire.frame_files import WRITER
@@ -46,18 +46,6 @@ ENGINES = {
     "eevee": "BLENDER_EEVEE",
 }
 READBACKS = ("tiff", "exr")
-
-_TIFF_TAGS = {
-    256: "width",
-    257: "height",
-    258: "bits",
-    259: "compression",
-    273: "strip_offsets",
-    277: "samples",
-    279: "strip_counts",
-    284: "planar",
-}
-_TIFF_TYPES = {3: "H", 4: "I"}
 
 
 class Renderer:
@@ -187,7 +175,7 @@ class Renderer:
             settings.color_mode, settings.color_depth, settings.tiff_codec = "RGB", "8", "NONE"
         render.filepath = path  # also after a loaded .blend file reset it
         try:
-            with _stdout_silenced(self.quiet):
+            with stdout_silenced(self.quiet):
                 bpy.ops.render.render(write_still=True, scene=scene.name)
         except RuntimeError as exc:  # Blender's "cannot save", a failed engine, ...
             WRITER.discard(path)
@@ -218,66 +206,28 @@ class Renderer:
             os.remove(self.path)
 
 
-def read_tiff_rgb8(path: str) -> np.ndarray:
-    """Read an uncompressed, chunky, 8-bit RGB TIFF file as an ``(H, W, 3)`` array."""
-    return tiff_rgb8(np.fromfile(path, dtype=np.uint8), path)
+def __getattr__(name: str) -> Any:
+    """Names that moved, back for one release with a :class:`DeprecationWarning`."""
+    if name == "read_tiff_rgb8":
+        import warnings
 
+        from blender_side.tiff import read_tiff_rgb8
 
-def tiff_rgb8(data: np.ndarray, path: str = "<memory>") -> np.ndarray:
-    """View the pixels of an uncompressed, chunky, 8-bit RGB TIFF's bytes as ``(H, W, 3)``.
-
-    Only the layout Blender writes is accepted; anything else raises ``ValueError``.
-    The pixel bytes are viewed in place when the strips are contiguous (they are).
-    """
-    head = data[:8].tobytes()
-    order = {b"II": "<", b"MM": ">"}.get(head[:2])
-    if order is None or struct.unpack(order + "H", head[2:4])[0] != 42:
-        raise ConfigError(f"expected a TIFF file at {path}, got header {head!r}")
-    tags = _read_ifd(data, order, struct.unpack(order + "I", head[4:8])[0])
-    width, height = tags["width"][0], tags["height"][0]
-    if (
-        tags.get("compression", [1])[0] != 1
-        or tags.get("samples", [1])[0] != 3
-        or any(b != 8 for b in tags["bits"])
-        or tags.get("planar", [1])[0] != 1
-    ):
-        raise ConfigError(f"expected uncompressed 8-bit chunky RGB TIFF, got tags {tags}")
-    offsets, counts = tags["strip_offsets"], tags["strip_counts"]
-    size = width * height * 3
-    start = offsets[0]
-    contiguous = all(o == start + sum(counts[:i]) for i, o in enumerate(offsets))
-    if contiguous and sum(counts) >= size:
-        pixels = data[start : start + size]
-    else:
-        pixels = np.concatenate([data[o : o + c] for o, c in zip(offsets, counts, strict=True)])[
-            :size
-        ]
-    return pixels.reshape(height, width, 3)
-
-
-def _read_ifd(data: np.ndarray, order: str, offset: int) -> dict[str, list[int]]:
-    count = struct.unpack(order + "H", data[offset : offset + 2].tobytes())[0]
-    entries = data[offset + 2 : offset + 2 + 12 * count].tobytes()
-    tags: dict[str, list[int]] = {}
-    for i in range(count):
-        tag, kind, n, value = struct.unpack(order + "HHII", entries[12 * i : 12 * i + 12])
-        name = _TIFF_TAGS.get(tag)
-        if name is None or kind not in _TIFF_TYPES:
-            continue
-        item = struct.calcsize(_TIFF_TYPES[kind])
-        if n * item <= 4:
-            raw = entries[12 * i + 8 : 12 * i + 8 + n * item]
-        else:
-            raw = data[value : value + n * item].tobytes()
-        tags[name] = list(struct.unpack(order + _TIFF_TYPES[kind] * n, raw))
-    return tags
+        warnings.warn(
+            "blender_side.render.read_tiff_rgb8 moved: use blender_side.tiff.read_tiff_rgb8 "
+            "(see CHANGELOG.md); the old path will be removed",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return read_tiff_rgb8
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _DEVNULL: int | None = None
 
 
 @contextlib.contextmanager
-def _stdout_silenced(enabled: bool):
+def stdout_silenced(enabled: bool):
     """Send the C-level stdout to /dev/null: Blender prints a line per rendered frame."""
     if not enabled:
         yield

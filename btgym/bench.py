@@ -20,13 +20,11 @@ the same state; every figure is the median of the rounds' frames/s:
 
 The ratios are frames/s over the render-only loop's with as many processes (the env's
 over one loop, the stream's over N at once).
-
-    python -m btgym.bench render-loop SPEC KWARGS_JSON [--blend F]   # the render-only loop
+The render-only loop runs in a bpy subprocess: ``python -m blender_side.render_loop``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -39,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from btgym._launch_config import LaunchConfig
 from btgym.errors import ConfigError, LaunchError
-from btgym.launch_config import LaunchConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WARM_UP_FRAMES = 3
@@ -66,7 +64,7 @@ class RenderOnlyLoop:
     def __init__(
         self, spec: str, scene_kwargs: dict[str, Any], blend_file: str | None = None
     ) -> None:
-        command = [sys.executable, "-m", "btgym.bench", "render-loop", spec]
+        command = [sys.executable, "-m", "blender_side.render_loop", spec]
         command += [json.dumps(scene_kwargs), *(["--blend", blend_file] if blend_file else [])]
         env = dict(os.environ)
         paths = [str(PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
@@ -276,47 +274,6 @@ def reference(results: list[LoopRate], loop: LoopRate) -> LoopRate:
     return next(
         r for r in results if r.name.startswith("render only") and r.instances == loop.instances
     )
-
-
-def render_loop(spec: str, scene_kwargs: dict[str, Any], blend_file: str | None) -> None:
-    """Inside bpy: build the scene, then answer each line ``N`` on stdin with the seconds
-    ``N`` renders took; end at the end of input.
-    """
-    import bpy
-
-    from blender_side.render import _stdout_silenced
-    from blender_side.testing import SceneEnv
-
-    env = SceneEnv(spec, blend_file=blend_file, **scene_kwargs)
-    env.reset(seed=0)
-
-    def renders(count: int) -> float:
-        started = time.perf_counter()
-        with _stdout_silenced(True):  # Blender prints a line per frame
-            for _ in range(count):
-                bpy.ops.render.render(write_still=False)
-        return time.perf_counter() - started
-
-    renders(WARM_UP_FRAMES)
-    print("ready", flush=True)
-    for line in sys.stdin:
-        print(f"elapsed {renders(int(line))}", flush=True)
-    env.close()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m btgym.bench", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    loop = commands.add_parser("render-loop", help="the render-only loop (runs inside bpy)")
-    loop.add_argument("spec")
-    loop.add_argument("kwargs")
-    loop.add_argument("--blend", default=None)
-    args = parser.parse_args(argv)
-    render_loop(args.spec, json.loads(args.kwargs), args.blend)
-
-
-if __name__ == "__main__":
-    main()
 
 
 __all__ = [

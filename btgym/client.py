@@ -31,6 +31,8 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from btgym._launch_config import DEFAULTS
+from btgym._moved import moved_attribute
 from btgym.errors import (
     AlreadyPendingCallError,
     AuthenticationError,
@@ -39,7 +41,6 @@ from btgym.errors import (
     NoAsyncCallError,
     VersionMismatchError,
 )
-from btgym.launch_config import DEFAULTS
 from btgym.peer import ServerPeer
 from btgym.wire import protocol
 from btgym.wire.frame_files import FrameFileReader
@@ -230,6 +231,10 @@ class Client(ServerPeer):
         self._close_sockets()
         self._pending = None
         self._open_socket()
+
+
+def __getattr__(name: str) -> Any:
+    return moved_attribute(__name__, name)  # names that moved, for one release
 
 
 __all__ = ["Client", "IDEMPOTENT"]

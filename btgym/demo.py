@@ -22,10 +22,12 @@ import btgym  # noqa: F401  (registers btgym/Cube-v0)
 
 
 def contact_sheet(out: Path, frames: int = 8) -> float:
-    """Render ``frames`` Cube-v0 frames at 640x512, draw their corners, save a grid; return fps."""
-    from PIL import Image, ImageDraw
+    """Render ``frames`` Cube-v0 frames at 640x512 and save them as a contact sheet with
+    their corners (``info["xy"]``) drawn, by :func:`btgym.preview.contact_sheet`; return fps.
+    """
+    from btgym.preview import contact_sheet as sheet_of
 
-    tiles: list[Image.Image] = []
+    tiles: list[tuple[np.ndarray, dict, str]] = []
     with gym.make("btgym/Cube-v0", render_mode="rgb_array") as env:
         env.reset(seed=0)
         started = time.perf_counter()
@@ -34,17 +36,10 @@ def contact_sheet(out: Path, frames: int = 8) -> float:
             action = np.full(3, min(1.0, 0.1 + i / steps), np.float32)
             frame, _, _, _, info = env.step(action)
             if i % (steps // frames) == 0 and len(tiles) < frames:
-                image = Image.fromarray(frame)
-                draw = ImageDraw.Draw(image)
-                for x, y in info["xy"]:
-                    draw.ellipse([x - 5, y - 5, x + 5, y + 5], outline=(255, 60, 60), width=3)
-                tiles.append(image.resize((320, 256)))
+                tiles.append((frame, {"xy": info["xy"]}, f"step {i}, range {action[0]:.2f}"))
         fps = steps / (time.perf_counter() - started)
-    sheet = Image.new("RGB", (320 * 4, 256 * ((len(tiles) + 3) // 4)))
-    for i, tile in enumerate(tiles):
-        sheet.paste(tile, (320 * (i % 4), 256 * (i // 4)))
     out.mkdir(parents=True, exist_ok=True)
-    sheet.save(out / "cube-demo.png")
+    sheet_of(tiles, columns=4).save(out / "cube-demo.png")
     return fps
 
 

@@ -8,9 +8,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from btgym.connection import connect
-from btgym.errors import ClosedError, ConfigError, NotPicklableError
-from btgym.launch_config import LaunchConfig, resolve_launch
+from btgym import _env_shared
+from btgym._connection import connect
+from btgym._launch_config import LaunchConfig, resolve_launch
+from btgym._launch_info import running_servers
+from btgym._moved import moved_attribute
+from btgym.errors import ClosedError
 from btgym.wire.security import ClientKeys
 from btgym.wire.space_codec import restore
 from btgym.wire.validation import check_action
@@ -24,7 +27,7 @@ class BlenderEnv(gym.Env):
     with ``address=`` (or ``launch_info=``, the file ``btgym serve --info`` wrote: its
     first server), connects to a server that is already running.
 
-    ``launch``: a :class:`~btgym.launch_config.LaunchConfig` (backend, timeouts, keys,
+    ``launch``: a :class:`~btgym._launch_config.LaunchConfig` (backend, timeouts, keys,
     restart limits, logs, ...), the same for every btgym entry point. The keywords
     ``seed``, ``blend_file``, ``blender``, ``timeout``, ``start_timeout`` and ``curve``
     replace its fields when given; ``launch_options`` is a deprecated mapping of its
@@ -51,14 +54,10 @@ class BlenderEnv(gym.Env):
         launch_options: dict[str, Any] | None = None,
         **scene_kwargs: Any,
     ) -> None:
-        check_render_mode(render_mode, self.metadata)
+        _env_shared.check_render_mode(render_mode, self.metadata)
         self.render_mode = render_mode
-        if launch_info is not None:  # a server `btgym serve --info` started: its first one
-            if address is not None:
-                raise ConfigError("expected address= or launch_info=, got both")
-            from btgym.cli import load_launch_info
-
-            address = load_launch_info(launch_info)["addresses"][0]
+        # Servers already running (`btgym serve --info` wrote launch_info): the first one.
+        servers = running_servers(address=address, launch_info=launch_info)
         self.launch = resolve_launch(
             launch,
             launch_options,
@@ -72,7 +71,7 @@ class BlenderEnv(gym.Env):
         self.connection = connect(
             scene,
             1,
-            addresses=None if address is None else [address],
+            addresses=None if servers is None else servers[:1],
             launch=self.launch,
             scene_kwargs=scene_kwargs,
         )
@@ -112,10 +111,9 @@ class BlenderEnv(gym.Env):
     # Gymnasium's hint returns its unbound RenderFrame TypeVar, which no concrete type matches.
     def render(self) -> np.ndarray | None:  # type: ignore[override]
         """The scene's frame (None, with a warning, without render_mode); Gymnasium's Env.render."""
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
-            return None
-        return self._request("render")["frame"]
+        return (
+            self._request("render")["frame"] if _env_shared.can_render(self.render_mode) else None
+        )
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call a public scene method (or read an attribute) inside Blender."""
@@ -131,7 +129,7 @@ class BlenderEnv(gym.Env):
         Each is ``{"event", "data", "instance"}``; they arrive with replies, so an event
         emitted during a step is here once that step returned.
         """
-        return pop_events([self.client])
+        return _env_shared.pop_events([self.client])
 
     def close(self) -> None:
         """Stop the scene's server (if this env started it); safe to call twice."""
@@ -147,37 +145,15 @@ class BlenderEnv(gym.Env):
         return self.client.request(op, body)
 
     def __getstate__(self) -> Any:
-        raise not_picklable(self)
+        raise _env_shared.not_picklable(self)
 
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):
             self.close()
 
 
-def not_picklable(env: object) -> NotPicklableError:
-    """The error for pickling or copying an env: it is a handle on processes, not data."""
-    return NotPicklableError(
-        f"expected a picklable object, got {type(env).__name__}: a btgym env owns Blender "
-        "processes and sockets, which cannot be copied into another process or object; ship "
-        "its spec instead and make the env where it runs: gymnasium.make(env.spec) (or the "
-        "id and keyword arguments it was made with)"
-    )
-
-
-def pop_events(clients: Any) -> list[dict[str, Any]]:
-    """Drain the scene events the clients received, in their order (see ``Scene.emit``)."""
-    events: list[dict[str, Any]] = []
-    for client in clients:
-        while client.events:
-            events.append(client.events.popleft())
-    return events
-
-
-def check_render_mode(render_mode: str | None, metadata: dict[str, Any]) -> None:
-    if render_mode is not None and render_mode not in metadata["render_modes"]:
-        raise ConfigError(
-            f"expected render_mode in {metadata['render_modes']} or None, got {render_mode!r}"
-        )
+def __getattr__(name: str) -> Any:
+    return moved_attribute(__name__, name)  # names that moved, for one release
 
 
 __all__ = ["BlenderEnv"]

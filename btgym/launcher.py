@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from btgym._launch_config import DEFAULTS
 from btgym.errors import ClosedError, ConfigError, LaunchError, UsedAfterForkError
-from btgym.launch_config import DEFAULTS
+from btgym.wire._private_files import make_private_directory, remove_owned_tree, sweep
 from btgym.wire.frame_files import DIRECTORY_PATTERN, frame_directory
 from btgym.wire.gpu_backend import environment as gpu_backend_environment
-from btgym.wire.private_files import make_private_directory, remove_owned_tree, sweep
 
 #: Longest Unix-domain socket path ZeroMQ accepts (``sun_path`` is 108 bytes on Linux).
 IPC_PATH_MAX = 100
@@ -248,8 +248,8 @@ class Launcher(InstanceSet):
     ``tcp://127.0.0.1:0`` where IPC is unavailable.
     ``scene_kwargs`` must be JSON-serializable. Logs go to ``log_dir`` (a temporary
     directory, removed on close unless ``keep_logs``). Use as a context manager or
-    call :meth:`close`. Defaults are :data:`btgym.launch_config.DEFAULTS`; entry points
-    pass a :class:`~btgym.launch_config.LaunchConfig` here (``launcher_options()``).
+    call :meth:`close`. Defaults are :data:`btgym._launch_config.DEFAULTS`; entry points
+    pass a :class:`~btgym._launch_config.LaunchConfig` here (``launcher_options()``).
     """
 
     def __init__(

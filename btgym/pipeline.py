@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
+from btgym._launch_config import DEFAULTS
 from btgym.errors import AlreadyPendingCallError, ConfigError, NoAsyncCallError, ProtocolError
-from btgym.launch_config import DEFAULTS
 from btgym.peer import ServerPeer
 from btgym.wire import protocol
 from btgym.wire.frame_files import FrameFileReader

@@ -25,7 +25,7 @@ import importlib
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -35,7 +35,7 @@ from stable_baselines3.common.monitor import Monitor, ResultsWriter
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, VecEnvStepReturn
 
 import btgym  # noqa: F401  (registers the env ids)
-from btgym.env import not_picklable
+from btgym._env_shared import not_picklable
 from btgym.errors import ConfigError, NoAsyncCallError
 from btgym.vector_env import BlenderVectorEnv
 
@@ -146,8 +146,38 @@ class SB3VecEnv(VecEnv):
         self.envs.set_attr(attr_name, [value] * len(ids), env_ids=ids)
 
     def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs) -> list:
-        """Call a scene method on the indexed envs; SB3's VecEnv.env_method."""
-        return list(self.envs.call(method_name, *args, env_ids=self._indices(indices), **kwargs))
+        """Call a scene method on the indexed envs; SB3's VecEnv.env_method.
+
+        Gymnasium's ``Env`` wrapper API (``get_wrapper_attr``, ``has_wrapper_attr``,
+        ``set_wrapper_attr``) is answered here, on the trainer side, as an ``Env`` per
+        index answers it: over the attributes :meth:`get_attr` and :meth:`set_attr` reach.
+        """
+        ids = self._indices(indices)
+        wrapper_api = _WRAPPER_API.get(method_name)
+        if wrapper_api is not None:
+            return [wrapper_api(self, i, *args, **kwargs) for i in ids]
+        return list(self.envs.call(method_name, *args, env_ids=ids, **kwargs))
+
+    def _get_wrapper_attr(self, index: int, name: str) -> Any:
+        """Gymnasium's ``Env.get_wrapper_attr`` for env ``index``: its attribute ``name``."""
+        return self.get_attr(name, [index])[0]
+
+    def _has_wrapper_attr(self, index: int, name: str) -> bool:
+        """Gymnasium's ``Env.has_wrapper_attr`` for env ``index``."""
+        try:
+            self.get_attr(name, [index])
+        except AttributeError:
+            return False
+        return True
+
+    def _set_wrapper_attr(self, index: int, name: str, value: Any, *, force: bool = True) -> bool:
+        """Gymnasium's ``Env.set_wrapper_attr`` for env ``index``: set ``name`` if the env has
+        it or ``force``; whether it was set.
+        """
+        if not force and not self._has_wrapper_attr(index, name):
+            return False
+        self.set_attr(name, value, [index])
+        return True
 
     def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
         """True for ``Monitor`` (and its bases): the adapter records what a Monitor records.
@@ -175,6 +205,14 @@ class SB3VecEnv(VecEnv):
 
     def __getstate__(self) -> Any:
         raise not_picklable(self)
+
+
+#: Gymnasium's ``Env`` wrapper API, answered by the adapter (``env_method``), by name.
+_WRAPPER_API: dict[str, Callable[..., Any]] = {
+    "get_wrapper_attr": SB3VecEnv._get_wrapper_attr,
+    "has_wrapper_attr": SB3VecEnv._has_wrapper_attr,
+    "set_wrapper_attr": SB3VecEnv._set_wrapper_attr,
+}
 
 
 def _first_rows(actions: Any, n: int) -> Any:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -26,9 +26,14 @@ import zmq
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
 
+from btgym import _env_shared
+from btgym._connection import connect
+from btgym._launch_config import LaunchConfig, resolve_launch
+from btgym._launch_info import running_servers
+from btgym._moved import moved_attribute
+from btgym._recycling import InstanceLives
+from btgym._vector_info import add_info as _add_info
 from btgym.client import Client
-from btgym.connection import connect
-from btgym.env import check_render_mode, not_picklable, pop_events
 from btgym.errors import (
     AlreadyPendingCallError,
     ClosedError,
@@ -41,7 +46,6 @@ from btgym.errors import (
     ResetMaskError,
     ResetNeeded,
 )
-from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.wire.security import ClientKeys
 from btgym.wire.space_codec import restore
 from btgym.wire.validation import check_action
@@ -67,7 +71,7 @@ class BlenderVectorEnv(VectorEnv):
     ``recycle_rss_mb``: replace an instance by a fresh process between episodes after that
     many episodes, or when its memory exceeds that many MiB (leak protection).
 
-    ``launch``: a :class:`~btgym.launch_config.LaunchConfig` (backend, timeouts, keys,
+    ``launch``: a :class:`~btgym._launch_config.LaunchConfig` (backend, timeouts, keys,
     restart limits, logs, ...), the same for every btgym entry point; the keywords
     ``seed``, ``blend_file``, ``blender``, ``timeout``, ``start_timeout`` and ``curve``
     replace its fields when given, and ``launch_options`` is a deprecated mapping of
@@ -78,7 +82,7 @@ class BlenderVectorEnv(VectorEnv):
     :class:`~btgym.errors.AlreadyPendingCallError` (a call while ``send`` awaits its
     ``recv``) and :class:`~btgym.errors.NoAsyncCallError` (``recv`` with nothing sent).
     Infos are batched as Gymnasium documents: for each key an array with one row per
-    env and a boolean mask under ``"_key"`` (:func:`add_info`).
+    env and a boolean mask under ``"_key"``.
     """
 
     metadata: dict[str, Any] = {
@@ -110,13 +114,9 @@ class BlenderVectorEnv(VectorEnv):
         launch_options: dict[str, Any] | None = None,
         **scene_kwargs: Any,
     ) -> None:
-        check_render_mode(render_mode, self.metadata)
-        if launch_info is not None:  # the servers `btgym serve --info` started
-            if addresses is not None:
-                raise ConfigError("expected addresses= or launch_info=, got both")
-            from btgym.cli import load_launch_info
-
-            addresses = load_launch_info(launch_info)["addresses"]
+        _env_shared.check_render_mode(render_mode, self.metadata)
+        # Servers already running (`btgym serve --info` wrote launch_info).
+        addresses = running_servers(addresses=addresses, launch_info=launch_info)
         if addresses is not None:
             num_envs = len(addresses) if num_envs is None else num_envs
             if num_envs != len(addresses):
@@ -160,10 +160,8 @@ class BlenderVectorEnv(VectorEnv):
         self._in_flight: set[int] = set()
         self._action_batch_spaces = {num_envs: self.action_space}
         self.recover = recover
-        #: Restarts per instance since this env was made.
-        self.restarts = [0] * num_envs
         self.recycle_after_episodes, self.recycle_rss_mb = recycle_after_episodes, recycle_rss_mb
-        self._episodes = [0] * num_envs
+        self._lives = InstanceLives(num_envs, recycle_after_episodes, recycle_rss_mb)
         self._last_obs: list[Any] = [None] * num_envs
         self._reset_bodies: dict[int, dict[str, Any]] = {}
 
@@ -219,7 +217,7 @@ class BlenderVectorEnv(VectorEnv):
             observations[i] = self._last_obs[i] = restore(
                 self.single_observation_space, reply["obs"]
             )
-            infos = add_info(infos, reply["info"], int(i), self.num_envs)
+            infos = _add_info(infos, reply["info"], int(i), self.num_envs)
         self._mark_reset(env_ids)
         self._observations = self._batch(observations)
         return self._observations, infos
@@ -290,7 +288,7 @@ class BlenderVectorEnv(VectorEnv):
 
     def pop_events(self) -> list[dict[str, Any]]:
         """The scene events of every instance since the last call (``instance`` says whose)."""
-        return pop_events(self.clients)
+        return _env_shared.pop_events(self.clients)
 
     def get_attr(self, name: str, env_ids: Iterable[int] | None = None) -> tuple[Any, ...]:
         """A scene attribute of every or some instances (see :meth:`call`)."""
@@ -311,8 +309,7 @@ class BlenderVectorEnv(VectorEnv):
     # Gymnasium's hint returns its unbound RenderFrame TypeVar, which no concrete type matches.
     def render(self) -> tuple[np.ndarray, ...] | None:  # type: ignore[override]
         """Each instance's frame (None, with a warning, without render_mode); VectorEnv.render."""
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
+        if not _env_shared.can_render(self.render_mode):
             return None
         return tuple(reply["frame"] for reply in self._request_each("render", self._ids(None)))
 
@@ -329,7 +326,7 @@ class BlenderVectorEnv(VectorEnv):
         self.close()
 
     def __getstate__(self) -> Any:
-        raise not_picklable(self)
+        raise _env_shared.not_picklable(self)
 
     def __del__(self) -> None:
         if not getattr(self, "_closed_connection", True):
@@ -413,12 +410,13 @@ class BlenderVectorEnv(VectorEnv):
                 truncations[row] = reply["truncated"]
             if "final_obs" in reply:
                 final = restore(self.single_observation_space, reply["final_obs"])
-                infos = add_info(
+                infos = _add_info(
                     infos, {"final_obs": final, "final_info": reply["final_info"]}, row, n
                 )
-            infos = add_info(infos, reply["info"], row, n)
+            infos = _add_info(infos, reply["info"], row, n)
             ended = bool(terminations[row] or truncations[row])
-            self._episodes[i] += int(ended)
+            if ended:
+                self._lives.episode_ended(i)
             if ended and "final_obs" in reply and self._recycle_due(i):
                 # SAME_STEP: the next episode starts on a fresh instance instead.
                 client = self._restart_client(i, "recycled")
@@ -467,18 +465,18 @@ class BlenderVectorEnv(VectorEnv):
             raise first_error
         return replies
 
+    @property
+    def restarts(self) -> list[int]:
+        """Restarts per instance since this env was made."""
+        return self._lives.restarts
+
     def _restart_client(self, i: int, why: BaseException | str) -> Client:
         """A fresh process for instance ``i`` and a client to it (:meth:`Connection.restart`)."""
-        client = self.connection.restart(i, why)
-        self.restarts[i] += 1
-        self._episodes[i] = 0
-        return client
+        return self._lives.restart(self.connection, i, why)
 
     def _recycle_due(self, i: int) -> bool:
         """Leak protection: replace an instance after N episodes or above an RSS limit."""
-        return self.connection.recycle_due(
-            i, self._episodes[i], self.recycle_after_episodes, self.recycle_rss_mb
-        )
+        return self._lives.recycle_due(self.connection, i)
 
     def _recover(self, i: int, op: str, exc: Exception) -> dict[str, Any]:
         """Restart instance ``i`` and answer for it: its episode ends as truncated.
@@ -567,57 +565,6 @@ class BlenderVectorEnv(VectorEnv):
             )
 
 
-def add_info(batch: dict[str, Any], info: Mapping[str, Any], row: int, rows: int) -> dict:
-    """Add one env's ``info`` as row ``row`` of ``batch``, Gymnasium's vector info format.
-
-    Each key holds an array of ``rows`` values and ``"_key"`` a boolean mask of the rows
-    that have it. Numbers and bools make typed arrays, numpy arrays a stacked array,
-    anything else (and ``final_obs``) an object array; a value that does not fit the
-    array so far turns it into an object array. Nested dicts are batched the same way.
-    """
-    for key, value in info.items():
-        if isinstance(value, Mapping) and key != "final_obs":
-            column: Any = add_info(batch.get(key, {}), value, row, rows)
-        else:
-            column = _put(batch.get(key), value, row, rows, objects=key == "final_obs")
-        mask = batch.get(f"_{key}")
-        if mask is None:
-            mask = np.zeros(rows, dtype=np.bool_)
-        mask[row] = True
-        batch[key], batch[f"_{key}"] = column, mask
-    return batch
-
-
-def _put(column: np.ndarray | None, value: Any, row: int, rows: int, objects: bool) -> np.ndarray:
-    """Store ``value`` in row ``row`` of ``column`` (made for it when None)."""
-    if column is None:
-        column = np.full(rows, None, dtype=object) if objects else _column_for(value, rows)
-    if column.dtype != object and not _fits(column, value):
-        widened = np.full(rows, None, dtype=object)  # never cast a value to fit (1.5 -> 1)
-        for earlier in range(rows):
-            widened[earlier] = column[earlier]
-        column = widened
-    column[row] = value
-    return column
-
-
-def _fits(column: np.ndarray, value: Any) -> bool:
-    """Whether ``value`` goes into a typed ``column`` unchanged: same shape, no lossy cast."""
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError, OverflowError):
-        return False
-    return array.shape == column.shape[1:] and np.can_cast(array.dtype, column.dtype, "same_kind")
-
-
-def _column_for(value: Any, rows: int) -> np.ndarray:
-    if isinstance(value, bool | int | float | np.number | np.bool_):
-        return np.zeros(rows, dtype=type(value))
-    if isinstance(value, np.ndarray):
-        return np.zeros((rows, *value.shape), dtype=value.dtype)
-    return np.full(rows, None, dtype=object)
-
-
 def _seeds(seed: int | list[int | None] | None, n: int) -> list[int | None]:
     if seed is None:
         return [None] * n
@@ -640,4 +587,8 @@ def _check_mask(mask: Any, n: int) -> np.ndarray:
     return mask
 
 
-__all__ = ["BlenderVectorEnv", "add_info"]
+def __getattr__(name: str) -> Any:
+    return moved_attribute(__name__, name)  # names that moved, for one release
+
+
+__all__ = ["BlenderVectorEnv"]

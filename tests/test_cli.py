@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 
 from btgym import preview
+from btgym._launch_config import LaunchConfig
 from btgym.cli import format_table, main, progress, resolve_scene
-from btgym.launch_config import LaunchConfig
 from tests.conftest import ROOT
 
 SMALL = json.dumps({"width": 64, "height": 48})

@@ -12,7 +12,8 @@ from torch.utils.data import DataLoader, IterableDataset
 
 import btgym
 from btgym.client import Client
-from btgym.data import ReplayDataset, StreamDataset, _sampler, collate
+from btgym.data import ReplayDataset, StreamDataset, collate
+from btgym.data._stream import sampler as _sampler
 from btgym.recording import ShardReader, ShardWriter, record
 from tests.conftest import ECHO_SCENE
 
@@ -347,3 +348,21 @@ def test_replayed_frames_are_writable_so_torch_takes_them_without_a_warning(tmp_
         warnings.simplefilter("error")  # "The given NumPy array is not writable" would raise
         frames = [item["obs"] for item in DataLoader(replay, batch_size=None)]
     assert len(frames) == 3 and all(isinstance(f, torch.Tensor) for f in frames)
+
+
+def test_a_registered_id_means_for_the_stream_what_it_means_for_gym_make():
+    import gymnasium as gym
+
+    btgym.register_scene("echo-timeout-v0", ECHO_SCENE, timeout=20, max_episode_steps=3)
+    try:
+        dataset = StreamDataset("echo-timeout-v0", 1, items=4, seed=0)
+        # The launch keyword configures the launch, as in gym.make; the scene never sees it.
+        assert dataset.launch.timeout == 20 and dataset.env_kwargs == {"max_episode_steps": 3}
+        items = list(dataset)  # the scene accepts its kwargs (it got timeout=20 before)
+        assert [int(item["step"]) for item in items] == [0, 1, 2, 3]
+        with gym.make("echo-timeout-v0") as env:
+            assert env.unwrapped.launch.timeout == 20
+        given = StreamDataset("echo-timeout-v0", 1, timeout=7)  # a given keyword wins
+        assert given.launch.timeout == 7
+    finally:
+        del gym.registry["echo-timeout-v0"]

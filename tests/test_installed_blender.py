@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from btgym import BlenderEnv
+from btgym._launch_config import LaunchConfig
 from btgym.blender_python import probe
-from btgym.launch_config import LaunchConfig
 
 BLENDER = shutil.which("blender")
 pytestmark = [

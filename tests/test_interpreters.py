@@ -12,10 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from btgym import BlenderEnv
+from btgym import BlenderEnv, LaunchConfig
 from btgym.blender_python import kind_of, probe, requirement
 from btgym.errors import LaunchError
-from btgym.launch_config import LaunchConfig
 
 SMALL = {"width": 96, "height": 72}
 BLENDER = shutil.which("blender")

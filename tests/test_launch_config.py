@@ -8,10 +8,10 @@ import logging
 import pytest
 
 import btgym
+from btgym._connection import connect
+from btgym._launch_config import DEFAULTS, LaunchConfig, resolve_launch
 from btgym.client import Client
-from btgym.connection import connect
 from btgym.data import StreamDataset
-from btgym.launch_config import DEFAULTS, LaunchConfig, resolve_launch
 from btgym.launcher import Launcher
 from btgym.pipeline import PipelinedClient
 from tests.conftest import ECHO_SCENE

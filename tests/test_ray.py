@@ -69,7 +69,7 @@ def test_a_stream_runs_on_instances_in_ray_actors():
 
 
 def test_instance_health_checks_never_block_and_see_a_dead_server():
-    from btgym.ray_backend import RayInstance, RayLauncher
+    from btgym._ray_backend import RayInstance, RayLauncher
 
     launcher = RayLauncher(ECHO_SCENE, 1, seed=0, num_cpus=0.5)
     try:
@@ -103,7 +103,7 @@ def _info(instance) -> dict:
 
 
 def test_blender_servers_in_actors_are_not_left_at_rays_worker_niceness():
-    from btgym.ray_backend import RayLauncher
+    from btgym._ray_backend import RayLauncher
 
     # The fixture's cluster uses Ray's default worker niceness (15).
     with warnings.catch_warnings(record=True) as caught:

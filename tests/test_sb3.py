@@ -219,3 +219,80 @@ def test_sb3s_own_make_vec_env_runs_btgym_in_fresh_worker_processes():
         assert obs.shape == (1, 24, 32, 3) and not dones.any()
     finally:
         vec.close()
+
+
+class _Labelled(gym.Env):
+    """A plain Gymnasium env with a ``label`` attribute, for SB3's DummyVecEnv as reference."""
+
+    observation_space = gym.spaces.Box(0.0, 1.0, (1,))
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self) -> None:
+        self.label = "echo"
+
+
+def _wrapper_api_results(vec) -> list:
+    """What SB3 code asks of a VecEnv through Gymnasium's Env wrapper API, in order."""
+    return [
+        vec.env_method("get_wrapper_attr", "label"),
+        vec.env_method("has_wrapper_attr", "label"),
+        vec.env_method("has_wrapper_attr", "no_such_thing"),
+        vec.env_method("set_wrapper_attr", "label", "x", indices=[1]),
+        vec.get_attr("label"),
+        vec.env_method("get_wrapper_attr", "label", indices=[-1]),
+        vec.env_method("set_wrapper_attr", "no_such_thing", 1, force=False),
+        vec.env_method("has_wrapper_attr", "no_such_thing"),
+    ]
+
+
+def test_env_method_speaks_gymnasiums_wrapper_api_as_sb3s_own_vec_envs_do(echo_vec):
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    reference = DummyVecEnv([_Labelled, _Labelled])  # SB3's behaviour over plain Envs
+    expected = _wrapper_api_results(reference)
+    assert expected[0] == ["echo", "echo"] and expected[3] == [True]  # what SB3 documents
+    try:
+        assert _wrapper_api_results(echo_vec) == expected
+        for vec in (reference, echo_vec):
+            with pytest.raises(AttributeError, match="no_such_thing"):
+                vec.env_method("get_wrapper_attr", "no_such_thing")
+        # The adapter's own attributes answer as get_attr answers them.
+        assert echo_vec.env_method("get_wrapper_attr", "render_mode") == [None, None]
+    finally:
+        echo_vec.set_attr("label", "echo")
+
+
+SB3_SCRIPT = """
+import numpy as np
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import SubprocVecEnv
+
+if __name__ == "__main__":  # forkserver and spawn workers import this file again
+    vec = make_vec_env("btgym:btgym/CartPole-v0", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv)
+    try:
+        obs = vec.reset()
+        obs, _, _, _ = vec.step(np.zeros(2, dtype=np.int64))
+        print("shape", obs.shape)
+    finally:
+        vec.close()
+"""
+
+
+@pytest.mark.timeout(300)
+def test_sb3s_own_make_vec_env_works_in_its_default_start_method_forkserver(tmp_path):
+    import multiprocessing
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    assert "forkserver" in multiprocessing.get_all_start_methods()  # SB3's default here
+    script = tmp_path / "train.py"
+    script.write_text(SB3_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=240, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "shape (2, 4)" in done.stdout

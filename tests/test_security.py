@@ -171,7 +171,7 @@ def test_the_cli_refuses_client_names_that_clash_or_escape(tmp_path, name):
 
 def test_ray_key_directories_are_removed_on_close_by_their_creator_only():
     pytest.importorskip("ray")
-    from btgym.ray_backend import RayLauncher, _TemporaryKeys
+    from btgym._ray_backend import RayLauncher, _TemporaryKeys
 
     keys = _TemporaryKeys("btgym-test-keys-", "trainer")
     assert mode(keys.secret) == 0o600 and mode(keys.path) == 0o700

@@ -10,8 +10,7 @@ import time
 
 import psutil
 
-from btgym import BlenderVectorEnv
-from btgym.cli import load_launch_info
+from btgym import BlenderVectorEnv, LaunchInfo
 from btgym.wire.security import ClientKeys
 from tests.conftest import ECHO_SCENE, ROOT
 
@@ -55,11 +54,12 @@ def test_serve_then_connect_by_address_with_keys(tmp_path):
         while not info_path.exists() and time.monotonic() < deadline:
             assert server.poll() is None, server.stdout.read()
             time.sleep(0.1)
-        info = load_launch_info(info_path)
-        assert len(info["addresses"]) == 2
-        assert all(a.startswith("tcp://127.0.0.1:") for a in info["addresses"])
-        curve = ClientKeys.load(keys / "trainer.key_secret", info["server_public_key"])
-        with BlenderVectorEnv(addresses=info["addresses"], curve=curve, timeout=20) as envs:
+        info = LaunchInfo.read(info_path)
+        assert len(info.addresses) == 2
+        assert all(a.startswith("tcp://127.0.0.1:") for a in info.addresses)
+        assert info.server_public_key is not None
+        curve = ClientKeys.load(keys / "trainer.key_secret", info.server_public_key)
+        with BlenderVectorEnv(addresses=info.addresses, curve=curve, timeout=20) as envs:
             envs.reset(seed=0)
             _, rewards, _, _, infos = envs.step(envs.action_space.sample())
             assert infos["counter"].tolist() == [1, 1]

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from btgym import BlenderEnv
+from btgym import BlenderEnv, LaunchConfig
 from btgym.errors import ConfigError, LaunchError
-from btgym.launch_config import LaunchConfig
 from btgym.wire import gpu_backend
 
 ROOT = Path(__file__).resolve().parent.parent

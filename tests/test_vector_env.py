@@ -11,6 +11,7 @@ from gymnasium.vector import AutoresetMode
 
 import btgym
 from btgym import BlenderVectorEnv
+from btgym._vector_info import add_info
 from btgym.errors import (
     AlreadyPendingCallError,
     BtgymError,
@@ -20,7 +21,6 @@ from btgym.errors import (
     ProtocolError,
     ResetNeeded,
 )
-from btgym.vector_env import add_info
 from tests.conftest import ECHO_SCENE, SMALL_CUBE
 
 EPISODE = 2  # the echo scene truncates after this many steps

@@ -7,6 +7,9 @@ the adaptive controller learned.
   adaptive DR with the first run's final parameters, the target);
 - ``trajectories.png``: the adapted parameters' centres per generation, every adaptive
   run, against the target's own values where it has one (the controller never sees them).
+
+The experiment's module (:mod:`agents.experiments.transfer`) is passed in as
+``experiment``: the experiment calls this module, not the reverse.
 """
 
 from __future__ import annotations
@@ -21,28 +24,30 @@ from agents.experiments.adaptive_dr import ADAPTED
 ROWS = 4
 
 
-def write_figures(results: dict[str, Any], directory: Path, cfg: Any, cache: Path) -> list[Path]:
+def write_figures(
+    results: dict[str, Any], directory: Path, cfg: Any, cache: Path, experiment: Any
+) -> list[Path]:
     """Write every figure that the results allow; returns their paths."""
     import matplotlib
 
     matplotlib.use("Agg")
     directory.mkdir(parents=True, exist_ok=True)
-    paths = [pr_figure(results, directory / "pr.png")]
-    paths.append(domains_figure(results, directory / "domains.png", cfg, cache))
+    paths = [pr_figure(results, directory / "pr.png", experiment.LABELS)]
+    paths.append(domains_figure(results, directory / "domains.png", cfg, cache, experiment))
     if any("trajectory" in r for r in results["runs"]):
-        paths.append(trajectory_figure(results, directory / "trajectories.png"))
+        paths.append(
+            trajectory_figure(results, directory / "trajectories.png", experiment.TARGET_VALUES)
+        )
     return paths
 
 
-def pr_figure(results: dict[str, Any], path: Path) -> Path:
+def pr_figure(results: dict[str, Any], path: Path, labels: dict[str, str]) -> Path:
     """Mean precision-recall curves at IoU 0.5 per condition."""
     import matplotlib.pyplot as plt
 
-    from agents.experiments.transfer import LABELS
-
     recall = np.linspace(0, 1, 101)
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for condition, label in LABELS.items():
+    for condition, label in labels.items():
         curves = [r["pr50"] for r in results["runs"] if r["condition"] == condition]
         if curves:
             ax.plot(recall, np.mean(curves, axis=0), label=f"{label} ({len(curves)} runs)")
@@ -56,18 +61,18 @@ def pr_figure(results: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def domains_figure(results: dict[str, Any], path: Path, cfg: Any, cache: Path) -> Path:
+def domains_figure(
+    results: dict[str, Any], path: Path, cfg: Any, cache: Path, transfer: Any
+) -> Path:
     """Frames of each domain side by side (columns), ``ROWS`` each."""
     from PIL import Image
-
-    from agents.experiments import transfer
 
     columns = [("massive DR", frames(transfer.cached_set(cfg, cache, "domain")))]
     if "photoreal" in cfg.condition_list:
         columns.append(("photo-realistic", frames(transfer.cached_set(cfg, cache, "photoreal"))))
     adaptive = [r for r in results["runs"] if r["condition"] == "adaptive"]
     if adaptive:
-        columns.append(("adaptive (run 0, final)", adapted_frames(adaptive[0], cfg)))
+        columns.append(("adaptive (run 0, final)", adapted_frames(adaptive[0], cfg, transfer)))
     target = transfer.target_set(cfg, cache)
     columns.append(("target (EEVEE)", frames(target)))
     h, w = cfg.height, cfg.width
@@ -90,9 +95,8 @@ def frames(dataset: Any) -> list[np.ndarray]:
     return [np.asarray(dataset[i * step]["obs"]) for i in range(min(ROWS, len(dataset)))]
 
 
-def adapted_frames(run: dict[str, Any], cfg: Any) -> list[np.ndarray]:
+def adapted_frames(run: dict[str, Any], cfg: Any, transfer: Any) -> list[np.ndarray]:
     """``ROWS`` fresh frames of the massive stream with a run's final adapted parameters."""
-    from agents.experiments import transfer
     from btgym.data import StreamDataset
 
     params = transfer.action(run["final_params"], transfer.MASSIVE_ACTION)
@@ -103,11 +107,9 @@ def adapted_frames(run: dict[str, Any], cfg: Any) -> list[np.ndarray]:
     return [np.asarray(item["obs"]) for item in dataset]
 
 
-def trajectory_figure(results: dict[str, Any], path: Path) -> Path:
+def trajectory_figure(results: dict[str, Any], path: Path, target_values: dict[str, Any]) -> Path:
     """One panel per adapted quantity: its centre per generation, every adaptive run."""
     import matplotlib.pyplot as plt
-
-    from agents.experiments.transfer import TARGET_VALUES
 
     runs = [r for r in results["runs"] if r["condition"] == "adaptive"]
     cols = 3
@@ -118,8 +120,8 @@ def trajectory_figure(results: dict[str, Any], path: Path) -> Path:
         for run in runs:
             means = np.array([g["mean"][k] for g in run["trajectory"]])
             ax.plot(np.arange(1, len(means) + 1), means, alpha=0.8, label=f"run {run['run']}")
-        if adapted.name in TARGET_VALUES:
-            ax.axhline(TARGET_VALUES[adapted.name], color="black", ls="--", label="target")
+        if adapted.name in target_values:
+            ax.axhline(target_values[adapted.name], color="black", ls="--", label="target")
         ax.set(title=adapted.name, xlabel="generation", ylim=(adapted.low, adapted.high))
         ax.grid(alpha=0.3)
     for k in range(len(ADAPTED), rows * cols):

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     write_outputs(merged, args.out, transfer.markdown_table)
     names = {f.name for f in fields(transfer.Config)}
     cfg = transfer.Config(**{k: v for k, v in parts[0]["config"].items() if k in names})
-    write_figures(merged, args.figures or args.out, cfg, args.cache)
+    write_figures(merged, args.figures or args.out, cfg, args.cache, transfer)
     print(transfer.markdown_table(merged))
 
 

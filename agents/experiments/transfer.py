@@ -535,7 +535,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     write_outputs(results, out, markdown_table)
     from agents.experiments.figures import write_figures
 
-    write_figures(results, args.figures or out, cfg, args.cache)
+    write_figures(results, args.figures or out, cfg, args.cache, sys.modules[__name__])
     print(markdown_table(results))
     print(f"wall {results['wall_s']:.0f} s; written to {out}")
     return results

@@ -8,6 +8,6 @@ exception tree both sides raise); a test keeps it that way
 * :mod:`~btgym.wire.space_codec`: Gymnasium spaces described as plain data.
 * :mod:`~btgym.wire.validation`: action checks run on both sides.
 * :mod:`~btgym.wire.frame_files`: frames by reference through shared memory.
-* :mod:`~btgym.wire.private_files`: files other local users cannot touch.
+* :mod:`~btgym.wire._private_files`: files other local users cannot touch.
 * :mod:`~btgym.wire.security`: CURVE keys and server sockets.
 """

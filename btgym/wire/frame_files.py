@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from btgym.errors import DecodeError, RenderError
-from btgym.wire.private_files import (
+from btgym.wire._private_files import (
     is_private_directory,
     make_private_directory,
     open_verified,

@@ -1,7 +1,7 @@
 """``LaunchConfig``: how Blender instances are started and reached, with one set of defaults.
 
 :class:`~btgym.BlenderEnv`, :class:`~btgym.BlenderVectorEnv`,
-:class:`~btgym.data.StreamDataset` and :func:`~btgym.connection.connect` all take
+:class:`~btgym.data.StreamDataset` (and the connection layer beneath them) all take
 ``launch=LaunchConfig(...)``::
 
     launch = LaunchConfig(timeout=10, backend="ray", num_cpus=2)

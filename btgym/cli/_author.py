@@ -1,237 +1,28 @@
-"""The ``btgym`` command.
+"""The commands for scene authors: ``btgym list``, ``preview``, ``view`` and ``bench``.
 
-    btgym serve envs.cube:CubeScene -n 4 --bind 0.0.0.0 --keys keys/ --info launch.json
-
-starts ``n`` instances of a scene on this machine, writes a launch-info file (scene,
-addresses, the server's public key) that a trainer elsewhere loads with
-:func:`load_launch_info`, and serves until interrupted. Off loopback, CURVE keys are
-required: ``--keys DIR`` must hold ``server.key_secret`` and a ``clients/`` directory of
-authorized client public keys.
-
-    btgym keys keys/ --clients trainer
-
-creates them: ``keys/server.key`` and ``keys/server.key_secret`` for the server, and per
-client ``keys/trainer.key`` and ``keys/trainer.key_secret`` (for the trainer's
-``ClientKeys.load("keys/trainer.key_secret", "keys/server.key")``), with only the public
-key copied into the allow-list ``keys/clients/trainer.key``. It refuses a directory that
-already holds keys unless ``--force`` is given.
-
-For scene authors (``btgym COMMAND --help`` for each; SCENE is a registered id such as
-``btgym/Cube-v0`` or a spec, ``module:Class`` or ``file.py:Class``):
-
-    btgym list [--spaces] [--only PATTERN ...]     the registered btgym scenes
-    btgym preview SCENE -n 16 -o sheet.png         a contact sheet, annotations drawn
-    btgym view SCENE --steps 100 --fps 10          the scene live in Blender's window
-    btgym bench SCENE --frames 100 --instances 2   frames/s: env, stream, render-only
+SCENE is a registered id or a scene spec, resolved by :mod:`btgym._registry` as every
+entry point resolves it.
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import fnmatch
 import importlib
 import json
 import os
 import shutil
-import signal
-import socket
 import sys
-import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
-from btgym.errors import BtgymError
-from btgym.launch_config import LaunchConfig
-from btgym.launcher import Launcher
-from btgym.wire import protocol
-from btgym.wire.security import allow_client, check_key_name, generate_keys, is_loopback
-
-
-def serve(args: argparse.Namespace) -> int:
-    """``btgym serve``: launch, write the launch info, restart dead instances until a signal."""
-    bind = f"tcp://{args.bind}:0"
-    keys = Path(args.keys) if args.keys else None
-    curve: dict[str, Any] = {}
-    if keys is not None:
-        curve = {"curve_secret": keys / "server.key_secret", "curve_clients": keys / "clients"}
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    with Launcher(
-        args.scene,
-        args.instances,
-        scene_kwargs=json.loads(args.kwargs),
-        seed=args.seed,
-        blend_file=args.blend,
-        blender=args.blender,
-        bind=bind,
-        log_dir=args.log_dir,
-        **curve,
-    ) as launcher:
-        host = args.host or (socket.gethostname() if not is_loopback(bind) else "127.0.0.1")
-        info = {
-            "protocol": protocol.PROTOCOL_VERSION,
-            "scene": args.scene,
-            "blend_file": None if args.blend is None else str(Path(args.blend).resolve()),
-            "addresses": [a.replace("0.0.0.0", host) for a in launcher.addresses],
-            "server_public_key": str((keys / "server.key").resolve()) if keys else None,
-            "seeds": launcher.seeds,
-        }
-        Path(args.info).write_text(json.dumps(info, indent=2))
-        print(f"serving {args.instances} x {args.scene}; launch info in {args.info}", flush=True)
-        while not stop.wait(0.5):
-            if not all(instance.is_alive() for instance in launcher.instances):
-                for instance in launcher.instances:
-                    if not instance.is_alive():
-                        launcher.restart(instance.index)
-                        print(f"restarted instance {instance.index}", flush=True)
-                info["addresses"] = [a.replace("0.0.0.0", host) for a in launcher.addresses]
-                Path(args.info).write_text(json.dumps(info, indent=2))
-    return 0
-
-
-def load_launch_info(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a ``btgym serve`` launch-info file; check its protocol version."""
-    info = json.loads(Path(path).read_text())
-    if info.get("protocol") != protocol.PROTOCOL_VERSION:
-        from btgym.errors import VersionMismatchError
-
-        raise VersionMismatchError(protocol.PROTOCOL_VERSION, info.get("protocol"), "server")
-    return info
-
-
-def _existing_keys(root: Path) -> list[Path]:
-    """Key files already in a ``btgym keys`` directory (its top level and ``clients/``)."""
-    patterns = ("*.key", "*.key_secret", "clients/*.key")
-    return sorted(path for pattern in patterns for path in root.glob(pattern))
-
-
-def _client_name(name: str) -> str:
-    """An argparse type: a client name usable as a key file name, and not the server's."""
-    try:
-        check_key_name(name)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-    if name == "server":
-        raise argparse.ArgumentTypeError("expected client names other than 'server', got 'server'")
-    return name
-
-
-def _usage_error(message: str) -> int:
-    print(f"btgym keys: {message}", file=sys.stderr)
-    return 2
-
-
-def keys(args: argparse.Namespace) -> int:
-    """Server keys, a key pair per client and an allow-list of their public keys."""
-    root = Path(args.directory)
-    clients = list(dict.fromkeys(args.clients))
-    existing = _existing_keys(root)
-    if existing and not args.force:
-        return _usage_error(
-            f"expected a directory without keys, got {len(existing)} key files in {root} "
-            f"(e.g. {existing[0]}); pass --force to replace them"
-        )
-    try:
-        generate_keys(root, "server", force=args.force)
-        for name in clients:
-            public, _ = generate_keys(root, name, force=args.force)
-            allow_client(root / "clients", public, force=args.force)
-    except FileExistsError as exc:  # keys made meanwhile
-        return _usage_error(str(exc))
-    others = sorted({p.stem for p in (root / "clients").glob("*.key")} - set(clients))
-    print(f"server keys in {root}; client key pairs in {root}; allow-list in {root / 'clients'}")
-    if others:
-        allowed = ", ".join(others)
-        print(f"note: {root / 'clients'} also allows {allowed} (delete their files to revoke)")
-    return 0
-
-
-# -- commands for scene authors: list, preview, view, bench -------------------------------
-class CommandError(ValueError):
-    """A command's arguments that cannot work; printed as ``btgym COMMAND: message``."""
-
-
-class _NoBar:
-    """What :func:`progress` returns without tqdm: a bar that shows nothing."""
-
-    def __enter__(self) -> _NoBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def update(self, n: int = 1) -> None:
-        return None
-
-
-def progress(total: int | None, desc: str, unit: str = "frame") -> Any:
-    """A tqdm progress bar on stderr (shown on a terminal), or a silent one without tqdm."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _NoBar()
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False)
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Rows under headers in aligned columns (columns of numbers right-aligned)."""
-    cells = [[str(cell) for cell in row] for row in rows]
-    columns = list(zip(list(headers), *cells, strict=True))
-    widths = [max(len(cell) for cell in column) for column in columns]
-    numeric = [bool(cells) and all(_is_number(cell) for cell in column[1:]) for column in columns]
-
-    def line(row: Sequence[str]) -> str:
-        return "  ".join(
-            cell.rjust(width) if right else cell.ljust(width)
-            for cell, width, right in zip(row, widths, numeric, strict=True)
-        ).rstrip()
-
-    rule = "  ".join("-" * width for width in widths)
-    return "\n".join([line(list(headers)), rule, *(line(row) for row in cells)])
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-#: ``BlenderEnv`` keywords a registration may carry that belong to the launch.
-_LAUNCH_KEYWORDS = ("seed", "blend_file", "blender", "timeout", "start_timeout", "curve")
-#: ``BlenderEnv`` keywords that each command chooses itself.
-_ENV_KEYWORDS = ("render_mode", "address", "launch_options")
-
-
-@dataclass(frozen=True)
-class SceneTarget:
-    """A scene to launch: its spec, its constructor's keyword arguments, how it starts."""
-
-    name: str
-    spec: str
-    scene_kwargs: dict[str, Any]
-    launch: LaunchConfig
-
-
-def is_btgym_spec(spec: Any) -> bool:
-    """Whether a Gymnasium registry entry builds a :class:`btgym.BlenderEnv`."""
-    entry = spec.entry_point
-    if not isinstance(entry, str):
-        entry = f"{getattr(entry, '__module__', '')}:{getattr(entry, '__qualname__', '')}"
-    return entry == "btgym.env:BlenderEnv"
-
-
-def btgym_ids() -> list[str]:
-    """The registered ids whose entry point is btgym's, in registration order."""
-    return [env_id for env_id, spec in gym.registry.items() if is_btgym_spec(spec)]
+from btgym._registry import SceneTarget, btgym_ids, resolve_target
+from btgym.cli._output import CommandError, format_table, progress
+from btgym.errors import BtgymError, ConfigError
 
 
 def resolve_scene(name: str, kwargs: str = "{}", blend: str | None = None) -> SceneTarget:
@@ -242,29 +33,18 @@ def resolve_scene(name: str, kwargs: str = "{}", blend: str | None = None) -> Sc
         raise CommandError(f"expected --kwargs as a JSON object, got {kwargs!r} ({exc})") from exc
     if not isinstance(given, dict):
         raise CommandError(f"expected --kwargs as a JSON object, got {kwargs!r}")
-    if name in gym.registry:
-        registered = gym.spec(name)
-        if not is_btgym_spec(registered):
-            raise CommandError(
-                f"expected a btgym env id, got {name!r} (entry point {registered.entry_point!r})"
-            )
-        merged = {**registered.kwargs, **given}
-        spec = str(merged.pop("scene"))
-    elif ":" in name:
-        spec, merged = name, dict(given)
-    else:
-        close = difflib.get_close_matches(name, btgym_ids(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else " (see 'btgym list')"
-        raise CommandError(
-            "expected a registered btgym id or a scene spec (module:Class or file.py:Class), "
-            f"got {name!r}{hint}"
+    try:
+        target = resolve_target(name, given)
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from exc
+    if blend is not None:
+        target = SceneTarget(
+            target.name,
+            target.spec,
+            target.scene_kwargs,
+            {**target.launch_keywords, "blend_file": blend},
         )
-    merged.pop("scene", None)
-    launch = merged.pop("launch", None) or LaunchConfig()
-    for key in _ENV_KEYWORDS:
-        merged.pop(key, None)
-    launch = launch.override(**{key: merged.pop(key) for key in _LAUNCH_KEYWORDS if key in merged})
-    return SceneTarget(name, spec, merged, launch.override(blend_file=blend))
+    return target
 
 
 def list_scenes(args: argparse.Namespace) -> int:
@@ -439,7 +219,7 @@ def bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _author_command(name: str, handler: Callable[[argparse.Namespace], int]) -> Any:
+def author_command(name: str, handler: Callable[[argparse.Namespace], int]) -> Any:
     """``handler`` with its errors printed as ``btgym NAME: message`` instead of a traceback."""
 
     def run(args: argparse.Namespace) -> int:
@@ -470,7 +250,7 @@ def _scene_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _author_parsers(commands: Any) -> None:
+def author_parsers(commands: Any) -> None:
     """The ``list``, ``preview``, ``view`` and ``bench`` subcommands."""
     listing = commands.add_parser(
         "list",
@@ -534,33 +314,4 @@ def _author_parsers(commands: Any) -> None:
 AUTHOR_COMMANDS = {"list": list_scenes, "preview": preview, "view": view, "bench": bench}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The ``btgym`` command; the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="btgym", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("serve", help="serve instances of a scene on this machine")
-    run.add_argument("scene", help="module:Class or file.py:Class")
-    run.add_argument("-n", "--instances", type=int, default=1)
-    run.add_argument("--kwargs", default="{}", help="scene kwargs as JSON")
-    run.add_argument("--blend", default=None, help="a .blend file each instance opens first")
-    run.add_argument("--blender", default=None, help="a Blender executable (default: bpy)")
-    run.add_argument("--seed", type=int, default=None)
-    run.add_argument("--bind", default="127.0.0.1", help="interface to listen on")
-    run.add_argument("--host", default=None, help="host name written into the addresses")
-    run.add_argument("--keys", default=None, help="directory made by 'btgym keys'")
-    run.add_argument("--info", default="launch.json", help="where to write the launch info")
-    run.add_argument("--log-dir", default=None)
-    make_keys = commands.add_parser("keys", help="create CURVE keys for a server and clients")
-    make_keys.add_argument("directory")
-    make_keys.add_argument("--clients", nargs="+", type=_client_name, default=["trainer"])
-    make_keys.add_argument("--force", action="store_true", help="replace existing keys")
-    _author_parsers(commands)
-    args = parser.parse_args(argv)
-    handlers = {name: _author_command(name, f) for name, f in AUTHOR_COMMANDS.items()}
-    return {"serve": serve, "keys": keys, **handlers}[args.command](args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+__all__ = ["AUTHOR_COMMANDS", "author_command", "author_parsers", "resolve_scene"]

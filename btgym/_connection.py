@@ -1,8 +1,8 @@
 """Open clients to Blender instances: launched here, or already running at given addresses.
 
-A :class:`Connection` also owns what happens to a launched instance later: its
-restart (a fresh process, a handshaken client, a notice on the ``btgym`` logger saying
-why) and the leak-protection check that decides when to recycle it.
+A :class:`Connection` also owns how a launched instance is replaced: a fresh process,
+a handshaken client, a notice on the ``btgym`` logger saying why
+(:mod:`btgym._recycling` counts the replacements and decides when to recycle).
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
 from gymnasium import spaces
 
+from btgym._launch_config import LaunchConfig, resolve_launch
 from btgym.client import Client
 from btgym.errors import ConfigError, SpaceError
-from btgym.launch_config import LaunchConfig, resolve_launch
 from btgym.launcher import Launcher
 from btgym.wire.security import ClientKeys
 from btgym.wire.space_codec import space_from_data
@@ -86,27 +85,6 @@ class Connection:
         _log_restart(index if env_id is None else env_id, why, ended)
         return client
 
-    def recycle_due(
-        self,
-        index: int,
-        episodes: int,
-        after_episodes: int | None = None,
-        rss_mb: float | None = None,
-    ) -> bool:
-        """Leak protection: whether launched instance ``index`` should get a fresh process.
-
-        True after ``after_episodes`` episodes (``episodes`` ran on this process) or when
-        the process uses more than ``rss_mb`` MiB. Never for servers we did not start.
-        """
-        if self.launcher is None:
-            return False
-        if after_episodes and episodes >= after_episodes:
-            return True
-        if rss_mb:
-            used = _rss_mb(self.launcher[index])
-            return used is not None and used > rss_mb
-        return False
-
 
 def connect(
     scene: str | None,
@@ -126,11 +104,11 @@ def connect(
     """Launch ``num_instances`` of ``scene``, or connect to ``addresses``; shake hands with all.
 
     Every instance must describe the same spaces; a mismatch is a :class:`SpaceError`.
-    ``launch``: a :class:`~btgym.launch_config.LaunchConfig` (backend, timeouts, keys,
+    ``launch``: a :class:`~btgym._launch_config.LaunchConfig` (backend, timeouts, keys,
     restart limits, ...); ``seed``, ``blend_file``, ``blender``, ``timeout``,
     ``start_timeout`` and ``curve`` replace its fields when given, and the deprecated
     ``launch_options`` mapping is read into it (see
-    :func:`~btgym.launch_config.resolve_launch`). With ``addresses`` only ``timeout``
+    :func:`~btgym._launch_config.resolve_launch`). With ``addresses`` only ``timeout``
     and ``curve`` matter.
     """
     if (scene is None) == (addresses is None):
@@ -193,7 +171,7 @@ def launch_instances(
 ) -> Any:
     """Start ``num_instances`` of ``scene`` on ``config.backend``; its launcher, all ready."""
     if config.backend == "ray":
-        from btgym.ray_backend import RayLauncher
+        from btgym._ray_backend import RayLauncher
 
         return RayLauncher(
             scene,
@@ -235,21 +213,6 @@ def _exit_description(instance: Any) -> str:
     """How an instance's process ended, where the backend can tell (``""`` otherwise)."""
     describe = getattr(instance, "exit_description", None)
     return describe() if describe is not None else ""
-
-
-def _rss_mb(instance: Any) -> float | None:
-    """The resident memory of a launched instance's process in MiB, if it can be measured.
-
-    Only processes on this machine: a pid from another node names some other process.
-    """
-    pid = getattr(instance, "pid", None)
-    node, here = getattr(instance, "node_ip", None), getattr(instance, "trainer_ip", None)
-    if not pid or node != here:
-        return None
-    try:
-        return psutil.Process(pid).memory_info().rss / 2**20
-    except psutil.Error:
-        return None
 
 
 def _log_restart(name: Any, why: BaseException | str, ended: str) -> None:

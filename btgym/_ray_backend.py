@@ -25,8 +25,8 @@ from typing import Any
 import psutil
 import ray
 
+from btgym._launch_config import DEFAULTS
 from btgym.errors import ConfigError, LaunchError
-from btgym.launch_config import DEFAULTS
 from btgym.launcher import InstanceSet, Launcher
 from btgym.wire.security import ClientKeys, generate_keys
 
@@ -206,7 +206,7 @@ class RayLauncher(InstanceSet):
     local one (``ray.init``) if none is up. ``curve`` holds the trainer's keys for
     instances on other machines (created when not given). ``server_options``: more
     :class:`~btgym.launcher.Launcher` arguments for each actor's server
-    (:meth:`btgym.launch_config.LaunchConfig.server_options`: restart limits, ...).
+    (:meth:`btgym._launch_config.LaunchConfig.server_options`: restart limits, ...).
     """
 
     def __init__(
