@@ -30,7 +30,8 @@ class LaunchInfo:
 
     ``addresses``: one per instance; ``scene`` and ``blend_file``: what they serve;
     ``server_public_key``: the path of the server's CURVE public key (None without
-    CURVE); ``seeds``: each instance's seed; ``protocol``: the protocol version they speak.
+    CURVE); ``seeds``: each instance's seed; ``protocol``: the protocol version they speak;
+    ``blender``: per instance, its Blender version and graphics backend (as in ``hello``).
     """
 
     scene: str
@@ -39,6 +40,7 @@ class LaunchInfo:
     server_public_key: str | None = None
     seeds: list[int] | None = None
     protocol: int = PROTOCOL_VERSION
+    blender: list[dict[str, Any] | None] | None = None
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> LaunchInfo:
@@ -67,6 +69,7 @@ class LaunchInfo:
             "addresses": list(self.addresses),
             "server_public_key": self.server_public_key,
             "seeds": self.seeds,
+            "blender": self.blender,
         }
 
 

@@ -26,7 +26,6 @@ The render-only loop runs in a bpy subprocess: ``python -m blender_side.render_l
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,7 @@ class LoopRate:
     name: str
     instances: int
     rates: list[float] = field(default_factory=list)
+    blender: dict[str, Any] | None = None  # version and graphics backend, where known
 
     @property
     def median(self) -> float:
@@ -62,13 +62,17 @@ class RenderOnlyLoop:
     """The scene in a bpy subprocess that renders its frame again and again, on request."""
 
     def __init__(
-        self, spec: str, scene_kwargs: dict[str, Any], blend_file: str | None = None
+        self,
+        spec: str,
+        scene_kwargs: dict[str, Any],
+        blend_file: str | None = None,
+        gpu_backend: str = "auto",
     ) -> None:
+        from btgym.launcher import child_env
+
         command = [sys.executable, "-m", "blender_side.render_loop", spec]
         command += [json.dumps(scene_kwargs), *(["--blend", blend_file] if blend_file else [])]
-        env = dict(os.environ)
-        paths = [str(PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        env = child_env(gpu_backend=gpu_backend)  # the instances' environment and backend
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self.process = subprocess.Popen(
             command,
@@ -133,12 +137,17 @@ class ParallelRenderOnlyLoop:
     """
 
     def __init__(
-        self, spec: str, scene_kwargs: dict[str, Any], blend_file: str | None, count: int
+        self,
+        spec: str,
+        scene_kwargs: dict[str, Any],
+        blend_file: str | None,
+        count: int,
+        gpu_backend: str = "auto",
     ) -> None:
         self.loops: list[RenderOnlyLoop] = []
         try:
             for _ in range(count):
-                self.loops.append(RenderOnlyLoop(spec, scene_kwargs, blend_file))
+                self.loops.append(RenderOnlyLoop(spec, scene_kwargs, blend_file, gpu_backend))
         except BaseException:
             self.close()
             raise
@@ -169,6 +178,8 @@ class EnvLoop:
         from btgym.env import BlenderEnv
 
         self.env = BlenderEnv(spec, launch=launch, **scene_kwargs)
+        #: The instance's Blender version and graphics backend (its hello reply).
+        self.blender: dict[str, Any] | None = self.env.remote.get("blender")
         self.env.action_space.seed(seed)
         self.env.reset(seed=seed)
         self.run(WARM_UP_FRAMES)
@@ -253,10 +264,16 @@ def measure(
     results.append(LoopRate("stream (StreamDataset, items in-process)", instances))
     loops: list[Any] = []
     try:
-        loops.append(RenderOnlyLoop(spec, scene_kwargs, launch.blend_file))
+        backend = launch.gpu_backend
+        loops.append(RenderOnlyLoop(spec, scene_kwargs, launch.blend_file, backend))
         if instances > 1:
-            loops.append(ParallelRenderOnlyLoop(spec, scene_kwargs, launch.blend_file, instances))
-        loops.append(EnvLoop(spec, scene_kwargs, launch, seed))
+            loops.append(
+                ParallelRenderOnlyLoop(spec, scene_kwargs, launch.blend_file, instances, backend)
+            )
+        env_loop = EnvLoop(spec, scene_kwargs, launch, seed)
+        loops.append(env_loop)
+        for result in results:
+            result.blender = env_loop.blender
         loops.append(StreamLoop(spec, scene_kwargs, launch, instances, seed))
         for _ in range(rounds):
             for loop, result in zip(loops, results, strict=True):

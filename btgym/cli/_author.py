@@ -23,6 +23,7 @@ import gymnasium as gym
 from btgym._registry import SceneTarget, btgym_ids, resolve_target
 from btgym.cli._output import CommandError, format_table, progress
 from btgym.errors import BtgymError, ConfigError
+from btgym.wire.gpu_backend import GPU_BACKENDS
 
 
 def resolve_scene(name: str, kwargs: str = "{}", blend: str | None = None) -> SceneTarget:
@@ -191,12 +192,13 @@ def bench(args: argparse.Namespace) -> int:
     if min(counts.values()) < 1:
         raise CommandError(f"expected {', '.join(counts)} >= 1, got {list(counts.values())}")
     target = resolve_scene(args.scene, args.kwargs, args.blend)
+    launch = target.launch.override(gpu_backend=args.gpu_backend)
     loops = 3 + (args.instances > 1)
     with progress(loops * args.rounds * args.frames, "benchmark") as bar:
         results = benchmark.measure(
             target.spec,
             target.scene_kwargs,
-            launch=target.launch,
+            launch=launch,
             frames=args.frames,
             rounds=args.rounds,
             instances=args.instances,
@@ -205,6 +207,11 @@ def bench(args: argparse.Namespace) -> int:
         )
     kwargs = json.dumps(target.scene_kwargs) if target.scene_kwargs else "default kwargs"
     print(f"{target.name} ({kwargs}): {args.rounds} interleaved rounds x {args.frames} frames")
+    blender = results[0].blender or {}
+    print(
+        f"Blender {blender.get('version', '?')}, graphics backend "
+        f"{blender.get('gpu_backend', '?')} (chosen: {blender.get('gpu_backend_choice', '?')})"
+    )
     rows = [
         [
             r.name,
@@ -308,6 +315,12 @@ def author_parsers(commands: Any) -> None:
     measure.add_argument("--frames", type=int, default=100, help="frames per loop and round")
     measure.add_argument("--rounds", type=int, default=3, help="interleaved rounds, default 3")
     measure.add_argument("--instances", type=int, default=2, help="stream instances, default 2")
+    measure.add_argument(
+        "--gpu-backend",
+        choices=GPU_BACKENDS,
+        default=None,
+        help="auto (default: OpenGL without a GPU), opengl or vulkan",
+    )
     measure.add_argument("--seed", type=int, default=0)
 
 

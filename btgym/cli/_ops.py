@@ -17,6 +17,7 @@ from btgym._launch_config import LaunchConfig
 from btgym._launch_info import LaunchInfo
 from btgym._recycling import restart_dead
 from btgym.launcher import Launcher
+from btgym.wire.gpu_backend import GPU_BACKENDS
 from btgym.wire.security import allow_client, check_key_name, generate_keys, is_loopback
 
 
@@ -26,6 +27,7 @@ def serve(args: argparse.Namespace) -> int:
     keys = Path(args.keys) if args.keys else None
     launch = LaunchConfig(
         blender=args.blender,
+        gpu_backend=args.gpu_backend,
         blend_file=args.blend,
         seed=args.seed,
         bind=bind,
@@ -49,6 +51,7 @@ def serve(args: argparse.Namespace) -> int:
                 addresses=[a.replace("0.0.0.0", host) for a in launcher.addresses],
                 server_public_key=str((keys / "server.key").resolve()) if keys else None,
                 seeds=launcher.seeds,
+                blender=[instance.blender for instance in launcher.instances],
             )
 
         launch_info().write(args.info)
@@ -117,6 +120,12 @@ def ops_parsers(commands: Any) -> None:
     run.add_argument("--kwargs", default="{}", help="scene kwargs as JSON")
     run.add_argument("--blend", default=None, help="a .blend file each instance opens first")
     run.add_argument("--blender", default=None, help="a Blender executable (default: bpy)")
+    run.add_argument(
+        "--gpu-backend",
+        choices=GPU_BACKENDS,
+        default="auto",
+        help="auto (default: OpenGL without a GPU), opengl or vulkan",
+    )
     run.add_argument("--seed", type=int, default=None)
     run.add_argument("--bind", default="127.0.0.1", help="interface to listen on")
     run.add_argument("--host", default=None, help="host name written into the addresses")
