@@ -16,14 +16,14 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import batch_space
 
 from btgym import BlenderEnv, BlenderVectorEnv
-from tests.conftest import ECHO_SCENE
+from tests.conftest import ECHO_SCENE, blender_fixture
 from tests.scenes.echo import all_spaces
 
 SEED = 11
 STEPS = 14  # echo episodes are 5 steps: every env goes through at least two autoresets
 
 
-@pytest.fixture(scope="module")
+@blender_fixture(scope="module")
 def addresses():
     from btgym.launcher import Launcher
 

@@ -135,6 +135,7 @@ def test_reinforce_finds_the_rewarding_parameters(log_normal):
     np.testing.assert_array_equal(copy.mean, controller.mean)
 
 
+@pytest.mark.blender
 def test_sb3_callback_pushes_parameters_into_blender_and_learns_from_episode_returns():
     from stable_baselines3 import PPO
 
@@ -158,6 +159,7 @@ def test_sb3_callback_pushes_parameters_into_blender_and_learns_from_episode_ret
         envs.close()
 
 
+@pytest.mark.blender
 def test_stream_hook_sets_parameters_per_instance_and_feeds_outcomes_back():
     from agents.curriculum.glue import StreamCurriculum
     from btgym.data import StreamDataset
@@ -214,6 +216,7 @@ def test_an_sb3_policy_learns_which_parameters_the_task_learner_rewards():
     assert abs(proposal[0].params[0] - 0.7) < 0.1
 
 
+@pytest.mark.blender
 def test_task_feedback_env_drives_a_real_blender_dr_env():
     from agents.curriculum.rl import TaskFeedbackEnv
 

@@ -23,6 +23,7 @@ def keys(items):
     return [(int(i["env_id"]), int(i["episode"]), int(i["step"])) for i in items]
 
 
+@pytest.mark.blender
 def test_no_item_lost_or_duplicated_with_six_instances_and_three_workers():
     dataset = StreamDataset("btgym/Cube-v0", 6, items=61, seed=3, env_kwargs=TINY)
     loader = DataLoader(dataset, batch_size=None, num_workers=3, collate_fn=None)
@@ -35,6 +36,7 @@ def test_no_item_lost_or_duplicated_with_six_instances_and_three_workers():
         assert steps == list(range(len(steps)))
 
 
+@pytest.mark.blender
 def test_items_carry_their_origin_and_batches_collate():
     dataset = StreamDataset(
         "btgym/Cube-v0", 2, items=8, seed=0, params=[0.1, 0.2, 0.3], env_kwargs=TINY
@@ -56,6 +58,7 @@ def test_items_carry_their_origin_and_batches_collate():
     np.testing.assert_array_equal(obs, first["obs"])
 
 
+@pytest.mark.blender
 def test_back_pressure_keeps_one_request_per_instance_while_the_consumer_sleeps():
     dataset = StreamDataset("btgym/Cube-v0", 2, seed=0, env_kwargs=TINY)
     stream = iter(dataset)
@@ -79,6 +82,7 @@ def test_back_pressure_keeps_one_request_per_instance_while_the_consumer_sleeps(
     del stream
 
 
+@pytest.mark.blender
 def test_parameters_changed_mid_stream_reach_the_scenes_and_are_echoed():
     dataset = StreamDataset(
         "btgym/Cube-v0", 2, seed=1, params=[1.0, 1.0, 1.0], items=200, env_kwargs=TINY
@@ -103,6 +107,7 @@ def test_parameters_changed_mid_stream_reach_the_scenes_and_are_echoed():
         dataset.set_params([1.0])
 
 
+@pytest.mark.blender
 def test_record_then_replay_is_exact_and_shuffles(tmp_path):
     dataset = StreamDataset(
         "btgym/Cube-v0", 2, items=12, seed=5, params=[0.5, 1.0, 0.5], env_kwargs=TINY
@@ -146,6 +151,7 @@ def test_a_crash_loses_at_most_the_open_shard(tmp_path):
         writer.write(item)
 
 
+@pytest.mark.blender
 def test_episodes_continue_through_server_side_resets_with_replayable_seeds():
     dataset = StreamDataset(
         "btgym/Cube-v0", 1, items=10, seed=2, env_kwargs={**TINY, "max_episode_steps": 3}
@@ -161,6 +167,7 @@ def test_episodes_continue_through_server_side_resets_with_replayable_seeds():
     np.testing.assert_array_equal(obs, second_episode["obs"])
 
 
+@pytest.mark.blender
 def test_several_frames_per_request_keep_items_episodes_and_params_exact():
     # 3 steps per round trip, episodes of 4 items (reset + 3 steps) crossing requests.
     dataset = StreamDataset(
@@ -215,6 +222,7 @@ def test_collate_in_a_worker_stacks_into_shared_memory():
     assert batches[1]["step"].tolist() == list(range(8, 16))
 
 
+@pytest.mark.blender
 def test_items_batch_with_torchs_default_collate_with_or_without_params():
     from btgym.data import params_placeholder
 
@@ -237,6 +245,7 @@ def test_items_batch_with_torchs_default_collate_with_or_without_params():
     assert placeholder["a"].tolist() == [0, 0] and placeholder["b"].tolist() == [0, 0]
 
 
+@pytest.mark.blender
 def test_every_epoch_is_new_and_set_epoch_replays_one():
     dataset = StreamDataset("btgym/Cube-v0", 1, items=3, seed=0, env_kwargs=TINY)
 
@@ -254,6 +263,7 @@ def test_every_epoch_is_new_and_set_epoch_replays_one():
         dataset.set_epoch(-1)
 
 
+@pytest.mark.blender
 def test_an_idle_stream_closes_its_instances_and_relaunches_them_on_the_next_item():
     dataset = StreamDataset(
         "btgym/Cube-v0", 1, seed=0, env_kwargs=TINY, idle_timeout=0.5, frames_per_request=1
@@ -336,6 +346,7 @@ def test_a_stream_reaches_its_scenes_with_call_get_attr_and_set_attr(echo_launch
         dataset.call("add", 1, 1)  # iteration is over: no instances any more
 
 
+@pytest.mark.blender
 def test_replayed_frames_are_writable_so_torch_takes_them_without_a_warning(tmp_path):
     import warnings
 

@@ -73,6 +73,7 @@ def test_the_readme_quick_start_and_the_scene_guide_are_marked_to_run():
     assert {"README.md", "your-scene.md"} <= pages
 
 
+@pytest.mark.blender
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("block", RUNNABLE, ids=[f"{b[0]}:{b[1]}" for b in RUNNABLE])
 def test_marked_snippets_run(block, tmp_path):

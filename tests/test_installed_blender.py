@@ -15,6 +15,7 @@ from btgym.launch_config import LaunchConfig
 
 BLENDER = shutil.which("blender")
 pytestmark = [
+    pytest.mark.blender,
     pytest.mark.skipif(
         BLENDER is None, reason="no Blender executable on PATH (apt-get install blender)"
     ),

@@ -34,6 +34,7 @@ def test_loopback_detection():
     assert not is_loopback("tcp://10.1.2.3:5555") and not is_loopback("tcp://eth0:5")
 
 
+@pytest.mark.blender
 def test_a_server_off_loopback_refuses_to_start_without_keys():
     with pytest.raises(LaunchError, match="expected CURVE keys"):
         Launcher(ECHO_SCENE, 1, bind="tcp://0.0.0.0:0", start_timeout=60)
@@ -195,6 +196,7 @@ def keys(tmp_path_factory):
     return root
 
 
+@pytest.mark.blender
 def test_listed_clients_connect_and_strangers_are_refused(keys):
     with Launcher(
         ECHO_SCENE,
