@@ -56,6 +56,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.blender)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """One torch thread: its OpenMP threads spin while they wait, so on a busy 2-core
+    machine two of them train the tests' small models many times slower than one."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
 def _starts_blender(args: Any) -> bool:
     """Whether a command line runs a Blender instance (``blender_side``) or Blender itself."""
     words = [os.fspath(w) for w in args] if isinstance(args, list | tuple) else [str(args)]
