@@ -11,6 +11,7 @@ from gymnasium.vector import AutoresetMode
 
 import btgym
 from btgym import BlenderVectorEnv
+from btgym.client import Client
 from btgym.errors import (
     AlreadyPendingCallError,
     BtgymError,
@@ -146,19 +147,26 @@ def test_call_get_attr_and_set_attr_reach_the_right_instances(echo_servers3):
 
 def test_bad_action_batches_are_refused_before_sending(echo_servers3):
     envs = make(echo_servers3, AutoresetMode.NEXT_STEP)
+    probes = [Client(server.address, timeout=20) for server in echo_servers3]
+
+    def served():  # requests each server answered before this ping
+        return [probe.request("ping")["served"] for probe in probes]
+
     try:
         envs.reset(seed=0)
-        served = [server.server.requests_served for server in echo_servers3]
+        before = served()
         actions = envs.action_space.sample()
         actions["box"][1] = 2.0  # outside [-1, 1]
         with pytest.raises(InvalidActionError, match=r"actions\[1\]"):
             envs.step(actions)
-        assert [server.server.requests_served for server in echo_servers3] == served
+        assert served() == [n + 1 for n in before]  # only our pings reached the servers
         actions["box"][1] = 0.5
         obs, *_ = envs.step(actions)  # still usable
         np.testing.assert_array_equal(obs["box"], actions["box"])
     finally:
         envs.close()
+        for probe in probes:
+            probe.close()
 
 
 def test_async_batches_return_every_env_exactly_once_per_round(echo_servers3):
