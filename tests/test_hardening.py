@@ -171,10 +171,13 @@ def test_the_client_maps_only_regular_files_of_its_own_user(tmp_path):
         assert FrameFileReader.from_hello(offer) is not None
         probe = os.path.join(directory, offer["probe"])
         os.remove(probe)
-        os.mkfifo(probe)  # a FIFO must not block hello past its timeout
-        started = time.monotonic()
-        assert FrameFileReader.from_hello(offer) is None
-        assert time.monotonic() - started < 1.0
+        os.mkfifo(probe)  # a FIFO must not block hello: opening it waits for no writer
+        answers: list = []
+        reading = threading.Thread(target=lambda: answers.append(FrameFileReader.from_hello(offer)))
+        reading.daemon = True  # were it blocked, it would block for good
+        reading.start()
+        reading.join(30)
+        assert answers == [None]
         os.remove(probe)
         os.symlink("/etc/hostname", probe)
         assert FrameFileReader.from_hello(offer) is None
@@ -354,13 +357,12 @@ FORKER = textwrap.dedent(
     child = os.fork()
     if child == 0:
         os.close(read)
-        started = time.monotonic()
         try:
             env.step(env.action_space.sample())
             outcome = "stepped"
         except Exception as exc:
             outcome = type(exc).__name__ + ": " + str(exc)
-        os.write(write, json.dumps([outcome, time.monotonic() - started]).encode())
+        os.write(write, json.dumps(outcome).encode())
         os.close(write)
         sys.exit(0)  # a normal exit: atexit handlers and finalizers run in the child
     os.close(write)
@@ -381,9 +383,10 @@ def test_a_forked_child_gets_a_clear_error_and_cannot_break_the_parent():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    outcome, seconds = report["child"]
+    outcome = report["child"]
+    # At once: a child that tried the parent's socket would wait out the timeout and
+    # report InstanceTimeoutError (or take the parent's reply).
     assert outcome.startswith(UsedAfterForkError.__name__), outcome
-    assert seconds < 5.0  # at once, not after a timeout
     assert report["parent"] == 5 and report["log_dir"]
 
 

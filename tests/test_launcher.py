@@ -76,22 +76,33 @@ def test_an_unknown_scene_spec_fails_fast_and_clearly():
 
 @pytest.mark.blender
 def test_start_timeout_is_enforced_and_the_process_reaped():
-    started = time.monotonic()
     with pytest.raises(LaunchError, match="within 0.2 s"):
         Launcher(ECHO_SCENE, 1, start_timeout=0.2)
-    assert time.monotonic() - started < 10
+    # Gone, not a zombie: the launcher waited for the process it gave up on.
+    instances = [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if ECHO_SCENE in " ".join(_cmdline(child))
+    ]
+    assert instances == []
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:  # gone meanwhile (or a zombie on some systems)
+        return []
 
 
 @pytest.mark.blender
+@pytest.mark.timeout(60)  # the request's timeout is far longer: only the death ends it
 def test_a_killed_instance_is_reported_quickly_not_after_the_timeout():
-    env = BlenderEnv(ECHO_SCENE, timeout=30)
+    env = BlenderEnv(ECHO_SCENE, timeout=3600)
     try:
         env.reset(seed=0)
         env.launcher[0].process.send_signal(signal.SIGKILL)
-        started = time.monotonic()
         with pytest.raises(InstanceDiedError, match="process exited"):
             env.step(env.action_space.sample())
-        assert time.monotonic() - started < 2.0
     finally:
         env.close()
 
