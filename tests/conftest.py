@@ -80,23 +80,27 @@ def _command(args: Any) -> str:
     return " ".join(words[:4]) + (" ..." if len(words) > 4 else "")
 
 
-@pytest.fixture(autouse=True)
-def _blender_only_in_blender_tests(request: pytest.FixtureRequest, monkeypatch: Any) -> None:
-    """A test without the ``blender`` mark fails when it starts a Blender process itself."""
-    if request.node.get_closest_marker("blender") is not None:
-        return
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """A test without the ``blender`` mark fails when it (or a fixture it sets up) starts a
+    Blender process."""
+    if item.get_closest_marker("blender") is not None:
+        return (yield)
     original = subprocess.Popen.__init__
 
     def refuse_blender(self: Any, args: Any, *more: Any, **options: Any) -> None:
         if _starts_blender(args):
             raise AssertionError(
-                f"{request.node.nodeid} starts Blender ({_command(args)}): mark it "
-                "@pytest.mark.blender "
+                f"{item.nodeid} starts Blender ({_command(args)}): mark it @pytest.mark.blender "
                 "(or make its fixture with blender_fixture) so that `make test-fast` skips it"
             )
         original(self, args, *more, **options)
 
-    monkeypatch.setattr(subprocess.Popen, "__init__", refuse_blender)
+    subprocess.Popen.__init__ = refuse_blender  # type: ignore[method-assign]
+    try:
+        return (yield)
+    finally:
+        subprocess.Popen.__init__ = original  # type: ignore[method-assign]
 
 
 @blender_fixture(scope="module")
