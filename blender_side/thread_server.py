@@ -101,6 +101,11 @@ class ThreadServer:
         """Whether the server thread still answers requests."""
         return self._thread.is_alive()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for serving to end (a ``close`` request); whether it did."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def close(self) -> None:
         """Stop serving, wait for the thread, close the scene (idempotent).
 
