@@ -102,7 +102,7 @@ class ThreadServer:
         return self._thread.is_alive()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait up to ``timeout`` seconds for serving to end (a ``close`` request); whether it did."""
+        """Wait up to ``timeout`` seconds for serving to end (``close``); whether it did."""
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
