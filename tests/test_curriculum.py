@@ -237,6 +237,7 @@ def test_task_feedback_env_drives_a_real_blender_dr_env():
         assert env.step(np.zeros(3))[3] is True  # horizon
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # ~1 min quiet, over 2 min under load
 def test_densityopt_moves_the_supershape_distribution_towards_the_target():
