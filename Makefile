@@ -38,16 +38,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The edit loop (under a minute): the protocol, scene logic in-process (no server), the
-# numpy modules, the docs, and a smoke test of each process-level entry point; the tests
-# marked slow (training, Ray, recovery, fuzz) and the other process tests run in `make test`.
-FAST_TESTS := tests/test_protocol.py tests/test_validation.py tests/test_geometry.py \
-	tests/test_params.py tests/test_image_stats.py tests/test_in_process.py \
-	tests/test_readback.py tests/test_boundary.py tests/test_docs.py tests/test_coco.py \
-	tests/test_detection.py tests/test_curriculum.py tests/test_camera.py \
-	tests/test_launch_config.py tests/test_cli.py tests/test_security.py tests/test_env.py
+# The edit loop (under a minute): every test that starts no Blender process and is not
+# slow: the protocol, the numpy modules, scenes in-process, and env, vector env, stream
+# and SB3 adapter through scenes served on a thread (blender_side.thread_server).
+# `make test` runs the rest too: the tests marked blender (see tests/conftest.py) and slow.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" $(FAST_TESTS)
+	$(BIN)/python -m pytest -q -m "not blender and not slow" tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

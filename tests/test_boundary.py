@@ -7,6 +7,8 @@ import subprocess
 import sys
 import types
 
+import pytest
+
 import btgym
 from tests.conftest import ROOT
 
@@ -39,6 +41,7 @@ def loaded_after(statement: str) -> list[str]:
     return json.loads(done.stdout.splitlines()[-1])
 
 
+@pytest.mark.blender
 def test_the_blender_side_loads_only_the_shared_wire_package():
     modules = loaded_after("import blender_side.server, blender_side.testing")
     ours = [m for m in modules if m == "btgym" or m.startswith("btgym.")]

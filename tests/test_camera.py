@@ -7,12 +7,11 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, blender_fixture
 
 
-@pytest.fixture(scope="module")
+@blender_fixture(scope="module")
 def projection_results():
     script = ROOT / "tests" / "blender_scripts" / "projection_cases.py"
     out = subprocess.run(

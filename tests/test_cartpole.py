@@ -11,6 +11,9 @@ import pytest
 import btgym
 from envs.cartpole import THETA_THRESHOLD, X_THRESHOLD
 
+#: Every test here runs the scene in a Blender process.
+pytestmark = pytest.mark.blender
+
 LEFT, RIGHT = 0, 1
 SMALL_FRAME = {"width": 96, "height": 72}
 

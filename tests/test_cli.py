@@ -155,6 +155,7 @@ def test_list_shows_the_registered_scenes(capsys):
     assert "expected registered btgym scenes matching" in capsys.readouterr().err
 
 
+@pytest.mark.blender
 def test_list_spaces_launches_the_scenes_asked_for(capsys):
     assert main(["list", "--spaces", "--only", "btgym/Cube-v0"]) == 0
     out = capsys.readouterr().out
@@ -162,6 +163,7 @@ def test_list_spaces_launches_the_scenes_asked_for(capsys):
     assert "CartPole" not in out
 
 
+@pytest.mark.blender
 def test_preview_writes_a_sheet_with_the_cubes_keypoints(tmp_path, capsys):
     from btgym import BlenderEnv
 
@@ -181,6 +183,7 @@ def test_preview_writes_a_sheet_with_the_cubes_keypoints(tmp_path, capsys):
             assert pixel(sheet, i * tile_w + x * scale, y * scale) == preview.KEYPOINT_COLOURS[0]
 
 
+@pytest.mark.blender
 def test_bench_prints_frames_per_second_and_ratios(capsys):
     args = ["bench", "btgym/Cube-v0", "--kwargs", SMALL, "--frames", "4", "--rounds", "2"]
     assert main([*args, "--instances", "2"]) == 0

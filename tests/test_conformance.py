@@ -1,9 +1,9 @@
 """btgym's vector env against Gymnasium's own: the same scene and seeds, the same episodes.
 
-Four echo-scene instances: two behind Gymnasium's ``SyncVectorEnv`` of single
-``BlenderEnv`` s, two behind ``BlenderVectorEnv``. Both run the same calls (resets,
-masked resets, steps through several autoresets) and must return equal observations,
-rewards, flags, infos and seeds, in every autoreset mode.
+Four echo scenes, served on threads of this process: two behind Gymnasium's
+``SyncVectorEnv`` of single ``BlenderEnv`` s, two behind ``BlenderVectorEnv``. Both run
+the same calls (resets, masked resets, steps through several autoresets) and must return
+equal observations, rewards, flags, infos and seeds, in every autoreset mode.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import batch_space
 
 from btgym import BlenderEnv, BlenderVectorEnv
-from tests.conftest import ECHO_SCENE
+from tests.conftest import thread_servers
 from tests.scenes.echo import all_spaces
 
 SEED = 11
@@ -25,10 +25,8 @@ STEPS = 14  # echo episodes are 5 steps: every env goes through at least two aut
 
 @pytest.fixture(scope="module")
 def addresses():
-    from btgym.launcher import Launcher
-
-    with Launcher(ECHO_SCENE, 4, seed=0) as launcher:  # the scene's default: 5 steps
-        yield launcher.addresses
+    with thread_servers(4) as servers:  # the scene's default: 5 steps
+        yield [server.address for server in servers]
 
 
 def gymnasiums(addresses: list[str], mode: AutoresetMode) -> SyncVectorEnv:

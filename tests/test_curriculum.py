@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -15,6 +19,42 @@ from agents.curriculum import (
     ReinforceController,
     UniformController,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
+
+WITHOUT_SB3 = """
+import sys
+sys.modules["stable_baselines3"] = None  # as if it were not installed
+import agents.curriculum as curriculum
+import agents.curriculum.glue as glue
+import agents.curriculum.rl
+assert glue.StreamCurriculum is curriculum.StreamCurriculum
+print(curriculum.ReinforceController([0.5], 0.1, seed=0).propose([0])[0].params.shape)
+try:
+    curriculum.CurriculumCallback
+except ImportError as exc:
+    print("CurriculumCallback:", type(exc).__name__, exc)
+"""
+
+
+def test_the_controllers_and_the_stream_hook_import_without_stable_baselines3():
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SB3], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "(1,)"
+    # Only the SB3 callback needs SB3, and asking for it says so.
+    assert lines[1].startswith("CurriculumCallback: ModuleNotFoundError")
+    assert "stable_baselines3" in lines[1]
+
+
+def test_the_sb3_callback_is_one_class_under_every_name():
+    from agents.curriculum import CurriculumCallback, glue, sb3
+
+    assert CurriculumCallback is glue.CurriculumCallback is sb3.CurriculumCallback
+    with pytest.raises(AttributeError, match="no attribute 'Missing'"):
+        glue.Missing  # noqa: B018
 
 
 def run(controller, outcome, rounds, batch=32):
@@ -95,6 +135,7 @@ def test_reinforce_finds_the_rewarding_parameters(log_normal):
     np.testing.assert_array_equal(copy.mean, controller.mean)
 
 
+@pytest.mark.blender
 def test_sb3_callback_pushes_parameters_into_blender_and_learns_from_episode_returns():
     from stable_baselines3 import PPO
 
@@ -118,6 +159,7 @@ def test_sb3_callback_pushes_parameters_into_blender_and_learns_from_episode_ret
         envs.close()
 
 
+@pytest.mark.blender
 def test_stream_hook_sets_parameters_per_instance_and_feeds_outcomes_back():
     from agents.curriculum.glue import StreamCurriculum
     from btgym.data import StreamDataset
@@ -174,6 +216,7 @@ def test_an_sb3_policy_learns_which_parameters_the_task_learner_rewards():
     assert abs(proposal[0].params[0] - 0.7) < 0.1
 
 
+@pytest.mark.blender
 def test_task_feedback_env_drives_a_real_blender_dr_env():
     from agents.curriculum.rl import TaskFeedbackEnv
 
@@ -194,6 +237,7 @@ def test_task_feedback_env_drives_a_real_blender_dr_env():
         assert env.step(np.zeros(3))[3] is True  # horizon
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # ~1 min quiet, over 2 min under load
 def test_densityopt_moves_the_supershape_distribution_towards_the_target():

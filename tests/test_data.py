@@ -15,7 +15,7 @@ from btgym.client import Client
 from btgym.data import ReplayDataset, StreamDataset, collate
 from btgym.data._stream import sampler as _sampler
 from btgym.recording import ShardReader, ShardWriter, record
-from tests.conftest import ECHO_SCENE
+from tests.conftest import ECHO_SCENE, thread_servers
 
 TINY = {"width": 64, "height": 48}
 
@@ -24,6 +24,7 @@ def keys(items):
     return [(int(i["env_id"]), int(i["episode"]), int(i["step"])) for i in items]
 
 
+@pytest.mark.blender
 def test_no_item_lost_or_duplicated_with_six_instances_and_three_workers():
     dataset = StreamDataset("btgym/Cube-v0", 6, items=61, seed=3, env_kwargs=TINY)
     loader = DataLoader(dataset, batch_size=None, num_workers=3, collate_fn=None)
@@ -36,6 +37,7 @@ def test_no_item_lost_or_duplicated_with_six_instances_and_three_workers():
         assert steps == list(range(len(steps)))
 
 
+@pytest.mark.blender
 def test_items_carry_their_origin_and_batches_collate():
     dataset = StreamDataset(
         "btgym/Cube-v0", 2, items=8, seed=0, params=[0.1, 0.2, 0.3], env_kwargs=TINY
@@ -57,6 +59,7 @@ def test_items_carry_their_origin_and_batches_collate():
     np.testing.assert_array_equal(obs, first["obs"])
 
 
+@pytest.mark.blender
 def test_back_pressure_keeps_one_request_per_instance_while_the_consumer_sleeps():
     dataset = StreamDataset("btgym/Cube-v0", 2, seed=0, env_kwargs=TINY)
     stream = iter(dataset)
@@ -80,6 +83,7 @@ def test_back_pressure_keeps_one_request_per_instance_while_the_consumer_sleeps(
     del stream
 
 
+@pytest.mark.blender
 def test_parameters_changed_mid_stream_reach_the_scenes_and_are_echoed():
     dataset = StreamDataset(
         "btgym/Cube-v0", 2, seed=1, params=[1.0, 1.0, 1.0], items=200, env_kwargs=TINY
@@ -104,6 +108,7 @@ def test_parameters_changed_mid_stream_reach_the_scenes_and_are_echoed():
         dataset.set_params([1.0])
 
 
+@pytest.mark.blender
 def test_record_then_replay_is_exact_and_shuffles(tmp_path):
     dataset = StreamDataset(
         "btgym/Cube-v0", 2, items=12, seed=5, params=[0.5, 1.0, 0.5], env_kwargs=TINY
@@ -147,6 +152,7 @@ def test_a_crash_loses_at_most_the_open_shard(tmp_path):
         writer.write(item)
 
 
+@pytest.mark.blender
 def test_episodes_continue_through_server_side_resets_with_replayable_seeds():
     dataset = StreamDataset(
         "btgym/Cube-v0", 1, items=10, seed=2, env_kwargs={**TINY, "max_episode_steps": 3}
@@ -162,6 +168,7 @@ def test_episodes_continue_through_server_side_resets_with_replayable_seeds():
     np.testing.assert_array_equal(obs, second_episode["obs"])
 
 
+@pytest.mark.blender
 def test_several_frames_per_request_keep_items_episodes_and_params_exact():
     # 3 steps per round trip, episodes of 4 items (reset + 3 steps) crossing requests.
     dataset = StreamDataset(
@@ -216,6 +223,7 @@ def test_collate_in_a_worker_stacks_into_shared_memory():
     assert batches[1]["step"].tolist() == list(range(8, 16))
 
 
+@pytest.mark.blender
 def test_items_batch_with_torchs_default_collate_with_or_without_params():
     from btgym.data import params_placeholder
 
@@ -238,6 +246,7 @@ def test_items_batch_with_torchs_default_collate_with_or_without_params():
     assert placeholder["a"].tolist() == [0, 0] and placeholder["b"].tolist() == [0, 0]
 
 
+@pytest.mark.blender
 def test_every_epoch_is_new_and_set_epoch_replays_one():
     dataset = StreamDataset("btgym/Cube-v0", 1, items=3, seed=0, env_kwargs=TINY)
 
@@ -255,6 +264,7 @@ def test_every_epoch_is_new_and_set_epoch_replays_one():
         dataset.set_epoch(-1)
 
 
+@pytest.mark.blender
 def test_an_idle_stream_closes_its_instances_and_relaunches_them_on_the_next_item():
     dataset = StreamDataset(
         "btgym/Cube-v0", 1, seed=0, env_kwargs=TINY, idle_timeout=0.5, frames_per_request=1
@@ -300,13 +310,13 @@ def test_params_of_any_action_space_travel_through_the_feedback_channel():
         layout.flatten({"box": nested["box"]})
 
 
-def test_a_stream_of_a_dict_action_space_changes_its_params_while_streaming(echo_launcher):
+def test_a_stream_of_a_dict_action_space_changes_its_params_while_streaming(echo_servers2):
     from tests.scenes.echo import all_spaces
 
     space = all_spaces()
     space.seed(1)
     first = space.sample()
-    dataset = StreamDataset(ECHO_SCENE, 1, params=first, items=40, seed=2)
+    dataset = StreamDataset(addresses=echo_servers2[:1], params=first, items=40, seed=2)
     items = iter(dataset)
     seen = [next(items)["params"] for _ in range(12)]
     second = space.sample()
@@ -319,24 +329,82 @@ def test_a_stream_of_a_dict_action_space_changes_its_params_while_streaming(echo
     np.testing.assert_array_equal(seen[-1]["multi_discrete"], first["multi_discrete"])
 
 
-def test_a_stream_reaches_its_scenes_with_call_get_attr_and_set_attr(echo_launcher):
-    dataset = StreamDataset(ECHO_SCENE, 2, items=30, seed=4)
+def test_a_stream_reaches_its_scenes_with_call_get_attr_and_set_attr(echo_servers2):
+    dataset = StreamDataset(addresses=echo_servers2, items=30, seed=4)
     items = iter(dataset)
     next(items)
     with pytest.raises(ValueError, match="got \\[5\\]"):
         dataset.call("add", 1, 2, env_ids=[5])
     assert dataset.call("add", 2, 3) == (5, 5)
     dataset.set_attr("label", ["first", "second"])
-    assert dataset.get_attr("label") == ("first", "second")
-    assert dataset.get_attr("label", env_ids=[1]) == ("second",)
-    with pytest.raises(AttributeError, match="did you mean 'label'"):
-        dataset.get_attr("lable", env_ids=[0])
+    try:
+        assert dataset.get_attr("label") == ("first", "second")
+        assert dataset.get_attr("label", env_ids=[1]) == ("second",)
+        with pytest.raises(AttributeError, match="did you mean 'label'"):
+            dataset.get_attr("lable", env_ids=[0])
+    finally:
+        dataset.set_attr("label", ["echo", "echo"])
     for _ in items:  # the stream itself went on undisturbed
         pass
     with pytest.raises(ValueError, match="expected instances streamed by this process"):
         dataset.call("add", 1, 1)  # iteration is over: no instances any more
 
 
+# -- the stream's logic through echo scenes served on threads (no Blender process) -------
+@pytest.fixture(scope="module")
+def echo_servers2():
+    """Two echo scenes on threads (``ipc://``, so DataLoader workers reach them too)."""
+    with thread_servers(2, transport="ipc", max_episode_steps=3) as servers:
+        yield [server.address for server in servers]
+
+
+def test_workers_lose_and_repeat_no_item_and_steps_follow_each_other(echo_servers2):
+    dataset = StreamDataset(addresses=echo_servers2, items=31, seed=3, frames_per_request=2)
+    items = list(DataLoader(dataset, batch_size=None, num_workers=2))
+    seen = keys(items)
+    assert len(seen) == 31 and len(set(seen)) == 31
+    assert {env for env, _, _ in seen} == {0, 1}
+    for env in range(2):  # episodes of 4 items (reset + 3 steps), nothing skipped
+        mine = [(e, s) for i, e, s in seen if i == env]
+        assert mine == [(e, s) for e in range(len(mine)) for s in range(4)][: len(mine)]
+    for item in items:  # a step's observation is the action it was given: its params
+        if item["step"] > 0:
+            np.testing.assert_array_equal(item["obs"]["box"], item["params"]["box"])
+            assert item["info"]["counter"] == item["step"]
+
+
+def test_an_items_seed_replays_its_episode_start_across_requests(echo_servers2):
+    dataset = StreamDataset(addresses=echo_servers2[:1], items=10, seed=2, frames_per_request=3)
+    items = list(dataset)
+    assert [(i["episode"], i["step"]) for i in items] == [
+        (e, s) for e in range(3) for s in range(4)
+    ][:10]
+    second_episode = items[4]
+    assert second_episode["seed"] != items[0]["seed"]
+    with btgym.BlenderEnv(address=echo_servers2[1]) as env:
+        obs, info = env.reset(seed=second_episode["seed"])
+    np.testing.assert_array_equal(obs["box"], second_episode["obs"]["box"])
+    assert info["draw"] == second_episode["info"]["draw"]
+
+
+def test_every_epoch_is_new_and_set_epoch_replays_one_also_in_workers(echo_servers2):
+    dataset = StreamDataset(addresses=echo_servers2[:1], items=3, seed=0)
+
+    def one_pass(workers):
+        loader = DataLoader(dataset, batch_size=None, num_workers=workers)
+        return [
+            (int(i["step"]), int(i["seed"]), np.asarray(i["obs"]["box"]).tobytes()) for i in loader
+        ]
+
+    first, second = one_pass(0), one_pass(1)  # passes count in DataLoader workers too
+    assert first[0][1] != second[0][1]  # a new episode seed, so new observations
+    assert all(a[2] != b[2] for a, b in zip(first, second, strict=True))
+    dataset.set_epoch(0)
+    assert one_pass(1) == first
+    assert one_pass(0) == second  # and count on from there
+
+
+@pytest.mark.blender
 def test_replayed_frames_are_writable_so_torch_takes_them_without_a_warning(tmp_path):
     import warnings
 
@@ -350,6 +418,7 @@ def test_replayed_frames_are_writable_so_torch_takes_them_without_a_warning(tmp_
     assert len(frames) == 3 and all(isinstance(f, torch.Tensor) for f in frames)
 
 
+@pytest.mark.blender
 def test_a_registered_id_means_for_the_stream_what_it_means_for_gym_make():
     import gymnasium as gym
 

@@ -167,6 +167,7 @@ def test_summary_std_and_worst_class():
     assert summary["worst_class"] == "b" and summary["worst_AP"] == pytest.approx(0.1)
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_quick_pipeline_end_to_end(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import os
 import re
 import subprocess
@@ -19,7 +20,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, thread_servers
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"(<!-- run[^\n]*-->\n)?```python\n(.*?)```", re.S)
@@ -68,11 +69,57 @@ def _is_module(package: str, name: str) -> bool:
 RUNNABLE = [block for block in BLOCKS if block[3]]
 
 
-def test_the_readme_quick_start_and_the_scene_guide_are_marked_to_run():
+def test_the_readme_quick_start_the_scene_guide_and_the_migration_guide_are_marked_to_run():
     pages = {page for page, _, _, _ in RUNNABLE}
-    assert {"README.md", "your-scene.md"} <= pages
+    assert {"README.md", "your-scene.md", "migrating-from-blendtorch.md"} <= pages
 
 
+ECHO_CLIENT = re.compile(
+    r"<!-- echo-client[^\n]*-->\n```python\n(.*?)```\n\nOutput[^\n]*\n\n```\n(.*?)```", re.S
+)
+
+
+def test_the_protocol_pages_client_talks_to_the_echo_scene_as_shown(tmp_path):
+    """The raw pyzmq + msgpack client of docs/protocol.md, run against the echo scene."""
+    code, shown = ECHO_CLIENT.search((ROOT / "docs" / "protocol.md").read_text()).groups()
+    with thread_servers(1, transport="ipc") as (server,):  # a server thread of this process
+        ready = tmp_path / "ready.json"
+        ready.write_text(json.dumps({"address": server.address}))
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(ready)], capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 0, done.stderr
+    times = re.compile(r"'time': [0-9.]+")  # the only value that changes from run to run
+    assert times.sub("'time': T", done.stdout) == times.sub("'time': T", shown)
+
+
+def test_the_scene_guides_shelf_scene_is_the_shipped_example():
+    """docs/your-scene.md shows envs/examples/shelf.py's class, docstrings left out."""
+    page = (ROOT / "docs" / "your-scene.md").read_text()
+    shown = next(code for code in FENCE.findall(page) if "class ShelfScene" in code[1])[1]
+    shipped = (ROOT / "envs" / "examples" / "shelf.py").read_text()
+    assert _class_without_docstrings(shown, "ShelfScene") == _class_without_docstrings(
+        shipped, "ShelfScene"
+    )
+
+
+def _class_without_docstrings(code: str, name: str) -> str:
+    tree = ast.parse(textwrap.dedent(code))
+    (cls,) = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == name]
+    for node in ast.walk(cls):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.ClassDef | ast.FunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:]
+    return ast.dump(cls)
+
+
+@pytest.mark.blender
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("block", RUNNABLE, ids=[f"{b[0]}:{b[1]}" for b in RUNNABLE])
 def test_marked_snippets_run(block, tmp_path):

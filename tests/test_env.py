@@ -88,6 +88,7 @@ def test_invalid_action_raises_before_sending(cube_env):
         cube_env.step(np.zeros(2))
 
 
+@pytest.mark.blender
 def test_max_episode_steps_truncates_inside_the_scene():
     with btgym.BlenderEnv("envs.cube:CubeScene", max_episode_steps=3, **SMALL_CUBE) as env:
         env.reset(seed=0)
@@ -96,6 +97,7 @@ def test_max_episode_steps_truncates_inside_the_scene():
     assert flags == [False, False, True]
 
 
+@pytest.mark.blender
 def test_close_is_idempotent_and_use_after_close_is_a_clear_error():
     env = gym.make("btgym:btgym/Cube-v0", **SMALL_CUBE)  # the "module:id" form also works
     env.reset(seed=0)
@@ -107,6 +109,7 @@ def test_close_is_idempotent_and_use_after_close_is_a_clear_error():
         env.unwrapped.step(np.zeros(3, np.float32))
 
 
+@pytest.mark.blender
 def test_cycles_engine_renders_the_same_scene():
     with gym.make("btgym/Cube-v0", engine="cycles", samples=2, width=64, height=48) as env:
         obs, info = env.reset(seed=0)
@@ -137,6 +140,7 @@ def test_built_in_step_limits_are_in_their_specs():
     assert btgym.BUILTIN_MAX_EPISODE_STEPS == {"btgym/CartPole-v0": 500}
 
 
+@pytest.mark.blender
 def test_a_registered_limit_is_the_scenes_and_timelimit_never_counts_twice(echo_id):
     with gym.make(echo_id) as env:  # TimeLimit(5) over a scene that truncates at 5
         assert env.spec.max_episode_steps == 5

@@ -143,6 +143,7 @@ def test_a_frame_sent_again_after_its_name_is_gone_travels_as_bytes(writer, tmp_
     np.testing.assert_array_equal(body["obs"], pixels)
 
 
+@pytest.mark.blender
 def test_a_stream_takes_frames_by_reference_and_they_equal_the_bytes(monkeypatch):
     from btgym.data import StreamDataset
 

@@ -38,7 +38,7 @@ from btgym.errors import (
 from btgym.launcher import Launcher
 from btgym.wire import protocol
 from btgym.wire.frame_files import FrameFileReader, FrameFileWriter, frame_directory
-from tests.conftest import ECHO_SCENE, ROOT
+from tests.conftest import ECHO_SCENE, ROOT, blender_fixture
 
 OTHER_UID = 12345
 SABOTAGED = "tests.scenes.hostile:SabotagedCube"
@@ -76,7 +76,7 @@ def wait_until(condition, timeout: float = 30.0, interval: float = 0.05) -> bool
     return bool(condition())
 
 
-@pytest.fixture(scope="module")
+@blender_fixture(scope="module")
 def cube():
     env = BlenderEnv(SABOTAGED, **SMALL)
     env.reset(seed=0)
@@ -171,10 +171,13 @@ def test_the_client_maps_only_regular_files_of_its_own_user(tmp_path):
         assert FrameFileReader.from_hello(offer) is not None
         probe = os.path.join(directory, offer["probe"])
         os.remove(probe)
-        os.mkfifo(probe)  # a FIFO must not block hello past its timeout
-        started = time.monotonic()
-        assert FrameFileReader.from_hello(offer) is None
-        assert time.monotonic() - started < 1.0
+        os.mkfifo(probe)  # a FIFO must not block hello: opening it waits for no writer
+        answers: list = []
+        reading = threading.Thread(target=lambda: answers.append(FrameFileReader.from_hello(offer)))
+        reading.daemon = True  # were it blocked, it would block for good
+        reading.start()
+        reading.join(30)
+        assert answers == [None]
         os.remove(probe)
         os.symlink("/etc/hostname", probe)
         assert FrameFileReader.from_hello(offer) is None
@@ -207,6 +210,7 @@ def test_the_client_maps_only_regular_files_of_its_own_user(tmp_path):
 
 
 # -- 2. planted files do not stop launchers ------------------------------------------
+@pytest.mark.blender
 def test_files_planted_by_another_user_neither_stop_a_launch_nor_get_removed():
     shm, tmp = frame_directory(), "/tmp"
     planted = as_other_user(
@@ -247,6 +251,7 @@ def test_files_planted_by_another_user_neither_stop_a_launch_nor_get_removed():
 
 
 # -- 3. instances live as long as the trainer process, whichever thread made them ----
+@pytest.mark.blender
 def test_envs_made_in_threads_that_have_ended_keep_working():
     with ThreadPoolExecutor(2) as pool:
         envs = [pool.submit(BlenderEnv, ECHO_SCENE).result() for _ in range(2)]
@@ -263,6 +268,7 @@ def test_envs_made_in_threads_that_have_ended_keep_working():
             env.close()
 
 
+@pytest.mark.blender
 def test_a_vector_env_and_a_stream_made_in_an_ended_thread_keep_working():
     import btgym
     from btgym.data import StreamDataset
@@ -314,6 +320,7 @@ TRAINER = textwrap.dedent(
 )
 
 
+@pytest.mark.blender
 def test_a_killed_trainer_leaves_no_process_and_no_files_behind():
     code = TRAINER.format(root=str(ROOT), scene=SABOTAGED)
     trainer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -350,13 +357,12 @@ FORKER = textwrap.dedent(
     child = os.fork()
     if child == 0:
         os.close(read)
-        started = time.monotonic()
         try:
             env.step(env.action_space.sample())
             outcome = "stepped"
         except Exception as exc:
             outcome = type(exc).__name__ + ": " + str(exc)
-        os.write(write, json.dumps([outcome, time.monotonic() - started]).encode())
+        os.write(write, json.dumps(outcome).encode())
         os.close(write)
         sys.exit(0)  # a normal exit: atexit handlers and finalizers run in the child
     os.close(write)
@@ -371,14 +377,16 @@ FORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.blender
 def test_a_forked_child_gets_a_clear_error_and_cannot_break_the_parent():
     code = FORKER.format(root=str(ROOT), scene=ECHO_SCENE)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    outcome, seconds = report["child"]
+    outcome = report["child"]
+    # At once: a child that tried the parent's socket would wait out the timeout and
+    # report InstanceTimeoutError (or take the parent's reply).
     assert outcome.startswith(UsedAfterForkError.__name__), outcome
-    assert seconds < 5.0  # at once, not after a timeout
     assert report["parent"] == 5 and report["log_dir"]
 
 
@@ -396,6 +404,7 @@ def raw_request(address: str, frames: list, timeout: float = 30.0):
     return reply
 
 
+@pytest.mark.blender
 def test_a_whole_request_over_the_bound_gets_an_error_reply_and_the_server_lives_on():
     with Launcher(ECHO_SCENE, 1, max_message_bytes=1 << 20) as launcher:
         address = launcher.addresses[0]
@@ -494,6 +503,7 @@ def test_two_threads_on_one_env_take_turns(echo_env):
     assert not errors and results == [0] * 80
 
 
+@pytest.mark.blender
 def test_an_observation_outside_its_space_is_named_in_debug_mode():
     assert os.environ.get("BTGYM_CHECK_OBSERVATIONS") == "1"  # tests run in debug mode
     with BlenderEnv("tests.scenes.hostile:WrongObservationScene") as env:
@@ -502,6 +512,7 @@ def test_an_observation_outside_its_space_is_named_in_debug_mode():
             env.step(1)
 
 
+@pytest.mark.blender
 def test_exhausted_restarts_say_how_the_instance_died():
     with Launcher(ECHO_SCENE, 1, max_restarts=0) as launcher:
         launcher[0].process.send_signal(signal.SIGKILL)

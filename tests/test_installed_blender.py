@@ -15,6 +15,7 @@ from btgym.blender_python import probe
 
 BLENDER = shutil.which("blender")
 pytestmark = [
+    pytest.mark.blender,
     pytest.mark.skipif(
         BLENDER is None, reason="no Blender executable on PATH (apt-get install blender)"
     ),

@@ -53,6 +53,7 @@ def test_the_kind_of_an_executable_is_told_by_its_version_line(tmp_path):
     assert "GNU bash 5.2" in str(err.value)
 
 
+@pytest.mark.blender
 @pytest.mark.skipif(BPY_PYTHON is None, reason="needs a Python with bpy (BTGYM_BPY_PYTHON)")
 @pytest.mark.timeout(300)
 def test_a_python_interpreter_with_bpy_serves_the_cube():
@@ -71,6 +72,7 @@ def test_a_python_interpreter_with_bpy_serves_the_cube():
     assert blender["gpu_backend"] == "OPENGL"  # "auto" on a host without a GPU
 
 
+@pytest.mark.blender
 @pytest.mark.skipif(BPY_PYTHON is None, reason="needs a Python with bpy (BTGYM_BPY_PYTHON)")
 def test_a_python_interpreter_has_no_window_for_ui_mode(monkeypatch):
     assert BPY_PYTHON is not None
@@ -79,6 +81,7 @@ def test_a_python_interpreter_has_no_window_for_ui_mode(monkeypatch):
         BlenderEnv("envs.cube:CubeScene", launch=LaunchConfig(blender=BPY_PYTHON, ui=True))
 
 
+@pytest.mark.blender
 @pytest.mark.skipif(BLENDER is None, reason="no Blender executable (apt-get install blender)")
 @pytest.mark.timeout(300)
 def test_an_installed_blender_reports_its_version_and_backend():

@@ -75,6 +75,7 @@ def test_launcher_options_carry_every_launcher_argument():
     assert "backend" not in options and "timeout" not in options
 
 
+@pytest.mark.blender
 def test_a_config_reaches_the_launcher_and_the_clients():
     launch = LaunchConfig(timeout=12.0, seed=40, max_restarts=1, restart_window=9.0)
     with btgym.BlenderVectorEnv(ECHO_SCENE, 2, launch=launch, timeout=11.0) as envs:
@@ -85,6 +86,7 @@ def test_a_config_reaches_the_launcher_and_the_clients():
         assert envs.launch.timeout == 11.0
 
 
+@pytest.mark.blender
 def test_old_launch_options_still_launch():
     with pytest.warns(DeprecationWarning, match="launch_options"):
         env = btgym.BlenderEnv(ECHO_SCENE, launch_options={"max_restarts": 0})
@@ -93,6 +95,7 @@ def test_old_launch_options_still_launch():
         env.reset(seed=0)
 
 
+@pytest.mark.blender
 def test_a_restart_is_logged_with_how_the_old_process_ended(caplog):
     with btgym.BlenderVectorEnv(ECHO_SCENE, 1, seed=0, timeout=10) as envs:
         envs.reset(seed=0)

@@ -37,6 +37,7 @@ def wait_gone(pids, timeout=10.0):
     return alive
 
 
+@pytest.mark.blender
 def test_instances_get_distinct_ids_seeds_and_addresses_and_are_reaped_on_close():
     with Launcher(ECHO_SCENE, 2, seed=100) as launcher:
         assert launcher.seeds == [100, 101]
@@ -57,6 +58,7 @@ def test_instances_get_distinct_ids_seeds_and_addresses_and_are_reaped_on_close(
         client.close()
 
 
+@pytest.mark.blender
 def test_a_scene_that_fails_to_build_gives_a_launch_error_with_its_log():
     with pytest.raises(LaunchError) as caught:
         Launcher("tests.scenes.broken:FailsToBuild", 1, start_timeout=60)
@@ -66,31 +68,46 @@ def test_a_scene_that_fails_to_build_gives_a_launch_error_with_its_log():
     assert "--- last lines of the instance's log ---" in message  # the log tail travels too
 
 
+@pytest.mark.blender
 def test_an_unknown_scene_spec_fails_fast_and_clearly():
     with pytest.raises(LaunchError, match="No module named 'tests.scenes.nope'"):
         Launcher("tests.scenes.nope:Scene", 1, start_timeout=60)
 
 
+@pytest.mark.blender
 def test_start_timeout_is_enforced_and_the_process_reaped():
-    started = time.monotonic()
     with pytest.raises(LaunchError, match="within 0.2 s"):
         Launcher(ECHO_SCENE, 1, start_timeout=0.2)
-    assert time.monotonic() - started < 10
+    # Gone, not a zombie: the launcher waited for the process it gave up on.
+    instances = [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if ECHO_SCENE in " ".join(_cmdline(child))
+    ]
+    assert instances == []
 
 
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:  # gone meanwhile (or a zombie on some systems)
+        return []
+
+
+@pytest.mark.blender
+@pytest.mark.timeout(60)  # the request's timeout is far longer: only the death ends it
 def test_a_killed_instance_is_reported_quickly_not_after_the_timeout():
-    env = BlenderEnv(ECHO_SCENE, timeout=30)
+    env = BlenderEnv(ECHO_SCENE, timeout=3600)
     try:
         env.reset(seed=0)
         env.launcher[0].process.send_signal(signal.SIGKILL)
-        started = time.monotonic()
         with pytest.raises(InstanceDiedError, match="process exited"):
             env.step(env.action_space.sample())
-        assert time.monotonic() - started < 2.0
     finally:
         env.close()
 
 
+@pytest.mark.blender
 def test_a_hung_instance_raises_a_timeout_and_env_close_still_works():
     env = BlenderEnv(ECHO_SCENE, timeout=0.5)
     process = env.launcher[0].process
@@ -116,6 +133,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.blender
 @pytest.mark.parametrize("how", ["sigkill", "exit_without_close", "exception"])
 def test_no_blender_process_outlives_the_trainer(how):
     tail = {
@@ -133,6 +151,7 @@ def test_no_blender_process_outlives_the_trainer(how):
     assert wait_gone(pids, timeout=5.0) == [], f"orphaned Blender processes after {how}"
 
 
+@pytest.mark.blender
 def test_a_users_blend_file_and_scene_script_are_loaded(tmp_path):
     blend = tmp_path / "user.blend"
     subprocess.run(
@@ -188,6 +207,7 @@ def test_a_users_blend_file_and_scene_script_are_loaded(tmp_path):
         np.testing.assert_allclose(obs, [0.5, 0.0, 0.0])
 
 
+@pytest.mark.blender
 def test_a_blender_binary_can_be_used_instead_of_the_bpy_module(monkeypatch, tmp_path):
     blender = tmp_path / "blender"  # an executable taking Blender's command line
     blender.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{ROOT}/tests/fake_blender.py" "$@"\n')
@@ -206,6 +226,7 @@ def test_a_missing_blender_binary_is_a_clear_error():
         Launcher(ECHO_SCENE, 1, blender="/nope/blender")
 
 
+@pytest.mark.blender
 def test_oversized_frames_are_refused_before_sending():
     with Launcher(ECHO_SCENE, 1, max_message_bytes=4096) as launcher:
         client = Client(launcher.addresses[0], timeout=10)
@@ -247,6 +268,7 @@ def test_a_launch_removes_our_directories_of_servers_that_are_gone():
             shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.mark.blender
 def test_a_mistyped_scene_keyword_is_named_first_with_a_suggestion():
     with pytest.raises(LaunchError) as caught:
         Launcher("envs.cube:CubeScene", 1, scene_kwargs={"widht": 64})

@@ -17,6 +17,9 @@ import pytest
 import btgym  # noqa: F401  (registers the env ids)
 from btgym.errors import RemoteError
 
+#: Every test here runs the scene in a Blender process.
+pytestmark = pytest.mark.blender
+
 WIDTH, HEIGHT = 320, 256
 CUBE_HALF = 0.4  # blender_side.geometry.CUBE_EDGE / 2
 K_CLASSES = 6

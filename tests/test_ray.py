@@ -18,7 +18,7 @@ from tests.conftest import ECHO_SCENE  # noqa: E402
 
 RAY = {"backend": "ray", "num_cpus": 0.5}
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.blender, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module", autouse=True)

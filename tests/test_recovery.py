@@ -13,7 +13,7 @@ from btgym import BlenderVectorEnv
 from btgym.errors import LaunchError
 from tests.conftest import ECHO_SCENE
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.blender, pytest.mark.timeout(600)]
 
 
 def kill(envs, i, sig=signal.SIGKILL):

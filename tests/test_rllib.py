@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("ray.rllib")  # btgym[rllib]; installed by `make test`
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.blender, pytest.mark.timeout(600)]
 
 
 def test_a_few_rllib_ppo_iterations_run_on_btgym_cartpole():

@@ -11,21 +11,26 @@ from gymnasium.vector import AutoresetMode
 
 from btgym import BlenderVectorEnv
 from btgym.sb3 import SB3VecEnv, make_vec_env
-from tests.conftest import ECHO_SCENE
+from tests.conftest import thread_servers
 
 
 @pytest.fixture(scope="module")
 def echo_vec():
-    envs = BlenderVectorEnv(
-        ECHO_SCENE, 2, autoreset_mode=AutoresetMode.SAME_STEP, seed=0, max_episode_steps=2
-    )
-    vec = SB3VecEnv(envs)
-    yield vec
-    vec.close()
+    """The adapter over two echo scenes served on threads (episodes of 2 steps)."""
+    with thread_servers(2, max_episode_steps=2) as servers:
+        envs = BlenderVectorEnv(
+            addresses=[s.address for s in servers], autoreset_mode=AutoresetMode.SAME_STEP
+        )
+        vec = SB3VecEnv(envs)
+        yield vec
+        vec.close()
 
 
-def test_the_adapter_needs_same_step_autoreset():
-    with BlenderVectorEnv(ECHO_SCENE, 1) as envs, pytest.raises(ValueError, match="SAME_STEP"):
+def test_the_adapter_needs_same_step_autoreset(echo_server):
+    with (
+        BlenderVectorEnv(addresses=[echo_server.address]) as envs,
+        pytest.raises(ValueError, match="SAME_STEP"),
+    ):
         SB3VecEnv(envs)
 
 
@@ -85,6 +90,7 @@ def test_seed_makes_the_next_reset_reproducible(echo_vec):
     assert not np.array_equal(first["box"], third["box"])
 
 
+@pytest.mark.blender
 def test_get_images_returns_one_frame_per_instance():
     vec = make_vec_env(
         "btgym/Cube-v0", n_envs=2, seed=0, width=64, height=48, render_mode="rgb_array"
@@ -98,6 +104,7 @@ def test_get_images_returns_one_frame_per_instance():
         vec.close()
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_ppo_trains_a_few_updates_on_the_adapter(tmp_path):
@@ -152,6 +159,7 @@ class _Constant:
         return np.repeat(self.action[None], len(obs), axis=0), None
 
 
+@pytest.mark.blender
 def test_make_vec_env_is_a_drop_in_for_sb3s(tmp_path):
     import warnings
 
@@ -200,6 +208,7 @@ def test_make_vec_env_refuses_what_has_no_meaning_for_blender_instances():
         make_vec_env(lambda: None)
 
 
+@pytest.mark.blender
 @pytest.mark.timeout(300)
 def test_sb3s_own_make_vec_env_runs_btgym_in_fresh_worker_processes():
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env

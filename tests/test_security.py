@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 
 import pytest
 import zmq.auth
@@ -34,6 +33,7 @@ def test_loopback_detection():
     assert not is_loopback("tcp://10.1.2.3:5555") and not is_loopback("tcp://eth0:5")
 
 
+@pytest.mark.blender
 def test_a_server_off_loopback_refuses_to_start_without_keys():
     with pytest.raises(LaunchError, match="expected CURVE keys"):
         Launcher(ECHO_SCENE, 1, bind="tcp://0.0.0.0:0", start_timeout=60)
@@ -195,6 +195,7 @@ def keys(tmp_path_factory):
     return root
 
 
+@pytest.mark.blender
 def test_listed_clients_connect_and_strangers_are_refused(keys):
     with Launcher(
         ECHO_SCENE,
@@ -210,9 +211,8 @@ def test_listed_clients_connect_and_strangers_are_refused(keys):
             assert env.call("add", 2, 3) == 5
         stranger = ClientKeys.load(keys / "strangers" / "stranger.key_secret", keys / "server.key")
         for curve in (None, stranger):  # no CURVE at all, or a key not on the list
+            # Told at once: left to time out, the client would raise InstanceTimeoutError.
             client = Client(address, timeout=30.0, retries=0, curve=curve)
-            started = time.monotonic()
             with pytest.raises(AuthenticationError, match="refused the handshake"):
                 client.request("ping")
-            assert time.monotonic() - started < 15.0  # told, not left to time out
             client.close()

@@ -9,12 +9,14 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from btgym import BlenderVectorEnv, LaunchInfo
 from btgym.wire.security import ClientKeys
 from tests.conftest import ECHO_SCENE, ROOT
 
 
+@pytest.mark.blender
 def test_serve_then_connect_by_address_with_keys(tmp_path):
     keys, info_path = tmp_path / "keys", tmp_path / "launch.json"
     subprocess.run(

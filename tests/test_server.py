@@ -25,6 +25,7 @@ from btgym.errors import (
 from btgym.wire import protocol
 from btgym.wire.space_codec import space_to_data
 from btgym.wire.validation import check_action
+from tests.conftest import thread_servers
 from tests.scenes.echo import all_spaces
 
 
@@ -84,24 +85,24 @@ def test_scene_exceptions_arrive_with_type_message_traceback_and_instance(echo_e
     assert echo_env.call("add", 1, 1) == 2  # the server keeps serving
 
 
-def test_invalid_actions_are_refused_before_sending_and_by_the_server(echo_env, echo_launcher):
+def test_invalid_actions_are_refused_before_sending_and_by_the_server(echo_env, echo_server):
     served = echo_env.ping()["served"]
     with pytest.raises(InvalidActionError, match=r"action\['ibox'\]"):
         echo_env.step({**echo_env.action_space.sample(), "ibox": np.full(4, 300)})
     assert echo_env.ping()["served"] == served + 1  # only the ping reached the server
     # A client that skips validation still gets a clear error from the server.
-    raw = Client(echo_launcher.addresses[0], timeout=10)
+    raw = Client(echo_server.address, timeout=10)
     with pytest.raises(InvalidActionError, match="Discrete"):
         raw.request("step", {"action": {**echo_env.action_space.sample(), "discrete": 99}})
     raw.close()
 
 
-def test_unknown_operations_and_undecodable_requests_get_error_replies(echo_launcher):
+def test_unknown_operations_and_undecodable_requests_get_error_replies(echo_server):
     context = zmq.Context.instance()
     req = context.socket(zmq.REQ)
     req.setsockopt(zmq.LINGER, 0)
     req.setsockopt(zmq.RCVTIMEO, 10_000)
-    req.connect(echo_launcher.addresses[0])
+    req.connect(echo_server.address)  # inproc: the context clients share
     try:
         for frames, expected in [
             ([b"not msgpack \xc1"], "DecodeError"),
@@ -125,19 +126,21 @@ def test_unknown_operations_and_undecodable_requests_get_error_replies(echo_laun
         req.close()
 
 
-def test_server_survives_raw_garbage_bytes_on_its_port(echo_launcher):
-    client = Client(echo_launcher.addresses[0], timeout=5, retries=0)  # no retry hides a loss
-    served = client.request("ping")["served"]
-    for seed in range(20):
-        payload = np.random.default_rng(seed).integers(0, 256, 4096, dtype=np.uint8).tobytes()
-        with _raw_connection(echo_launcher.addresses[0]) as raw:
-            raw.sendall(payload)
-    # Garbage never reaches the scene as a request, and legitimate clients lose nothing.
-    assert client.request("ping")["served"] == served + 1
-    fresh = Client(echo_launcher.addresses[0], timeout=5, retries=0)
-    assert fresh.request("ping")["served"] == served + 2
-    client.close()
-    fresh.close()
+def test_server_survives_raw_garbage_bytes_on_its_port():
+    with thread_servers(1, transport="ipc") as (server,):
+        address = server.address
+        client = Client(address, timeout=5, retries=0)  # no retry hides a loss
+        served = client.request("ping")["served"]
+        for seed in range(20):
+            payload = np.random.default_rng(seed).integers(0, 256, 4096, dtype=np.uint8)
+            with _raw_connection(address) as raw:
+                raw.sendall(payload.tobytes())
+        # Garbage never reaches the scene as a request, and legitimate clients lose nothing.
+        assert client.request("ping")["served"] == served + 1
+        fresh = Client(address, timeout=5, retries=0)
+        assert fresh.request("ping")["served"] == served + 2
+        client.close()
+        fresh.close()
 
 
 def _raw_connection(address: str) -> socket.socket:
@@ -197,13 +200,13 @@ def test_space_descriptions_are_plain_data(echo_env):
     assert isinstance(protocol.decode([bytes(memoryview(f)) for f in frames]).body, dict)
 
 
-def test_connecting_by_address_refuses_scene_kwargs(echo_launcher):
+def test_connecting_by_address_refuses_scene_kwargs(echo_server):
     with pytest.raises(ValueError, match="already built"):
-        BlenderEnv(address=echo_launcher.addresses[0], width=10)
+        BlenderEnv(address=echo_server.address, width=10)
 
 
-def test_decode_error_type_is_kept_across_the_wire(echo_launcher):
-    client = Client(echo_launcher.addresses[0], timeout=10)
+def test_decode_error_type_is_kept_across_the_wire(echo_server):
+    client = Client(echo_server.address, timeout=10)
     client._socket.send_multipart([b"\x00\x01garbage"])  # bypass encode
     client._pending = "garbage"
     with pytest.raises(DecodeError, match="reported by instance 0"):
@@ -212,8 +215,8 @@ def test_decode_error_type_is_kept_across_the_wire(echo_launcher):
     assert issubclass(DecodeError, ProtocolError)
 
 
-def test_steps_runs_several_steps_in_one_round_trip_and_checks_its_actions(echo_launcher):
-    client = Client(echo_launcher.addresses[0], timeout=10)
+def test_steps_runs_several_steps_in_one_round_trip_and_checks_its_actions(echo_server):
+    client = Client(echo_server.address, timeout=10)
     client.hello()
     space = all_spaces()
     space.seed(5)
@@ -236,12 +239,11 @@ def test_a_mistyped_call_name_is_an_attribute_error_with_a_suggestion(echo_env):
     assert "AttributeError" in str(caught.value)
 
 
-def test_scene_events_reach_the_env_the_vector_env_and_the_stream(echo_launcher):
+def test_scene_events_reach_the_env_the_vector_env_and_the_stream():
     from btgym import BlenderVectorEnv
     from btgym.data import StreamDataset
-    from tests.conftest import ECHO_SCENE
 
-    with BlenderEnv(address=echo_launcher.addresses[0], timeout=20) as env:
+    with thread_servers(1) as servers, BlenderEnv(address=servers[0].address) as env:
         env.pop_events()
         env.reset(seed=0)
         for _ in range(5):  # the echo scene's episodes end after 5 steps
@@ -250,15 +252,19 @@ def test_scene_events_reach_the_env_the_vector_env_and_the_stream(echo_launcher)
             {"event": "episode finished", "data": {"steps": 5}, "instance": 0}
         ]
         assert env.pop_events() == []
-    with BlenderVectorEnv(ECHO_SCENE, 2) as envs:
+    with (
+        thread_servers(2) as servers,
+        BlenderVectorEnv(addresses=[s.address for s in servers]) as envs,
+    ):
         envs.reset(seed=0)
         for _ in range(5):
             envs.step(envs.action_space.sample())
         assert sorted(e["instance"] for e in envs.pop_events()) == [0, 1]
-    dataset = StreamDataset(ECHO_SCENE, 1, items=12, seed=0)
-    items = iter(dataset)
-    for _ in range(11):
-        next(items)
-    events = dataset.pop_events()  # replies received so far: a prefetched one may add one
-    assert len(events) >= 2 and {e["event"] for e in events} == {"episode finished"}
-    items.close()
+    with thread_servers(1) as servers:
+        dataset = StreamDataset(addresses=[servers[0].address], items=12, seed=0)
+        items = iter(dataset)
+        for _ in range(11):
+            next(items)
+        events = dataset.pop_events()  # replies received so far: a prefetched one may add one
+        assert len(events) >= 2 and {e["event"] for e in events} == {"episode finished"}
+        items.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 from gymnasium import spaces
@@ -106,17 +104,10 @@ def make_shapes_scene():
 
 @pytest.fixture(scope="module")
 def servers():
-    pytest.importorskip("bpy")
-    from blender_side.server import Server
+    from blender_side.thread_server import ThreadServer
 
-    running = [Server(make_shapes_scene(), watchdog_interval=0.05) for _ in range(2)]
-    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in running]
-    for thread in threads:
-        thread.start()
-    yield [server.address for server in running]
-    for server, thread in zip(running, threads, strict=True):
-        server.stop()
-        thread.join(5)
+    with ThreadServer(make_shapes_scene()) as first, ThreadServer(make_shapes_scene()) as second:
+        yield [first.address, second.address]
 
 
 def test_an_env_and_a_vector_env_step_text_sequence_one_of_and_graph_spaces(servers):

@@ -78,6 +78,7 @@ def expected_backend(choice: str) -> str:
     return "OPENGL"
 
 
+@pytest.mark.blender
 @pytest.mark.parametrize("choice", ["auto", "opengl", "vulkan"])
 def test_instances_draw_with_the_chosen_backend_and_report_it(choice):
     assert not gpu_backend.host_has_gpu()  # this host: software rendering only
@@ -93,6 +94,7 @@ def test_instances_draw_with_the_chosen_backend_and_report_it(choice):
     assert launched == blender  # the ready file says the same as hello
 
 
+@pytest.mark.blender
 @pytest.mark.timeout(300)
 def test_workbench_shadows_render_the_same_state_identically():
     # On bpy 5.3's Vulkan (lavapipe) the same state rendered twice differed by a few black
@@ -119,6 +121,7 @@ def save_blend(path: Path) -> tuple[int, int]:
     return version
 
 
+@pytest.mark.blender
 def test_a_blend_file_from_a_newer_blender_is_refused_naming_both_versions(tmp_path):
     path = tmp_path / "newer.blend"
     save_blend(path)
@@ -134,6 +137,7 @@ def test_a_blend_file_from_a_newer_blender_is_refused_naming_both_versions(tmp_p
     assert "LaunchConfig(blender=" in message
 
 
+@pytest.mark.blender
 @pytest.mark.skipif(shutil.which("blender") is None, reason="needs Debian's Blender 3.4")
 @pytest.mark.timeout(300)
 def test_an_older_installed_blender_refuses_a_5x_file_naming_both_versions(tmp_path):
@@ -157,6 +161,7 @@ def run_in_bpy(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.blender
 @pytest.mark.timeout(600)
 def test_built_in_scenes_use_no_deprecated_blender_api():
     done = run_in_bpy(
@@ -186,6 +191,7 @@ def test_built_in_scenes_use_no_deprecated_blender_api():
     assert ours == [] and blenders == []
 
 
+@pytest.mark.blender
 @pytest.mark.timeout(300)
 def test_a_scene_leaves_nothing_behind_for_the_next_one_in_the_process():
     done = run_in_bpy(

@@ -106,6 +106,7 @@ env.close()
 """
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_target_frames_carry_vignetting_and_noise(tmp_path):
@@ -137,6 +138,7 @@ def test_target_frames_carry_vignetting_and_noise(tmp_path):
     assert check_annotations(info) >= 1
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_target_set_through_shards_is_annotated_and_cached(tmp_path):

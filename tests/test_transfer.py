@@ -143,6 +143,7 @@ def test_massive_ranges_are_wide_and_inside_the_scene_bounds():
     assert np.all(tr.SPACE.box.high >= tr.MASSIVE_ACTION)
 
 
+@pytest.mark.blender
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_quick_pipeline_end_to_end(tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 
 import gymnasium as gym
 import numpy as np
@@ -12,6 +12,7 @@ from gymnasium.vector import AutoresetMode
 import btgym
 from btgym import BlenderVectorEnv
 from btgym._vector_info import add_info
+from btgym.client import Client
 from btgym.errors import (
     AlreadyPendingCallError,
     BtgymError,
@@ -21,27 +22,28 @@ from btgym.errors import (
     ProtocolError,
     ResetNeeded,
 )
-from tests.conftest import ECHO_SCENE, SMALL_CUBE
+from tests.conftest import SMALL_CUBE, thread_servers
 
 EPISODE = 2  # the echo scene truncates after this many steps
 
 
 @pytest.fixture(scope="module")
-def echo_launcher3():
-    from btgym.launcher import Launcher
+def echo_servers3():
+    """Three echo scenes served on threads, seeded 0, 1, 2 as a launcher would."""
+    with thread_servers(3, max_episode_steps=EPISODE) as servers:
+        yield servers
 
-    with Launcher(ECHO_SCENE, 3, seed=0, scene_kwargs={"max_episode_steps": EPISODE}) as launcher:
-        yield launcher
 
-
-def make(launcher, mode):
-    return BlenderVectorEnv(addresses=launcher.addresses, autoreset_mode=mode, timeout=20)
+def make(servers, mode):
+    addresses = [server.address for server in servers]
+    return BlenderVectorEnv(addresses=addresses, autoreset_mode=mode, timeout=20)
 
 
 def counters(infos):
     return [int(c) for c in infos["counter"]]
 
 
+@pytest.mark.blender
 def test_make_vec_builds_the_native_vector_env():
     envs = gym.make_vec("btgym/Cube-v0", num_envs=2, **SMALL_CUBE)
     try:
@@ -60,8 +62,8 @@ def test_make_vec_builds_the_native_vector_env():
         envs.step(np.zeros((2, 3), np.float32))
 
 
-def test_next_step_autoreset_resets_on_the_step_after_the_end(echo_launcher3):
-    envs = make(echo_launcher3, AutoresetMode.NEXT_STEP)
+def test_next_step_autoreset_resets_on_the_step_after_the_end(echo_servers3):
+    envs = make(echo_servers3, AutoresetMode.NEXT_STEP)
     envs.reset(seed=0)
     actions = envs.action_space.sample()
     _, rewards, _, truncated, infos = envs.step(actions)
@@ -76,8 +78,8 @@ def test_next_step_autoreset_resets_on_the_step_after_the_end(echo_launcher3):
     assert counters(infos) == [1, 1, 1]
 
 
-def test_same_step_autoreset_returns_final_obs_and_the_new_episode(echo_launcher3):
-    envs = make(echo_launcher3, AutoresetMode.SAME_STEP)
+def test_same_step_autoreset_returns_final_obs_and_the_new_episode(echo_servers3):
+    envs = make(echo_servers3, AutoresetMode.SAME_STEP)
     envs.reset(seed=0)
     envs.step(envs.action_space.sample())
     actions = envs.action_space.sample()
@@ -92,8 +94,8 @@ def test_same_step_autoreset_returns_final_obs_and_the_new_episode(echo_launcher
     assert counters(infos) == [1, 1, 1] and "final_obs" not in infos
 
 
-def test_disabled_autoreset_needs_a_masked_reset(echo_launcher3):
-    envs = make(echo_launcher3, AutoresetMode.DISABLED)
+def test_disabled_autoreset_needs_a_masked_reset(echo_servers3):
+    envs = make(echo_servers3, AutoresetMode.DISABLED)
     envs.reset(seed=0)
     actions = envs.action_space.sample()
     envs.step(actions)
@@ -114,6 +116,7 @@ def test_disabled_autoreset_needs_a_masked_reset(echo_launcher3):
         envs.reset(options={"reset_mask": np.array([1, 0, 0])})
 
 
+@pytest.mark.blender
 def test_seeds_reproduce_trajectories_and_match_single_envs():
     actions = np.array([[0.2, 0.4, 1.0], [1.0, 0.0, 0.5]], np.float32)
 
@@ -130,8 +133,8 @@ def test_seeds_reproduce_trajectories_and_match_single_envs():
         np.testing.assert_array_equal(env.step(actions[1])[0], first[1, 1])
 
 
-def test_call_get_attr_and_set_attr_reach_the_right_instances(echo_launcher3):
-    envs = make(echo_launcher3, AutoresetMode.NEXT_STEP)
+def test_call_get_attr_and_set_attr_reach_the_right_instances(echo_servers3):
+    envs = make(echo_servers3, AutoresetMode.NEXT_STEP)
     envs.set_attr("label", "all")
     envs.set_attr("label", "middle", env_ids=[1])
     assert envs.get_attr("label") == ("all", "middle", "all")
@@ -142,20 +145,32 @@ def test_call_get_attr_and_set_attr_reach_the_right_instances(echo_launcher3):
         envs.get_attr("label", env_ids=[3])
 
 
-def test_bad_action_batches_are_refused_before_sending(echo_launcher3):
-    envs = BlenderVectorEnv("envs.cube:CubeScene", 2, **SMALL_CUBE)
+def test_bad_action_batches_are_refused_before_sending(echo_servers3):
+    envs = make(echo_servers3, AutoresetMode.NEXT_STEP)
+    probes = [Client(server.address, timeout=20) for server in echo_servers3]
+
+    def served():  # requests each server answered before this ping
+        return [probe.request("ping")["served"] for probe in probes]
+
     try:
         envs.reset(seed=0)
+        before = served()
+        actions = envs.action_space.sample()
+        actions["box"][1] = 2.0  # outside [-1, 1]
         with pytest.raises(InvalidActionError, match=r"actions\[1\]"):
-            envs.step(np.array([[0.5, 0.5, 0.5], [2.0, 0.0, 0.0]], np.float32))
-        obs, *_ = envs.step(np.full((2, 3), 0.5, np.float32))  # still usable
-        assert obs.shape == (2, 128, 160, 3)
+            envs.step(actions)
+        assert served() == [n + 1 for n in before]  # only our pings reached the servers
+        actions["box"][1] = 0.5
+        obs, *_ = envs.step(actions)  # still usable
+        np.testing.assert_array_equal(obs["box"], actions["box"])
     finally:
         envs.close()
+        for probe in probes:
+            probe.close()
 
 
-def test_async_batches_return_every_env_exactly_once_per_round(echo_launcher3):
-    envs = make(echo_launcher3, AutoresetMode.SAME_STEP)
+def test_async_batches_return_every_env_exactly_once_per_round(echo_servers3):
+    envs = make(echo_servers3, AutoresetMode.SAME_STEP)
     envs.async_reset(seed=0)
     seen = []
     for _ in range(3):
@@ -177,11 +192,11 @@ def test_async_batches_return_every_env_exactly_once_per_round(echo_launcher3):
         envs.recv()
 
 
-def test_misuse_of_local_state_has_gymnasiums_names_not_protocol_errors(echo_launcher3):
+def test_misuse_of_local_state_has_gymnasiums_names_not_protocol_errors(echo_servers3):
     for error in (AlreadyPendingCallError, NoAsyncCallError, ResetNeeded):
         assert issubclass(error, BtgymError) and issubclass(error, RuntimeError)
         assert not issubclass(error, ProtocolError)
-    envs = make(echo_launcher3, AutoresetMode.NEXT_STEP)
+    envs = make(echo_servers3, AutoresetMode.NEXT_STEP)
     with pytest.raises(ResetNeeded, match="never reset"):
         envs.step(envs.action_space.sample())
     with pytest.raises(ResetNeeded):
@@ -191,21 +206,27 @@ def test_misuse_of_local_state_has_gymnasiums_names_not_protocol_errors(echo_lau
     assert counters(infos) == [1, 1, 1]
 
 
-def test_a_straggler_does_not_stall_the_batch(echo_launcher3):
-    envs = make(echo_launcher3, AutoresetMode.SAME_STEP)
-    envs.set_attr("step_delay", 1.0, env_ids=[0])
+def test_a_straggler_does_not_stall_the_batch(echo_servers3, monkeypatch):
+    envs = make(echo_servers3, AutoresetMode.SAME_STEP)
+    scene = echo_servers3[0].scene
+    release, step = threading.Event(), scene.step
+
+    def straggle(action):  # instance 0 steps only once the batch of the others is out
+        assert release.wait(30)
+        return step(action)
+
+    monkeypatch.setattr(scene, "step", straggle)
     try:
         envs.async_reset(seed=0)
         envs.recv()
         envs.send(envs.action_space.sample())
-        started = time.monotonic()
-        _, _, _, _, infos = envs.recv(batch_size=2)
+        _, _, _, _, infos = envs.recv(batch_size=2, timeout=20)  # waiting for 0: a timeout
         assert sorted(infos["env_id"].tolist()) == [1, 2]
-        assert time.monotonic() - started < 0.8
+        release.set()
         _, _, _, _, infos = envs.recv()
         assert infos["env_id"].tolist() == [0]
     finally:
-        envs.set_attr("step_delay", 0.0)
+        release.set()
 
 
 def test_infos_are_batched_in_gymnasiums_vector_format():
@@ -230,12 +251,12 @@ def test_infos_are_batched_in_gymnasiums_vector_format():
     assert batch["xy"][0].shape == (2, 2)
 
 
-def test_errors_have_the_builtin_types_gymnasium_raises(echo_launcher3):
+def test_errors_have_the_builtin_types_gymnasium_raises(echo_servers3):
     import pickle
 
     from btgym.errors import NotPicklableError, RemoteAttributeError
 
-    envs = make(echo_launcher3, AutoresetMode.NEXT_STEP)
+    envs = make(echo_servers3, AutoresetMode.NEXT_STEP)
     envs.reset(seed=0)
     with pytest.raises(RemoteAttributeError, match="no_such_thing") as missing:
         envs.get_attr("no_such_thing")
@@ -267,9 +288,9 @@ def test_gymnasium_itself_raises_those_builtins():
 
 
 def test_np_random_seed_is_one_seed_per_env_and_reset_each_takes_options_per_env(
-    echo_launcher3,
+    echo_servers3,
 ):
-    envs = make(echo_launcher3, AutoresetMode.SAME_STEP)
+    envs = make(echo_servers3, AutoresetMode.SAME_STEP)
     envs.reset(seed=0)
     assert envs.np_random_seed == (0, 1, 2)
     _, infos = envs.reset_each([5, None, 7], [{"k": 0}, {"k": 1}, {"k": 2}])

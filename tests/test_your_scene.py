@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 import btgym
 from btgym.data import StreamDataset, collate
 from btgym.launcher import child_env
-from tests.conftest import ROOT
+from tests.conftest import ROOT, blender_fixture
 
 SCRIPT = str(ROOT / "envs" / "examples" / "shelf.py") + ":ShelfScene"
 SMALL = {"width": 64, "height": 48}
@@ -35,7 +35,7 @@ def make_blend(path, blender: str | None = None) -> str:
     return str(path)
 
 
-@pytest.fixture(scope="module")
+@blender_fixture(scope="module")
 def shelf_blend(tmp_path_factory):
     """Saved by the oldest Blender at hand (Debian's 3.4 in CI), as older users save theirs."""
     return make_blend(tmp_path_factory.mktemp("blend") / "shelf.blend", shutil.which("blender"))

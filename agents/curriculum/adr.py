@@ -54,6 +54,7 @@ class ADRController(Controller):
         self.rng = np.random.default_rng(seed)
 
     def propose(self, env_ids: Sequence[int]) -> list[Proposal]:
+        """Uniform draws in the ranges; some (``boundary_prob``) pin one parameter to a bound."""
         proposals = []
         for _ in env_ids:
             params = self.rng.uniform(self.low, self.high)
@@ -66,6 +67,7 @@ class ADRController(Controller):
         return proposals
 
     def update(self, records: Sequence[Record]) -> None:
+        """Queue the outcomes of boundary samples; a full queue widens or narrows its bound."""
         for record in records:
             if record.tag is None:
                 continue  # not a boundary sample
@@ -89,6 +91,7 @@ class ADRController(Controller):
             self.low[i] = np.clip(self.low[i] - change, self.limit_low[i], self.nominal[i])
 
     def state_dict(self) -> dict[str, Any]:
+        """Ranges, queues and the generator's state (JSON-able)."""
         return {
             "low": self.low.tolist(),
             "high": self.high.tolist(),
@@ -97,12 +100,14 @@ class ADRController(Controller):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
         self.low = np.asarray(state["low"], dtype=np.float64)
         self.high = np.asarray(state["high"], dtype=np.float64)
         self.queues = {(int(i), int(s)): list(q) for i, s, q in state["queues"]}
         self.rng.bit_generator.state = state["rng"]
 
     def metrics(self) -> dict[str, float]:
+        """Each parameter's range (``adr/<i>/low``, ``adr/<i>/high``) and their log-volume."""
         out = {}
         for i in range(len(self.nominal)):
             out[f"adr/{i}/low"] = float(self.low[i])

@@ -39,15 +39,18 @@ class Controller:
     """Base class: propose parameters per instance, learn from outcomes."""
 
     def propose(self, env_ids: Sequence[int]) -> list[Proposal]:
+        """Parameters for each of ``env_ids``, in that order."""
         raise NotImplementedError
 
     def update(self, records: Sequence[Record]) -> None:
         """Learn from outcomes; the default ignores them (fixed controllers)."""
 
     def state_dict(self) -> dict[str, Any]:
+        """The controller's state for a checkpoint (JSON-able); none by default."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned; ValueError for a foreign state."""
         if state:
             raise ValueError(f"{type(self).__name__} has no state, got keys {sorted(state)}")
 

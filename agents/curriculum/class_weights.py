@@ -40,14 +40,17 @@ class ClassReweighting(Controller):
 
     @property
     def probabilities(self) -> np.ndarray:
+        """The class probabilities now: softmax of the difficulties, mixed with the floor."""
         logits = self.difficulty / self.temperature
         weights = np.exp(logits - logits.max())
         return (1.0 - self.floor) * weights / weights.sum() + self.floor / self.num_classes
 
     def propose(self, env_ids: Sequence[int]) -> list[Proposal]:
+        """The current class probabilities, the same for every instance."""
         return [Proposal(self.probabilities) for _ in env_ids]
 
     def update(self, records: Sequence[Record]) -> None:
+        """Smooth each class's difficulty with the per-class outcomes."""
         for record in records:
             if not isinstance(record.outcome, dict):
                 raise ValueError(f"expected per-class outcomes, got {record.outcome!r}")
@@ -61,11 +64,14 @@ class ClassReweighting(Controller):
                     self.difficulty[c], self.seen[c] = difficulty, True
 
     def state_dict(self) -> dict[str, Any]:
+        """The smoothed difficulties and which classes were seen (JSON-able)."""
         return {"difficulty": self.difficulty.tolist(), "seen": self.seen.tolist()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
         self.difficulty = np.asarray(state["difficulty"], dtype=np.float64)
         self.seen = np.asarray(state["seen"], dtype=bool)
 
     def metrics(self) -> dict[str, float]:
+        """Each class's probability (``class_prob/<c>``)."""
         return {f"class_prob/{c}": float(p) for c, p in enumerate(self.probabilities)}

@@ -17,6 +17,7 @@ class FixedController(Controller):
         self.params = np.asarray(params, dtype=np.float64)
 
     def propose(self, env_ids: Sequence[int]) -> list[Proposal]:
+        """The same parameters for every instance."""
         return [Proposal(self.params.copy()) for _ in env_ids]
 
 
@@ -31,10 +32,13 @@ class UniformController(Controller):
         self.rng = np.random.default_rng(seed)
 
     def propose(self, env_ids: Sequence[int]) -> list[Proposal]:
+        """Uniform draws in ``[low, high]``, one per instance."""
         return [Proposal(self.rng.uniform(self.low, self.high)) for _ in env_ids]
 
     def state_dict(self) -> dict[str, Any]:
+        """The generator's state (JSON-able)."""
         return {"rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
         self.rng.bit_generator.state = state["rng"]

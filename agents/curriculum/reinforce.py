@@ -53,6 +53,7 @@ class ReinforceController(Controller):
 
     @property
     def std(self) -> np.ndarray:
+        """The standard deviation per parameter, never below ``min_std``."""
         return np.maximum(np.exp(self.log_std), self.min_std)
 
     def typical(self) -> np.ndarray:
@@ -60,6 +61,7 @@ class ReinforceController(Controller):
         return np.exp(self.mean) if self.log_normal else self.mean.copy()
 
     def propose(self, env_ids: Sequence[int]) -> list[Proposal]:
+        """Draws from the distribution (log-normal: ``exp`` of a normal draw, tagged with it)."""
         proposals = []
         for _ in env_ids:
             z = self.rng.normal(self.mean, self.std)
@@ -67,6 +69,7 @@ class ReinforceController(Controller):
         return proposals
 
     def update(self, records: Sequence[Record]) -> None:
+        """One REINFORCE step (Adam) on the mean and log-std from the records' rewards."""
         if not records:
             return
         z = np.stack([np.asarray(r.tag, dtype=np.float64) for r in records])
@@ -99,9 +102,11 @@ class ReinforceController(Controller):
         self.log_std += step[n:]
 
     def t_decay(self) -> float:
+        """Updates so far in learning-rate half-lives."""
         return self._t / float(self.lr_half_life or 1.0)
 
     def state_dict(self) -> dict[str, Any]:
+        """Distribution, baseline, optimizer and generator state (JSON-able)."""
         return {
             "mean": self.mean.tolist(),
             "log_std": self.log_std.tolist(),
@@ -112,6 +117,7 @@ class ReinforceController(Controller):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
         self.mean = np.asarray(state["mean"], dtype=np.float64)
         self.log_std = np.asarray(state["log_std"], dtype=np.float64)
         self.baseline = state["baseline"]
@@ -120,6 +126,7 @@ class ReinforceController(Controller):
         self.rng.bit_generator.state = state["rng"]
 
     def metrics(self) -> dict[str, float]:
+        """The distribution's centre and width per parameter."""
         out = {f"reinforce/mean/{i}": float(v) for i, v in enumerate(self.typical())}
         out |= {f"reinforce/std/{i}": float(v) for i, v in enumerate(self.std)}
         return out

@@ -38,18 +38,27 @@ class TaskFeedbackEnv(gym.Wrapper):
         context_size: int = 1,
     ) -> None:
         super().__init__(env)
+        if not isinstance(env.action_space, spaces.Box):
+            raise TypeError(
+                f"expected a DR env whose action (its parameters) is a Box, got {env.action_space}"
+            )
+        self._bounds = (env.action_space.low, env.action_space.high)
         self.learner, self.horizon = learner, horizon
         self.context = context or (lambda: np.zeros(context_size, np.float32))
         self.observation_space = spaces.Box(-np.inf, np.inf, (context_size,), np.float32)
         self.t = 0
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset the wrapped env; the agent observes only the context."""
         self.env.reset(seed=seed, options=options)
         self.t = 0
         return self.context().astype(np.float32), {}
 
-    def step(self, action: Any):
-        params = np.clip(action, self.env.action_space.low, self.env.action_space.high)
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Render with the action as parameters; reward it with the learner's signal."""
+        params = np.clip(action, *self._bounds)
         obs, _, terminated, truncated, info = self.env.step(params.astype(np.float32))
         reward = float(self.learner(obs, info))
         self.t += 1
@@ -77,6 +86,7 @@ class PolicyController(Controller):
         self.context = context or (lambda: np.zeros(size, np.float32))
 
     def propose(self, env_ids: Sequence[int]) -> list[Proposal]:
+        """The policy's action for the current context, clipped, for every instance."""
         action, _ = self.model.predict(self.context(), deterministic=self.deterministic)
         low, high = self.model.action_space.low, self.model.action_space.high
         return [Proposal(np.clip(action, low, high).astype(np.float64)) for _ in env_ids]
