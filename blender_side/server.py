@@ -197,7 +197,7 @@ class Server:
             body = handler(body)
             events = self.scene.take_events()  # emitted since the last reply: ride along
             if events and isinstance(body, dict):
-                body["events"] = events
+                body["events"] = [_encodable_event(event) for event in events]
             locate = self.frame_files.locate if keep is not None else None
             return protocol.encode(protocol.REPLY_OK, body, locate)
         except Exception as exc:  # every failure becomes an error reply; the server lives on
@@ -379,6 +379,28 @@ def _frames_kept(options: dict[str, Any], body: dict[str, Any], kind: str) -> in
             f"steps per request), got {keep} x {frames // keep} = {frames}"
         )
     return keep
+
+
+#: The event that stands in for one that cannot travel (its name and why, instead).
+UNENCODABLE_EVENT = "btgym.unencodable_event"
+
+
+def _encodable_event(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` if it can travel; else an event naming it and why (the reply still goes).
+
+    A scene's bad event must cost neither its step nor the steps after it.
+    """
+    try:
+        protocol.encode(protocol.REPLY_OK, event)
+    except BtgymError as exc:
+        return {
+            "event": UNENCODABLE_EVENT,
+            "data": {
+                "event": str(event.get("event"))[:200],
+                "error": str(exc)[: protocol.MAX_ERROR_MESSAGE_CHARS],
+            },
+        }
+    return event
 
 
 def _describe(value: Any) -> str:
