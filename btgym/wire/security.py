@@ -30,7 +30,8 @@ from typing import Any
 import zmq
 import zmq.auth
 
-from btgym.errors import ConfigError, LaunchError
+from btgym.errors import ConfigError, LaunchError, UntrustedPathError
+from btgym.wire.private_files import trusted_directory, untrusted_reason
 
 #: The ZAP domain of every btgym server socket. Setting one also makes libzmq refuse
 #: legacy ZMTP 1.0/2.0 peers (random bytes on the port would otherwise parse as one).
@@ -110,14 +111,15 @@ def generate_keys(
     """Create ``name.key`` (public, 0644) and ``name.key_secret`` (0600) in ``directory``.
 
     Returns both paths. Existing key files are only replaced with ``force`` (atomically).
-    A directory created here has mode 0700: it holds a secret.
+    A directory created here has mode 0700: it holds a secret. One that another user owns
+    or can write (or a directory above it) is refused with
+    :class:`~btgym.errors.UntrustedPathError`: they could swap ``server.key`` or add a key.
     """
     check_key_name(name)
-    root = Path(directory)
+    root = Path(trusted_directory(directory, "the keys directory"))
     public_file, secret_file = root / f"{name}.key", root / f"{name}.key_secret"
     if not force:
         _refuse_existing([public_file, secret_file])
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     public, secret = zmq.curve_keypair()
     _write(secret_file, _certificate(public, secret), 0o600, force)
     _write(public_file, _certificate(public), 0o644, force)
@@ -135,15 +137,16 @@ def allow_client(
 
     Only the public key is written, even from a secret key file. ``name`` defaults to the
     key file's name without its suffix; an existing entry is replaced only with ``force``.
+    A ``clients_dir`` another user owns or can write is refused (they could add keys).
     """
     if name is None:
         name = Path(key_file).name.removesuffix(".key_secret").removesuffix(".key")
     check_key_name(name)
     public, _ = zmq.auth.load_certificate(str(key_file))
-    target = Path(clients_dir) / f"{name}.key"
+    clients = trusted_directory(clients_dir, "the clients directory", mode=0o755)
+    target = Path(clients) / f"{name}.key"
     if not force:
         _refuse_existing([target])
-    target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     _write(target, _certificate(public), 0o644, force)
     return target
 
@@ -207,6 +210,12 @@ def secure_server(
         return None
     if clients_dir is None or not Path(clients_dir).is_dir():
         raise LaunchError(f"expected a directory of authorized client keys, got {clients_dir!r}")
+    reason = untrusted_reason(str(clients_dir))
+    if reason is not None:  # whoever can write it can let any key in
+        raise UntrustedPathError(
+            f"expected the clients directory {clients_dir} to be one only uid {os.geteuid()} "
+            f"can change, got one that another user could: {reason}"
+        )
     from zmq.auth.thread import ThreadAuthenticator
 
     public, secret = zmq.auth.load_certificate(secret_file)
