@@ -87,6 +87,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when it is gone")
     parser.add_argument("--ready-file", default=None, help="where to announce the address")
     parser.add_argument("--max-message-bytes", type=int, default=None)
+    parser.add_argument(
+        "--max-connections", type=int, default=None, help="most peers served at once"
+    )
     parser.add_argument("--curve-secret", default=None, help="server secret key file (CURVE)")
     parser.add_argument("--curve-clients", default=None, help="directory of client public keys")
     parser.add_argument(
@@ -202,6 +205,7 @@ def serve(args: argparse.Namespace) -> int:
             curve_secret=args.curve_secret,
             curve_clients=args.curve_clients,
             blender_info=blender_info,
+            **({"max_connections": args.max_connections} if args.max_connections else {}),
         )
     except Exception as exc:  # the launcher's error leads with this, not with a log tail
         _announce(args.ready_file, {"error": f"{type(exc).__name__}: {exc}"})

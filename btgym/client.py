@@ -159,9 +159,10 @@ class Client(ServerPeer):
                 self._reopen()
                 raise AuthenticationError(
                     f"expected {self._where()} to accept our connection for {op!r}, but it "
-                    f"refused the handshake ({refused}): check the client's CURVE keys "
-                    "(curve=ClientKeys.load(...)) and that its public key is in the "
-                    "server's clients directory",
+                    f"refused the handshake ({refused}): the server serves at most "
+                    "max_connections peers at once (close unused envs and streams), and a "
+                    "CURVE server only keys in its clients directory (check "
+                    "curve=ClientKeys.load(...))",
                     instance=self.instance,
                 )
             if not self.is_alive():
@@ -209,7 +210,7 @@ class Client(ServerPeer):
         socket.setsockopt(zmq.MAXMSGSIZE, self.max_reply_bytes)  # no bigger frame is read
         if self.curve is not None:
             self.curve.apply(socket)
-        if self.address.startswith("tcp://"):  # CURVE servers: learn of a refused handshake
+        if self.address.startswith(("tcp://", "ipc://")):  # learn of a refused handshake
             self._monitor = socket.get_monitor_socket(_HANDSHAKE_FAILED)
         socket.connect(self.address)
         self._socket = socket

@@ -71,7 +71,7 @@ def test_a_server_refuses_an_allow_list_another_user_can_write(shared, tmp_path)
     socket = zmq.Context.instance().socket(zmq.REP)
     try:
         with pytest.raises(UntrustedPathError, match=f"owned by uid {OTHER_UID}"):
-            secure_server(socket, "tcp://0.0.0.0:0", str(secret), shared, zmq.Context.instance())
+            secure_server(socket, "tcp://0.0.0.0:0", str(secret), shared)
     finally:
         socket.close(linger=0)
 

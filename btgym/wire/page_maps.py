@@ -21,7 +21,6 @@ import errno
 import mmap
 import os
 import threading
-import weakref
 
 from btgym.errors import ConfigError
 
@@ -115,15 +114,30 @@ def map_pages(fd: int, offset: int, nbytes: int) -> memoryview | None:
         PINNED.give(length)
         code = ctypes.get_errno() or errno.ENOMEM
         raise OSError(code, f"mmap of {length} bytes failed: {os.strerror(code)}")
-    pages = (ctypes.c_ubyte * length).from_address(address)
-    unmap = weakref.finalize(pages, _unmap, address, length)
-    unmap.atexit = False  # at exit an array may still view the pages: leave them mapped
+    pages = _pages_type(length).from_address(address)
     return memoryview(pages).cast("B")[offset - start :]
 
 
-def _unmap(address: int, length: int) -> None:
-    _munmap(address, length)
+def _unmap(pages: ctypes.Array[ctypes.c_ubyte]) -> None:
+    """``__del__`` of mapped pages: the last view of them is gone."""
+    length = ctypes.sizeof(pages)
+    _munmap(ctypes.addressof(pages), length)
     PINNED.give(length)
+
+
+#: Array types of mapped pages by length (frames of a run share a few sizes).
+_PAGE_TYPES: dict[int, type[ctypes.Array[ctypes.c_ubyte]]] = {}
+_MOST_PAGE_TYPES = 256
+
+
+def _pages_type(length: int) -> type[ctypes.Array[ctypes.c_ubyte]]:
+    """A ``c_ubyte`` array type of ``length`` whose instances unmap themselves when freed."""
+    kind = _PAGE_TYPES.get(length)
+    if kind is None:
+        kind = type("MappedPages", (ctypes.c_ubyte * length,), {"__del__": _unmap})
+        if len(_PAGE_TYPES) < _MOST_PAGE_TYPES:
+            _PAGE_TYPES[length] = kind
+    return kind
 
 
 def read_copy(fd: int, offset: int, nbytes: int) -> memoryview:

@@ -25,7 +25,6 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import zmq
 import zmq.auth
@@ -195,11 +194,12 @@ def secure_server(
     bind: str,
     secret_file: str | None,
     clients_dir: str | None,
-    context: zmq.Context,
-) -> Any:
+) -> frozenset[bytes] | None:
     """Configure CURVE on a server socket before it binds; required off loopback.
 
-    Returns the running authenticator (keep it alive), or None on loopback without keys.
+    Returns the z85 public keys of the allow-list (the server's
+    :class:`~btgym.wire.gate.ConnectionGate` lets only those in), or None on loopback
+    without keys.
     """
     if secret_file is None:
         if not is_loopback(bind):
@@ -216,19 +216,14 @@ def secure_server(
             f"expected the clients directory {clients_dir} to be one only uid {os.geteuid()} "
             f"can change, got one that another user could: {reason}"
         )
-    from zmq.auth.thread import ThreadAuthenticator
-
     public, secret = zmq.auth.load_certificate(secret_file)
     if secret is None:
         raise LaunchError(f"expected a secret key file, got {secret_file}")
-    authenticator = ThreadAuthenticator(context)
-    authenticator.start()
-    # pyzmq's "*" does not match a named domain: configure the one our sockets use.
-    authenticator.configure_curve(domain=ZAP_DOMAIN, location=str(clients_dir))
+    allowed = frozenset(zmq.auth.load_certificates(str(clients_dir)))
     socket.curve_secretkey = secret
     socket.curve_publickey = public
     socket.curve_server = True
-    return authenticator
+    return allowed
 
 
 __all__ = [
