@@ -16,8 +16,8 @@ import signal
 import sys
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script by a Blender binary: make imports work
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+#: The directory that holds ``blender_side`` and ``btgym``.
+_PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _append_site_paths(argv: list[str]) -> None:
@@ -31,7 +31,44 @@ def _append_site_paths(argv: list[str]) -> None:
             sys.path.append(argv[i + 1])
 
 
-_append_site_paths(sys.argv)
+def _guard_sys_path(argv: list[str]) -> None:
+    """Import nothing from a working directory another user could have planted code in.
+
+    ``python -m`` puts the working directory first on ``sys.path`` (the launcher runs
+    ``python -P -m blender_side``, which does not); it stays only when no other user can
+    change it. ``--path DIR`` (repeatable; the launcher's checked list, e.g. the
+    trainer's working directory for ``package.module:Class`` scenes) goes first instead,
+    and must pass the same check. Run before anything else is imported.
+    """
+    cwd = os.getcwd()
+    implicit = [
+        p
+        for p in sys.path
+        if os.path.abspath(p or ".") == cwd and os.path.abspath(p or ".") != _PROJECT
+    ]
+    sys.path[:] = [p for p in sys.path if p not in implicit]
+    script = __package__ in (None, "")  # run as a script by a Blender binary
+    if script:
+        sys.path.insert(0, _PROJECT)
+    _append_site_paths(argv)  # what btgym imports (numpy, gymnasium, ...) for Blender
+    from btgym.errors import UntrustedPathError
+    from btgym.wire._private_files import untrusted_reason
+
+    if implicit and untrusted_reason(cwd) is None:
+        sys.path.insert(int(script), cwd)
+    explicit = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--path"]
+    for path in reversed(explicit):
+        reason = untrusted_reason(path)
+        if reason is not None:
+            raise UntrustedPathError(
+                f"expected --path {path} to be a directory only uid {os.geteuid()} can "
+                f"change, got one that another user could: {reason}"
+            )
+        if path not in sys.path:
+            sys.path.insert(int(script), path)
+
+
+_guard_sys_path(sys.argv)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -50,10 +87,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when it is gone")
     parser.add_argument("--ready-file", default=None, help="where to announce the address")
     parser.add_argument("--max-message-bytes", type=int, default=None)
+    parser.add_argument(
+        "--max-connections", type=int, default=None, help="most peers served at once"
+    )
     parser.add_argument("--curve-secret", default=None, help="server secret key file (CURVE)")
     parser.add_argument("--curve-clients", default=None, help="directory of client public keys")
     parser.add_argument(
         "--site", action="append", default=[], help="extra module directory (appended)"
+    )
+    parser.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        help="module directory searched first (e.g. the trainer's project); checked",
     )
     parser.add_argument(
         "--ui", action="store_true", help="Blender's UI mode: serve from its event loop"
@@ -159,6 +205,7 @@ def serve(args: argparse.Namespace) -> int:
             curve_secret=args.curve_secret,
             curve_clients=args.curve_clients,
             blender_info=blender_info,
+            **({"max_connections": args.max_connections} if args.max_connections else {}),
         )
     except Exception as exc:  # the launcher's error leads with this, not with a log tail
         _announce(args.ready_file, {"error": f"{type(exc).__name__}: {exc}"})

@@ -19,6 +19,7 @@ from blender_side.scene import Scene, no_such_attribute
 from btgym.errors import BtgymError, ConfigError, LimitError, ObservationError, ProtocolError
 from btgym.wire import protocol
 from btgym.wire.frame_files import MAX_FRAMES_HELD, WRITER
+from btgym.wire.gate import DEFAULT_MAX_CONNECTIONS, ConnectionGate
 from btgym.wire.security import ZAP_DOMAIN, secure_server
 from btgym.wire.space_codec import space_to_data
 from btgym.wire.validation import check_action
@@ -40,6 +41,9 @@ class Server:
     ``BTGYM_CHECK_OBSERVATIONS`` environment variable) checks every observation
     against the observation space, naming the scene and the space when one is outside.
     ``blender_info`` (Blender's version and graphics backend) travels in ``hello``.
+    ``max_connections``: most peers served at once; the handshake of any beyond is
+    refused (:class:`~btgym.wire.gate.ConnectionGate`), so the bytes ZeroMQ queues for
+    the server stay bounded. Without ``context`` the server makes its own.
     """
 
     def __init__(
@@ -55,7 +59,10 @@ class Server:
         curve_clients: str | None = None,
         check_observations: bool | None = None,
         blender_info: dict[str, Any] | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
+        if type(max_connections) is not int or max_connections < 1:
+            raise ConfigError(f"expected max_connections as an int >= 1, got {max_connections!r}")
         self.scene = scene
         self.blender_info = blender_info  # Blender's version and graphics backend, for hello
         if check_observations is None:
@@ -65,7 +72,9 @@ class Server:
         self.parent_pid = parent_pid
         self.max_message_bytes = max_message_bytes
         self.watchdog_interval = watchdog_interval
-        self.context = context or zmq.Context.instance()
+        # Its own context by default: the connection gate is the context's one ZAP handler.
+        self._own_context = context is None
+        self.context = context or zmq.Context()
         self.socket = self.context.socket(zmq.REP)
         self.socket.setsockopt(zmq.LINGER, 1000)
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
@@ -75,10 +84,15 @@ class Server:
         self.socket.setsockopt(zmq.SNDHWM, protocol.MAX_IN_FLIGHT)
         self.socket.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
         # Off loopback, CURVE is required: only listed client keys get in, traffic encrypted.
-        self.authenticator = secure_server(
-            self.socket, bind, curve_secret, curve_clients, self.context
-        )
-        self.socket.bind(_with_port_wildcard(bind))
+        allowed_keys = secure_server(self.socket, bind, curve_secret, curve_clients)
+        # At most max_connections peers: the bytes queued per server stay bounded.
+        self.gate = ConnectionGate(self.context, self.socket, max_connections, allowed_keys)
+        try:
+            self.socket.bind(_with_port_wildcard(bind))
+        except BaseException:
+            self.socket.close(linger=0)
+            self.gate.stop()
+            raise
         self.address: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.requests_served = 0
         self.frame_files = WRITER
@@ -162,8 +176,9 @@ class Server:
 
     def _shutdown(self) -> None:
         self.socket.close()
-        if self.authenticator is not None:
-            self.authenticator.stop()
+        self.gate.stop()
+        if self._own_context:
+            self.context.term()  # waits out the socket's linger for the last reply
         self.frame_files.close()
         self._remove_probe()
 
@@ -197,7 +212,7 @@ class Server:
             body = handler(body)
             events = self.scene.take_events()  # emitted since the last reply: ride along
             if events and isinstance(body, dict):
-                body["events"] = events
+                body["events"] = [_encodable_event(event) for event in events]
             locate = self.frame_files.locate if keep is not None else None
             return protocol.encode(protocol.REPLY_OK, body, locate)
         except Exception as exc:  # every failure becomes an error reply; the server lives on
@@ -379,6 +394,28 @@ def _frames_kept(options: dict[str, Any], body: dict[str, Any], kind: str) -> in
             f"steps per request), got {keep} x {frames // keep} = {frames}"
         )
     return keep
+
+
+#: The event that stands in for one that cannot travel (its name and why, instead).
+UNENCODABLE_EVENT = "btgym.unencodable_event"
+
+
+def _encodable_event(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` if it can travel; else an event naming it and why (the reply still goes).
+
+    A scene's bad event must cost neither its step nor the steps after it.
+    """
+    try:
+        protocol.encode(protocol.REPLY_OK, event)
+    except BtgymError as exc:
+        return {
+            "event": UNENCODABLE_EVENT,
+            "data": {
+                "event": str(event.get("event"))[:200],
+                "error": str(exc)[: protocol.MAX_ERROR_MESSAGE_CHARS],
+            },
+        }
+    return event
 
 
 def _describe(value: Any) -> str:

@@ -18,6 +18,10 @@ shadowed; official builds ignore ``PYTHONPATH``, so it is passed as an argument)
   those packages (no download);
 * otherwise: ``pip install --target`` for Blender's Python version into
   ``~/.cache/btgym/blender-python/<version>-<platform>`` (binary wheels only; once).
+
+Every cache directory is made 0700 by btgym, or refused when another user owns it or
+can write it or a directory above it (:func:`private_cache`): its contents run as the
+trainer's user inside Blender.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from btgym.errors import LaunchError
+from btgym.wire._private_files import trusted_directory
 
 #: What ``blender_side`` imports besides the standard library (distribution names).
 SERVER_MODULES = {
@@ -61,6 +66,19 @@ def cache_root() -> Path:
     """Where provisioned packages and probe results live (``$XDG_CACHE_HOME/btgym``)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "btgym"
+
+
+def private_cache(*parts: str) -> Path:
+    """``cache_root()/parts...``, each level made 0700 if missing and checked.
+
+    What is cached here runs inside Blender (packages) or decides what does (probe
+    results), so a directory another user owns or can write, at any level or above, is
+    refused with :class:`~btgym.errors.UntrustedPathError` instead of trusted.
+    """
+    path = trusted_directory(cache_root(), "btgym's cache directory")
+    for part in parts:
+        path = trusted_directory(os.path.join(path, part), "btgym's cache directory")
+    return Path(path)
 
 
 def kind_of(executable: str, timeout: float = 60.0) -> str:
@@ -96,7 +114,7 @@ def probe(executable: str, timeout: float = 120.0) -> dict[str, Any]:
     """
     stat = os.stat(executable)
     key = hashlib.sha256(f"{executable}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
-    cached = cache_root() / "blender-probe" / f"{key[:24]}.json"
+    cached = private_cache("blender-probe") / f"{key[:24]}.json"
     with contextlib.suppress(OSError, ValueError, KeyError):
         info = json.loads(cached.read_text())
         if info["kind"] in KINDS:
@@ -126,7 +144,6 @@ def probe(executable: str, timeout: float = 120.0) -> dict[str, Any]:
             f"expected Blender {'.'.join(map(str, OLDEST_SUPPORTED))} or newer at "
             f"{executable}, got {'.'.join(map(str, info['blender']))}"
         )
-    cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(info))
     return info
 
@@ -167,11 +184,10 @@ def _own_installation(modules: list[str]) -> list[str]:
 def _provision(info: dict[str, Any], modules: list[str]) -> Path:
     """``pip install --target`` the wheels for Blender's Python into the cache (once)."""
     major, minor = info["python"][:2]
-    target = cache_root() / "blender-python" / f"cp{major}{minor}-{info['machine']}"
+    target = private_cache("blender-python", f"cp{major}{minor}-{info['machine']}")
     done = target / ".btgym-complete"
     if done.exists():
         return target
-    target.mkdir(parents=True, exist_ok=True)
     with open(target.parent / f".{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one install at a time, also across processes
         if done.exists():
@@ -209,6 +225,7 @@ __all__ = [
     "OLDEST_SUPPORTED",
     "SERVER_MODULES",
     "cache_root",
+    "private_cache",
     "kind_of",
     "probe",
     "requirement",

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import zmq
+from gymnasium import spaces
 from zmq.utils.monitor import recv_monitor_message
 
 from btgym._launch_config import DEFAULTS
@@ -39,12 +40,14 @@ from btgym.errors import (
     InstanceTimeoutError,
     LimitError,
     NoAsyncCallError,
+    ProtocolError,
     VersionMismatchError,
 )
 from btgym.peer import ServerPeer
 from btgym.wire import protocol
 from btgym.wire.frame_files import FrameFileReader
 from btgym.wire.security import ClientKeys
+from btgym.wire.space_codec import space_from_data
 
 IDEMPOTENT = frozenset({"hello", "ping"})
 _POLL_SLICE_MS = 100
@@ -157,9 +160,10 @@ class Client(ServerPeer):
                 self._reopen()
                 raise AuthenticationError(
                     f"expected {self._where()} to accept our connection for {op!r}, but it "
-                    f"refused the handshake ({refused}): check the client's CURVE keys "
-                    "(curve=ClientKeys.load(...)) and that its public key is in the "
-                    "server's clients directory",
+                    f"refused the handshake ({refused}): the server serves at most "
+                    "max_connections peers at once (close unused envs and streams), and a "
+                    "CURVE server only keys in its clients directory (check "
+                    "curve=ClientKeys.load(...))",
                     instance=self.instance,
                 )
             if not self.is_alive():
@@ -184,6 +188,7 @@ class Client(ServerPeer):
         if info.get("protocol") != protocol.PROTOCOL_VERSION:
             raise VersionMismatchError(protocol.PROTOCOL_VERSION, info.get("protocol"), "server")
         self.max_message_bytes = info.get("max_message_bytes")
+        self.observation_space = _declared_space(info.get("observation_space"), self._where())
         if self.use_frame_files:
             self.frame_files = FrameFileReader.from_hello(info.get("frame_files"))
         return info
@@ -203,9 +208,10 @@ class Client(ServerPeer):
     def _open_socket(self) -> None:
         socket = self._context.socket(zmq.REQ)
         socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.MAXMSGSIZE, self.max_reply_bytes)  # no bigger frame is read
         if self.curve is not None:
             self.curve.apply(socket)
-        if self.address.startswith("tcp://"):  # CURVE servers: learn of a refused handshake
+        if self.address.startswith(("tcp://", "ipc://")):  # learn of a refused handshake
             self._monitor = socket.get_monitor_socket(_HANDSHAKE_FAILED)
         socket.connect(self.address)
         self._socket = socket
@@ -231,6 +237,22 @@ class Client(ServerPeer):
         self._close_sockets()
         self._pending = None
         self._open_socket()
+
+
+def _declared_space(data: Any, where: str) -> spaces.Space | None:
+    """The observation space a server declared in ``hello`` (None: none declared).
+
+    Raises :class:`ProtocolError` for a description that is not a space.
+    """
+    if data is None:
+        return None
+    try:
+        return space_from_data(data)
+    except Exception as exc:  # noqa: BLE001 - any malformed description
+        raise ProtocolError(
+            f"expected an observation space description in the hello reply from {where}, "
+            f"got {protocol.preview(data)} ({type(exc).__name__})"
+        ) from None
 
 
 def __getattr__(name: str) -> Any:

@@ -5,7 +5,8 @@ in pixels, class ids ``(M,)``, optionally visibility ``(M,)``. The keys default 
 Parts-v0's (``bbox_visib``, ``class_id``, ``visib_fract``, BOP's names) and are
 arguments for other scenes; an item without the box or class key is an error (a key
 typo must not silently give zero annotations). Objects below ``min_visibility`` are
-left out.
+left out. Non-finite boxes or visibility and class ids outside ``class_names`` are
+errors: the JSON is always valid and every ``category_id`` is defined.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def to_coco(
             if visibility_key and visibility_key in info
             else np.ones(len(boxes))
         )
+        _check_values(boxes, classes, visibility, len(class_names), image_id)
         for box, cls, visible in zip(boxes, classes, visibility, strict=True):
             width_box, height_box = box[2] - box[0], box[3] - box[1]
             if visible < min_visibility or width_box <= 0 or height_box <= 0:
@@ -81,6 +83,30 @@ def to_coco(
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
+def _check_values(
+    boxes: np.ndarray, classes: np.ndarray, visibility: np.ndarray, names: int, image_id: int
+) -> None:
+    """Finite boxes and visibility, class ids that ``categories`` defines; else ConfigError.
+
+    JSON has no NaN or Infinity (``json.dump`` would write them anyway, and COCO readers
+    then fail or score garbage), and an annotation of an undefined category breaks them.
+    """
+    for name, values in (("boxes", boxes), ("visibility", visibility)):
+        finite = np.isfinite(values)
+        bad = np.flatnonzero(~(finite.all(axis=1) if finite.ndim > 1 else finite))
+        if bad.size:
+            raise ConfigError(
+                f"expected finite {name} in item {image_id}, got {values[bad[0]].tolist()} "
+                f"for object {int(bad[0])}"
+            )
+    outside = np.flatnonzero((classes < 0) | (classes >= names))
+    if outside.size:
+        raise ConfigError(
+            f"expected class ids from 0 to {names - 1} (class_names has {names} names), got "
+            f"{int(classes[outside[0]])} for object {int(outside[0])} in item {image_id}"
+        )
+
+
 def write_coco(
     path: str | os.PathLike[str],
     items: Iterable[dict[str, Any]],
@@ -89,8 +115,9 @@ def write_coco(
 ) -> dict[str, Any]:
     """:func:`to_coco`, written to ``path``."""
     coco = to_coco(items, class_names, **kwargs)
+    text = json.dumps(coco, allow_nan=False)  # valid JSON or an error, never NaN
     with open(path, "w") as f:
-        json.dump(coco, f)
+        f.write(text)
     return coco
 
 

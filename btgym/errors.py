@@ -25,6 +25,7 @@ named below::
     │   ├── InstanceDiedError      an instance's process exited
     │   ├── InstanceTimeoutError   an instance did not answer in time (also TimeoutError)
     │   └── AuthenticationError    the CURVE handshake failed (also PermissionError)
+    ├── UntrustedPathError         a directory another user owns or can write (PermissionError)
     ├── ClosedError                the env or client was used after close()
     ├── UsedAfterForkError         an env, client or launcher used in a forked child
     ├── AlreadyPendingCallError    a call sent while an earlier one awaits its reply
@@ -169,6 +170,13 @@ class AuthenticationError(InstanceError, PermissionError):
     """The server refused this client's CURVE handshake (no keys, or keys not on its list)."""
 
 
+class UntrustedPathError(BtgymError, PermissionError):
+    """A directory another local user owns or can write, where btgym keeps code or secrets.
+
+    Caches, keys, logs and ready files: a symlink where a directory must be counts too.
+    """
+
+
 class ClosedError(BtgymError):
     """An env, client or launcher was used after ``close()``."""
 
@@ -252,6 +260,7 @@ __all__ = [
     "ResetNeeded",
     "SpaceError",
     "UnknownParamError",
+    "UntrustedPathError",
     "UsedAfterForkError",
     "VersionMismatchError",
 ]

@@ -36,7 +36,13 @@ import numpy as np
 
 from btgym._launch_config import DEFAULTS
 from btgym.errors import ClosedError, ConfigError, LaunchError, UsedAfterForkError
-from btgym.wire._private_files import make_private_directory, remove_owned_tree, sweep
+from btgym.wire._private_files import (
+    make_private_directory,
+    remove_owned_tree,
+    sweep,
+    trusted_directory,
+    untrusted_reason,
+)
 from btgym.wire.frame_files import DIRECTORY_PATTERN, frame_directory
 from btgym.wire.gpu_backend import environment as gpu_backend_environment
 
@@ -176,7 +182,7 @@ def blender_command(blender: str | None, ui: bool = False) -> list[str]:
                 "expected a Blender executable for ui=True (blender= or BTGYM_BLENDER), got "
                 "the bpy module, which has no window"
             )
-        return [sys.executable, "-m", "blender_side"]
+        return [sys.executable, "-P", "-m", "blender_side"]  # -P: not from the cwd
     executable = shutil.which(os.path.expanduser(blender)) or os.path.expanduser(blender)
     if not os.path.isfile(executable):
         raise LaunchError(f"expected a Blender executable at {blender!r}, found none")
@@ -187,7 +193,8 @@ def blender_command(blender: str | None, ui: bool = False) -> list[str]:
         )
     from btgym.blender_python import probe, server_paths
 
-    kind = probe(executable)["kind"]
+    info = probe(executable)
+    kind = info["kind"]
     if ui and kind == "python":
         raise LaunchError(
             f"expected a Blender executable for ui=True, got the Python interpreter "
@@ -195,7 +202,9 @@ def blender_command(blender: str | None, ui: bool = False) -> list[str]:
         )
     sites = [arg for path in server_paths(executable) for arg in ("--site", path)]
     if kind == "python":
-        return [executable, "-m", "blender_side", *sites]
+        if tuple(info["python"][:2]) >= (3, 11):
+            return [executable, "-P", "-m", "blender_side", *sites]
+        return [executable, "-c", _SAFE_MAIN, *sites]  # no -P before Python 3.11
     script = PROJECT_ROOT / "blender_side" / "__main__.py"
     return [
         executable,
@@ -209,6 +218,24 @@ def blender_command(blender: str | None, ui: bool = False) -> list[str]:
         *sites,
         *(["--ui"] if ui else []),
     ]
+
+
+#: ``python -m blender_side`` without the working directory on ``sys.path`` (what
+#: ``-P`` does from Python 3.11 on); ``-c`` puts ``''`` first, removed before any import.
+_SAFE_MAIN = (
+    "import sys; del sys.path[0]; import runpy; "
+    "runpy.run_module('blender_side', run_name='__main__', alter_sys=True)"
+)
+
+
+def scene_path_args(cwd: str | None = None) -> list[str]:
+    """``--path`` arguments for the server: the trainer's working directory, if trusted.
+
+    ``package.module:Class`` scenes of the user's project import from there, as with
+    ``python -m``; a directory another user owns or can write is left out.
+    """
+    cwd = cwd or os.getcwd()
+    return ["--path", cwd] if untrusted_reason(cwd) is None else []
 
 
 class InstanceSet:
@@ -247,9 +274,11 @@ class Launcher(InstanceSet):
     the log directory (``ipc://``, ~35 % less CPU per 1 MB frame than loopback TCP), or
     ``tcp://127.0.0.1:0`` where IPC is unavailable.
     ``scene_kwargs`` must be JSON-serializable. Logs go to ``log_dir`` (a temporary
-    directory, removed on close unless ``keep_logs``). Use as a context manager or
-    call :meth:`close`. Defaults are :data:`btgym._launch_config.DEFAULTS`; entry points
-    pass a :class:`~btgym._launch_config.LaunchConfig` here (``launcher_options()``).
+    directory, removed on close unless ``keep_logs``; a given one that another user owns
+    or can write is refused with :class:`~btgym.errors.UntrustedPathError`). Use as a
+    context manager or call :meth:`close`. Defaults are
+    :data:`btgym._launch_config.DEFAULTS`; entry points pass a
+    :class:`~btgym._launch_config.LaunchConfig` here (``launcher_options()``).
     """
 
     def __init__(
@@ -297,8 +326,10 @@ class Launcher(InstanceSet):
         )
         self._owner_pid = os.getpid()
         run_prefix = f"btgym-run-{os.getpid()}-"
-        self.log_dir = Path(log_dir or make_private_directory(tempfile.gettempdir(), run_prefix))
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if log_dir is None:
+            self.log_dir = Path(make_private_directory(tempfile.gettempdir(), run_prefix))
+        else:  # logs, ready files and sockets: no other user may plant or redirect them
+            self.log_dir = Path(trusted_directory(log_dir, "log_dir"))
         remove_stale_files()
         self.instances: list[Instance] = []
         self._closed = False
@@ -343,6 +374,7 @@ class Launcher(InstanceSet):
             "--ready-file",
             str(ready_path),
         ]
+        args += scene_path_args()
         if blend_file:
             args += ["--blend", os.path.abspath(blend_file)]
         if self.max_message_bytes:
@@ -498,7 +530,10 @@ def child_env(
         for name, value in gpu_backend_environment(gpu_backend, os.environ).items()
         if not (own_bpy and value.startswith(own_bpy))
     }
-    paths = [str(PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    given = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    # A relative entry names the working directory's contents: only a trusted one's.
+    absolute = [os.path.abspath(p) for p in given if os.path.isabs(p) or _trusted(p)]
+    paths = [str(PROJECT_ROOT), *absolute]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.update(extra or {})
@@ -516,6 +551,13 @@ def _own_bpy_directory() -> str | None:
     return os.path.dirname(spec.origin) + os.sep
 
 
+def _trusted(path: str) -> bool:
+    """Whether the directory ``path`` (relative to the working directory) is trusted."""
+    return untrusted_reason(os.path.abspath(os.path.dirname(path) or ".")) is None and (
+        not os.path.isdir(path) or untrusted_reason(os.path.abspath(path)) is None
+    )
+
+
 def _close_all() -> None:
     for launcher in list(_LIVE_LAUNCHERS):
         launcher.close(grace=1.0)
@@ -529,6 +571,7 @@ __all__ = [
     "Launcher",
     "blender_command",
     "child_env",
+    "scene_path_args",
     "describe_exit",
     "remove_stale_files",
 ]

@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from gymnasium import spaces
+
 from btgym.errors import (
     ClosedError,
     ConfigError,
@@ -34,6 +36,7 @@ from btgym.errors import (
 )
 from btgym.wire import protocol
 from btgym.wire.frame_files import FrameFileReader
+from btgym.wire.reply_checks import reply_mismatch
 
 #: Scene events a client keeps until they are popped (the oldest go first).
 MAX_EVENTS = 1024
@@ -65,6 +68,10 @@ class ServerPeer:
         self.timeout = timeout
         self.instance = instance
         self.frame_files = frame_files
+        #: The observation space the server declared at ``hello``: replies must fit it.
+        self.observation_space: spaces.Space | None = None
+        #: Most bytes of arrays one reply may declare (also the socket's MAXMSGSIZE).
+        self.max_reply_bytes = protocol.DEFAULT_MAX_REPLY_BYTES
         self._is_alive = is_alive
         self._log_tail = log_tail
         self._pid = os.getpid()
@@ -121,18 +128,43 @@ class ServerPeer:
 
     def _unpack_reply(self, op: str, frames: list[Any]) -> Any:
         """The body of an ``ok`` reply; an ``error`` reply is raised as its exception."""
-        message = protocol.decode(frames, self.frame_files)
+        try:
+            message = protocol.decode(frames, self.frame_files, self.max_reply_bytes)
+        except LimitError as exc:
+            raise LimitError(
+                f"expected a reply to {op!r} from {self._where()} within max_reply_bytes "
+                f"({self.max_reply_bytes}) and the observation space "
+                f"{self.observation_space}, got more: {exc}"
+            ) from None
         if message.kind == protocol.REPLY_OK:
             body = message.body
-            if isinstance(body, dict) and isinstance(body.get("events"), list):
-                for event in body.pop("events"):
-                    self.events.append({**event, "instance": self.instance})
+            if self.observation_space is not None:
+                problem = reply_mismatch(self.observation_space, op, body)
+                if problem is not None:
+                    raise ObservationError(
+                        f"expected the reply to {op!r} from {self._where()} to carry "
+                        f"observations of {self.observation_space}, got {problem}"
+                    )
+            if isinstance(body, dict) and "events" in body:
+                self._take_events(op, body.pop("events"))
             return body
         if message.kind == protocol.REPLY_ERROR:
             raise remote_exception(message.body, self.instance)
         raise ProtocolError(
             f"expected an 'ok' or 'error' reply to {op!r}, got {protocol.preview(message.kind)}"
         )
+
+    def _take_events(self, op: str, events: Any) -> None:
+        """Keep the scene's events a reply carried: a list of maps, each with its name."""
+        if not isinstance(events, list) or not all(
+            isinstance(event, dict) and isinstance(event.get("event"), str) for event in events
+        ):
+            raise ProtocolError(
+                f"expected the events of the reply to {op!r} from {self._where()} as a list "
+                f"of maps with an 'event' name, got {protocol.preview(events)}"
+            )
+        for event in events:
+            self.events.append({**event, "instance": self.instance})
 
 
 def remote_exception(body: Any, instance: Any) -> Exception:

@@ -60,6 +60,7 @@ class PipelinedClient(ServerPeer):
         self.depth = depth
         self.socket = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, self.max_reply_bytes)  # no bigger frame is read
         if curve is not None:
             curve.apply(self.socket)
         self.socket.connect(address)
@@ -70,10 +71,10 @@ class PipelinedClient(ServerPeer):
     def for_client(cls, client: Client, depth: int, instance: Any = None) -> PipelinedClient:
         """A pipelined client to the server ``client`` (a handshaken Client) talks to.
 
-        Same address, timeout, keys, liveness and log; frames by reference when the
-        client's ``hello`` proved it can read them.
+        Same address, timeout, keys, liveness, log and declared observation space; frames
+        by reference when the client's ``hello`` proved it can read them.
         """
-        return cls(
+        pipe = cls(
             client.address,
             depth,
             client.timeout,
@@ -83,6 +84,8 @@ class PipelinedClient(ServerPeer):
             curve=client.curve,
             frame_files=client.frame_files,
         )
+        pipe.observation_space = client.observation_space  # replies must fit it too
+        return pipe
 
     @property
     def full(self) -> bool:

@@ -66,3 +66,25 @@ def test_a_missing_annotation_key_is_an_error_not_zero_annotations():
         to_coco([{**ITEMS[0], "info": {"boxes": np.zeros((1, 4)), "class_id": [0]}}], ["a"])
     coco = to_coco([ITEMS[1]], ["a", "b"], boxes_key="bbox_visib", classes_key="class_id")
     assert len(coco["annotations"]) == 1
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_boxes_or_visibility_are_refused_and_never_written(tmp_path, value):
+    path = tmp_path / "coco.json"
+    boxes = item(0, [[1, 2, 11, 22], [1, 2, value, 22]], [0, 1], [1.0, 1.0])
+    with pytest.raises(ValueError, match=r"expected finite boxes in item 1, got \[1.0, 2.0, "):
+        write_coco(path, [boxes], ["a", "b"])
+    visibility = item(0, [[1, 2, 11, 22]], [0], [value])
+    with pytest.raises(ValueError, match="expected finite visibility in item 1.*object 0"):
+        write_coco(path, [visibility], ["a", "b"])
+    assert not path.exists()
+
+
+def test_class_ids_that_categories_does_not_define_are_refused(tmp_path):
+    for bad in (3, -1):
+        with pytest.raises(ValueError, match=f"from 0 to 2 .*3 names.*got {bad} for object 1"):
+            to_coco([item(0, [[1, 2, 11, 22], [1, 2, 5, 6]], [0, bad], [1.0, 1.0])], "abc")
+    coco = to_coco(ITEMS, ["gear", "plate", "bolt"])
+    defined = {c["id"] for c in coco["categories"]}
+    assert {a["category_id"] for a in coco["annotations"]} <= defined
+    json.loads(json.dumps(coco, allow_nan=False))  # strict JSON

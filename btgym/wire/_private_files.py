@@ -18,6 +18,8 @@ import shutil
 import stat
 import tempfile
 
+from btgym.errors import UntrustedPathError
+
 #: Largest pid Linux hands out (``/proc/sys/kernel/pid_max`` is at most 2**22).
 PID_MAX = 1 << 22
 
@@ -35,6 +37,99 @@ def is_private_directory(path: str, uid: int | None = None) -> bool:
         return False
     owner = os.geteuid() if uid is None else uid
     return stat.S_ISDIR(info.st_mode) and info.st_uid == owner and info.st_mode & 0o077 == 0
+
+
+def untrusted_reason(path: str, private: bool = False) -> str | None:
+    """Why the directory ``path`` could be changed by another user, or None if it cannot.
+
+    ``path`` itself must be a real directory (no symlink) of this user that no one else
+    can write (``private``: that no one else can enter); every directory above its real
+    location must belong to this user or root and be writable by no one else, unless
+    sticky (``/tmp``): otherwise its owner could rename ``path`` away and put another
+    in its place. Group write counts as no one else's only for this user's own primary
+    group (user-private groups, umask 002).
+    """
+    me = os.geteuid()
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        return f"cannot inspect it ({exc.strerror})"
+    if stat.S_ISLNK(info.st_mode):
+        return "it is a symlink"
+    if not stat.S_ISDIR(info.st_mode):
+        return "it is not a directory"
+    if info.st_uid != me:
+        return f"it is owned by uid {info.st_uid}, not by uid {me}"
+    if (private and info.st_mode & 0o077) or _writable_by_others(info):
+        return f"its mode {oct(stat.S_IMODE(info.st_mode))} lets other users in"
+    return _reason_above(os.path.dirname(os.path.realpath(path)))
+
+
+def _reason_above(directory: str) -> str | None:
+    """Why another user could replace what lies in ``directory`` (a real path), or None."""
+    me = os.geteuid()
+    while True:
+        info = os.stat(directory)
+        if info.st_uid not in (me, 0):
+            return f"{directory} above it is owned by uid {info.st_uid}"
+        if _writable_by_others(info) and not info.st_mode & stat.S_ISVTX:
+            mode = oct(stat.S_IMODE(info.st_mode))
+            return f"{directory} above it is writable by other users (mode {mode})"
+        if directory == os.path.dirname(directory):
+            return None
+        directory = os.path.dirname(directory)
+
+
+def _writable_by_others(info: os.stat_result) -> bool:
+    if info.st_mode & 0o002:
+        return True
+    return bool(info.st_mode & 0o020) and info.st_gid != os.getegid()
+
+
+def trusted_directory(
+    path: str | os.PathLike[str], what: str, private: bool = False, mode: int = 0o700
+) -> str:
+    """``path`` made if missing (``mode``, missing parents 0700) and checked; its real path.
+
+    Raises :class:`~btgym.errors.UntrustedPathError` (a ``PermissionError``) naming
+    ``what`` when another user owns or can write it or a directory above it
+    (:func:`untrusted_reason`). Use the returned path from then on: a symlink above it
+    cannot be retargeted later.
+    """
+    text = os.path.abspath(os.fspath(path))
+    existing = text
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if existing == text:
+        reason = untrusted_reason(text, private)
+    else:  # nothing is made inside a directory another user could change
+        reason = _reason_above(os.path.realpath(existing))
+        if reason is None:
+            _make_levels(existing, text, mode)
+            reason = untrusted_reason(text, private)
+    if reason is not None:
+        raise UntrustedPathError(
+            f"expected {what} {text} to be a directory only uid {os.geteuid()} can change, "
+            f"got one that another user could: {reason}; use a directory of your own"
+        )
+    return os.path.realpath(text)
+
+
+def _make_levels(existing: str, path: str, mode: int) -> None:
+    """Make every directory from below ``existing`` down to ``path``: 0700, ``path`` ``mode``.
+
+    Each level gets its mode at creation and again explicitly (a umask of 0 would leave
+    ``os.makedirs``'s parents writable by everyone).
+    """
+    levels = []
+    while path != existing:
+        levels.append(path)
+        path = os.path.dirname(path)
+    for level in reversed(levels):
+        wanted = mode if level == levels[0] else 0o700
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(level, wanted)
+            os.chmod(level, wanted)
 
 
 def open_verified(path: str, min_size: int = 0, max_size: int | None = None) -> int:
@@ -143,6 +238,8 @@ def sweep(base: str, pattern: re.Pattern[str]) -> int:
 
 __all__ = [
     "PID_MAX",
+    "trusted_directory",
+    "untrusted_reason",
     "is_private_directory",
     "make_private_directory",
     "open_verified",

@@ -12,7 +12,9 @@ the file's name and the array's offset in place of the bytes (see ``docs/protoco
   take references, once ``keep`` newer requests have arrived (a client sends its
   next request only after mapping a reply). At most ``MAX_FRAMES_HELD`` names live.
 * :class:`FrameFileReader` (trainer side) maps a referenced file copy-on-write: the
-  array is writable and private, and stays valid after the name is removed.
+  array is writable and private, and stays valid after the name is removed. The map
+  keeps no file descriptor, and past a budget of pinned bytes frames are copied
+  (:mod:`btgym.wire.page_maps`).
 
 Whether the client sees the server's files is proved at ``hello`` with a probe file
 holding a random token, never assumed (containers, other hosts, NFS all differ), and
@@ -45,6 +47,7 @@ from btgym.wire._private_files import (
     remove_owned_tree,
     write_private_file,
 )
+from btgym.wire.page_maps import map_pages, read_copy
 
 #: Names a client accepts in a reference: no directories, no other files.
 NAME_PATTERN = re.compile(r"frame-\d+-[0-9a-f]{16}\.[a-z]{3}")
@@ -266,7 +269,11 @@ class FrameFileReader:
         return cls(str(directory)) if secrets.compare_digest(found, str(token)) else None
 
     def buffer(self, name: Any, offset: Any, nbytes: int) -> memoryview:
-        """``nbytes`` at ``offset`` of frame file ``name``, mapped copy-on-write."""
+        """``nbytes`` at ``offset`` of frame file ``name``, mapped copy-on-write.
+
+        The map keeps no file descriptor; past the pinned-bytes budget
+        (:mod:`btgym.wire.page_maps`) the bytes are copied instead.
+        """
         if not (isinstance(name, str) and NAME_PATTERN.fullmatch(name)):
             raise DecodeError(f"expected a btgym frame file name, got {name!r:.80}")
         if not (isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0):
@@ -287,10 +294,14 @@ class FrameFileReader:
         try:
             if nbytes == 0:
                 return memoryview(bytearray())
-            mapping = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
+            pages = map_pages(fd, offset, nbytes)  # keeps no descriptor
+            return pages if pages is not None else read_copy(fd, offset, nbytes)
+        except OSError as exc:
+            raise DecodeError(
+                f"expected to map {nbytes} bytes at offset {offset} of frame file {path}, got {exc}"
+            ) from exc
         finally:
             os.close(fd)
-        return memoryview(mapping)[offset : offset + nbytes]
 
 
 __all__ = [

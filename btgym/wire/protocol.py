@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import msgpack
 import numpy as np
 
-from btgym.errors import DecodeError, EncodeError, VersionMismatchError
+from btgym.errors import DecodeError, EncodeError, LimitError, VersionMismatchError
 
 PROTOCOL_VERSION = 2
 MAGIC = "btgym"
@@ -39,6 +39,10 @@ OUT_OF_BAND_BYTES = 1024
 #: Largest frame a server accepts by default (ZeroMQ's MAXMSGSIZE applies per frame; a
 #: peer sending more is disconnected). Servers announce theirs in ``hello``.
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+#: Most bytes of arrays a client accepts in one reply (sizes as declared, checked before
+#: anything is mapped, copied or allocated; also ZeroMQ's MAXMSGSIZE of client sockets).
+DEFAULT_MAX_REPLY_BYTES = 1 << 30
 
 #: Most steps one ``steps`` request may ask for (bounds a reply's size).
 MAX_STEPS_PER_REQUEST = 64
@@ -149,10 +153,14 @@ def _check_dtype(dtype: np.dtype) -> None:
         )
 
 
-def decode(frames: Sequence[Any], files: FileBuffers | None = None) -> Message:
+def decode(
+    frames: Sequence[Any], files: FileBuffers | None = None, max_bytes: int | None = None
+) -> Message:
     """Parse frames (bytes or ``zmq.Frame``) into a :class:`Message`.
 
     ``files`` maps arrays sent as frame-file references; without it they are an error.
+    ``max_bytes``: most bytes all arrays together may declare (:class:`LimitError` past
+    it, raised before the array's bytes are mapped or copied).
 
     Raises :class:`DecodeError` for anything that is not a btgym message and
     :class:`VersionMismatchError` for a message of another protocol version.
@@ -160,6 +168,7 @@ def decode(frames: Sequence[Any], files: FileBuffers | None = None) -> Message:
     if not frames:
         raise DecodeError("expected at least one frame (the header), got an empty message")
     buffers = [_buffer_of(frame) for frame in frames]
+    budget = [max_bytes]  # what later arrays may still declare (None: no bound)
 
     def ext_hook(code: int, data: bytes) -> Any:
         if code not in (_EXT_ARRAY, _EXT_SCALAR):
@@ -168,7 +177,7 @@ def decode(frames: Sequence[Any], files: FileBuffers | None = None) -> Message:
             dtype_str, shape, payload = msgpack.unpackb(data, raw=False)
         except Exception as exc:
             raise DecodeError(f"malformed array descriptor: {_clip(exc)}") from exc
-        array = _unpack_array(dtype_str, shape, payload, buffers, files)
+        array = _unpack_array(dtype_str, shape, payload, buffers, files, budget)
         return array[()] if code == _EXT_SCALAR else array
 
     unpacker = msgpack.Unpacker(
@@ -196,7 +205,7 @@ def decode(frames: Sequence[Any], files: FileBuffers | None = None) -> Message:
         kind = unpacker.unpack()
         body = unpacker.unpack()
         options = unpacker.unpack()
-    except (DecodeError, VersionMismatchError):
+    except (DecodeError, LimitError, VersionMismatchError):
         raise
     except Exception as exc:
         raise DecodeError(
@@ -298,6 +307,7 @@ def _unpack_array(
     payload: Any,
     buffers: list[memoryview],
     files: FileBuffers | None,
+    budget: list[int | None],
 ) -> np.ndarray:
     try:
         dtype = np.dtype(dtype_str)
@@ -313,6 +323,15 @@ def _unpack_array(
         raise DecodeError(
             f"expected a shape of at most {_MAX_DIMS} non-negative ints, got {preview(shape)}"
         )
+    expected = math.prod(shape) * dtype.itemsize
+    left = budget[0]
+    if left is not None:
+        if expected > left:
+            raise LimitError(
+                f"expected arrays of at most {left} more bytes in this message, got "
+                f"an array {dtype} {preview(tuple(shape))} declaring {expected} bytes"
+            )
+        budget[0] = left - expected
     if type(payload) is int:  # not a bool; inlined, as this runs for every array
         if not 1 <= payload < len(buffers):
             raise DecodeError(
@@ -330,12 +349,11 @@ def _unpack_array(
             raise DecodeError(
                 f"got a frame file reference {preview(payload)} without having agreed to them"
             )
-        raw = files.buffer(payload[0], payload[1], math.prod(shape) * dtype.itemsize)
+        raw = files.buffer(payload[0], payload[1], expected)
     else:
         raise DecodeError(
             f"expected array bytes, a frame index or a file reference, got {preview(payload)}"
         )
-    expected = math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
         raise DecodeError(
             f"array {preview(dtype)} {preview(tuple(shape))} needs {expected} bytes, got "
@@ -405,6 +423,7 @@ def _encodable(text: str) -> str:
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
+    "DEFAULT_MAX_REPLY_BYTES",
     "MAGIC",
     "MAX_ERROR_MESSAGE_CHARS",
     "MAX_ERROR_TRACEBACK_CHARS",

@@ -25,12 +25,12 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import zmq
 import zmq.auth
 
-from btgym.errors import ConfigError, LaunchError
+from btgym.errors import ConfigError, LaunchError, UntrustedPathError
+from btgym.wire._private_files import trusted_directory, untrusted_reason
 
 #: The ZAP domain of every btgym server socket. Setting one also makes libzmq refuse
 #: legacy ZMTP 1.0/2.0 peers (random bytes on the port would otherwise parse as one).
@@ -110,14 +110,15 @@ def generate_keys(
     """Create ``name.key`` (public, 0644) and ``name.key_secret`` (0600) in ``directory``.
 
     Returns both paths. Existing key files are only replaced with ``force`` (atomically).
-    A directory created here has mode 0700: it holds a secret.
+    A directory created here has mode 0700: it holds a secret. One that another user owns
+    or can write (or a directory above it) is refused with
+    :class:`~btgym.errors.UntrustedPathError`: they could swap ``server.key`` or add a key.
     """
     check_key_name(name)
-    root = Path(directory)
+    root = Path(trusted_directory(directory, "the keys directory"))
     public_file, secret_file = root / f"{name}.key", root / f"{name}.key_secret"
     if not force:
         _refuse_existing([public_file, secret_file])
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     public, secret = zmq.curve_keypair()
     _write(secret_file, _certificate(public, secret), 0o600, force)
     _write(public_file, _certificate(public), 0o644, force)
@@ -135,15 +136,16 @@ def allow_client(
 
     Only the public key is written, even from a secret key file. ``name`` defaults to the
     key file's name without its suffix; an existing entry is replaced only with ``force``.
+    A ``clients_dir`` another user owns or can write is refused (they could add keys).
     """
     if name is None:
         name = Path(key_file).name.removesuffix(".key_secret").removesuffix(".key")
     check_key_name(name)
     public, _ = zmq.auth.load_certificate(str(key_file))
-    target = Path(clients_dir) / f"{name}.key"
+    clients = trusted_directory(clients_dir, "the clients directory", mode=0o755)
+    target = Path(clients) / f"{name}.key"
     if not force:
         _refuse_existing([target])
-    target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     _write(target, _certificate(public), 0o644, force)
     return target
 
@@ -192,11 +194,12 @@ def secure_server(
     bind: str,
     secret_file: str | None,
     clients_dir: str | None,
-    context: zmq.Context,
-) -> Any:
+) -> frozenset[bytes] | None:
     """Configure CURVE on a server socket before it binds; required off loopback.
 
-    Returns the running authenticator (keep it alive), or None on loopback without keys.
+    Returns the z85 public keys of the allow-list (the server's
+    :class:`~btgym.wire.gate.ConnectionGate` lets only those in), or None on loopback
+    without keys.
     """
     if secret_file is None:
         if not is_loopback(bind):
@@ -207,19 +210,20 @@ def secure_server(
         return None
     if clients_dir is None or not Path(clients_dir).is_dir():
         raise LaunchError(f"expected a directory of authorized client keys, got {clients_dir!r}")
-    from zmq.auth.thread import ThreadAuthenticator
-
+    reason = untrusted_reason(str(clients_dir))
+    if reason is not None:  # whoever can write it can let any key in
+        raise UntrustedPathError(
+            f"expected the clients directory {clients_dir} to be one only uid {os.geteuid()} "
+            f"can change, got one that another user could: {reason}"
+        )
     public, secret = zmq.auth.load_certificate(secret_file)
     if secret is None:
         raise LaunchError(f"expected a secret key file, got {secret_file}")
-    authenticator = ThreadAuthenticator(context)
-    authenticator.start()
-    # pyzmq's "*" does not match a named domain: configure the one our sockets use.
-    authenticator.configure_curve(domain=ZAP_DOMAIN, location=str(clients_dir))
+    allowed = frozenset(zmq.auth.load_certificates(str(clients_dir)))
     socket.curve_secretkey = secret
     socket.curve_publickey = public
     socket.curve_server = True
-    return authenticator
+    return allowed
 
 
 __all__ = [
