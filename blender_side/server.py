@@ -85,13 +85,20 @@ class Server:
         self.socket.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
         # Off loopback, CURVE is required: only listed client keys get in, traffic encrypted.
         allowed_keys = secure_server(self.socket, bind, curve_secret, curve_clients)
-        # At most max_connections peers: the bytes queued per server stay bounded.
-        self.gate = ConnectionGate(self.context, self.socket, max_connections, allowed_keys)
+        # At most max_connections peers: the bytes queued per server stay bounded. An
+        # inproc:// server (a thread of this process, in a context it shares) has no
+        # other process at its door and leaves the context's one ZAP handler alone.
+        self.gate = (
+            None
+            if bind.startswith("inproc://")
+            else ConnectionGate(self.context, self.socket, max_connections, allowed_keys)
+        )
         try:
             self.socket.bind(_with_port_wildcard(bind))
         except BaseException:
             self.socket.close(linger=0)
-            self.gate.stop()
+            if self.gate is not None:
+                self.gate.stop()
             raise
         self.address: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.requests_served = 0
@@ -176,7 +183,8 @@ class Server:
 
     def _shutdown(self) -> None:
         self.socket.close()
-        self.gate.stop()
+        if self.gate is not None:
+            self.gate.stop()
         if self._own_context:
             self.context.term()  # waits out the socket's linger for the last reply
         self.frame_files.close()

@@ -29,6 +29,8 @@ import threading
 from types import TracebackType
 from typing import Any
 
+import zmq
+
 from blender_side.loading import load_scene_class
 from blender_side.scene import Scene
 from blender_side.server import Server
@@ -78,7 +80,11 @@ class ThreadServer:
             bind = f"ipc://{self._directory}/server"
         else:
             bind = f"inproc://btgym-{secrets.token_hex(8)}"
-        self.server = Server(scene, bind, instance=instance, watchdog_interval=_WAKE_INTERVAL)
+        # inproc:// reaches only sockets of the same context: the one btgym's clients use.
+        context = zmq.Context.instance() if transport == "inproc" else None
+        self.server = Server(
+            scene, bind, instance=instance, watchdog_interval=_WAKE_INTERVAL, context=context
+        )
         # Its own writer: servers on other threads of this process keep theirs.
         self.server.frame_files = FrameFileWriter()
         self.address = self.server.address

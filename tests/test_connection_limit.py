@@ -14,6 +14,8 @@ from btgym.wire import protocol
 from btgym.wire.gate import DEFAULT_MAX_CONNECTIONS
 from tests.conftest import ECHO_SCENE
 
+pytestmark = pytest.mark.blender  # every test here serves from a Blender process
+
 
 def admitted_within(address: str, timeout: float) -> dict:
     """``hello`` from a new client, retried while the server still counts a closed peer."""

@@ -14,6 +14,8 @@ from btgym import BlenderEnv
 from btgym.errors import ConfigError
 from btgym.wire import page_maps
 
+pytestmark = pytest.mark.blender  # every test here serves from a Blender process
+
 FRAME_SCENE = "tests.scenes.frames:FrameScene"
 
 

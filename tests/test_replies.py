@@ -112,6 +112,7 @@ def test_observation_shapes_are_checked_by_structure():
     assert "for one integer" in observation_mismatch(space, {**good, "pair": [[1], [0, 1]]})
 
 
+@pytest.mark.blender
 def test_an_event_that_cannot_travel_costs_no_step():
     from blender_side.server import UNENCODABLE_EVENT
 

@@ -139,6 +139,7 @@ def test_a_log_dir_another_user_made_is_refused_before_anything_is_written(share
     assert sorted(os.listdir(shared)) == ["instance-0.log", "instance-0.ready.json"]
 
 
+@pytest.mark.blender
 def test_a_log_dir_of_our_own_is_used(tmp_path):
     with Launcher(ECHO_SCENE, 1, log_dir=tmp_path / "logs", keep_logs=True) as launcher:
         assert launcher.log_dir == tmp_path / "logs"
@@ -159,6 +160,7 @@ def plant_package(directory: str, name: str, marker: str) -> None:
     )
 
 
+@pytest.mark.blender
 def test_a_server_never_imports_from_a_working_directory_another_user_can_write(
     shared, monkeypatch
 ):
@@ -186,6 +188,7 @@ def test_a_server_never_imports_from_a_working_directory_another_user_can_write(
     assert not os.path.exists(marker)
 
 
+@pytest.mark.blender
 def test_scenes_of_the_users_own_project_still_import_from_its_working_directory(
     tmp_path, monkeypatch
 ):
@@ -206,6 +209,7 @@ def test_scenes_of_the_users_own_project_still_import_from_its_working_directory
         client.close()
 
 
+@pytest.mark.blender
 def test_a_path_given_to_the_server_is_checked(shared):
     done = subprocess.run(
         [sys.executable, "-P", "-m", "blender_side", "--path", shared, "--help"],
