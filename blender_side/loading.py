@@ -35,6 +35,18 @@ def load_scene_class(spec: str) -> type[Scene]:
     return cls
 
 
+def scene_from(scene: Scene | str, scene_kwargs: dict[str, Any]) -> Scene:
+    """A scene object as given, or built from a spec with ``scene_kwargs`` (only then)."""
+    if isinstance(scene, str):
+        return load_scene_class(scene)(**scene_kwargs)
+    if scene_kwargs:
+        raise TypeError(
+            "expected scene kwargs only with a scene spec, got a scene object and "
+            f"{sorted(scene_kwargs)}"
+        )
+    return scene
+
+
 def open_blend_file(path: str) -> None:
     """Replace the current Blender data with a user's ``.blend`` file.
 

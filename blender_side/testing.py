@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils.env_checker import check_env
 
-from blender_side.loading import load_scene_class, open_blend_file
+from blender_side.loading import open_blend_file, scene_from
 from blender_side.scene import Scene
 from btgym.errors import ConfigError
 from btgym.wire import protocol
@@ -45,13 +45,7 @@ class SceneEnv(gym.Env):
     ) -> None:
         if blend_file is not None:
             open_blend_file(blend_file)
-        if isinstance(scene, str):
-            scene = load_scene_class(scene)(**scene_kwargs)
-        elif scene_kwargs:
-            raise TypeError(
-                "expected scene kwargs only with a scene spec, got a scene object and "
-                f"{sorted(scene_kwargs)}"
-            )
+        scene = scene_from(scene, scene_kwargs)
         self.scene = scene
         self.metadata = dict(scene.metadata)
         if render_mode is not None and render_mode not in self.metadata.get("render_modes", []):

@@ -31,7 +31,7 @@ from typing import Any
 
 import zmq
 
-from blender_side.loading import load_scene_class
+from blender_side.loading import scene_from
 from blender_side.scene import Scene
 from blender_side.server import Server
 from btgym.errors import ConfigError
@@ -63,13 +63,7 @@ class ThreadServer:
     ) -> None:
         if transport not in ("inproc", "ipc"):
             raise ConfigError(f"expected transport 'inproc' or 'ipc', got {transport!r}")
-        if isinstance(scene, str):
-            scene = load_scene_class(scene)(**scene_kwargs)
-        elif scene_kwargs:
-            raise TypeError(
-                "expected scene kwargs only with a scene spec, got a scene object and "
-                f"{sorted(scene_kwargs)}"
-            )
+        scene = scene_from(scene, scene_kwargs)
         self.scene = scene
         if seed is not None:
             scene.seed(seed)
