@@ -189,6 +189,11 @@ def test_bench_prints_frames_per_second_and_ratios(capsys):
     assert main([*args, "--instances", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "2 interleaved rounds x 4 frames" in lines[0]
+    # What renders: Blender's version and backend ("auto": OpenGL on a host without a GPU).
+    assert re.fullmatch(
+        r"Blender \d+\.\d+\.\d+, graphics backend OPENGL \(chosen: auto\)", lines[1]
+    )
+    lines = lines[1:]
     assert lines[1].split()[-6:] == [
         "frames/s",
         "ratio",
