@@ -93,36 +93,21 @@ def connect(
     addresses: Sequence[str] | None = None,
     launch: LaunchConfig | None = None,
     scene_kwargs: dict[str, Any] | None = None,
-    seed: int | None = None,
-    blend_file: str | None = None,
-    blender: str | None = None,
-    timeout: float | None = None,
-    start_timeout: float | None = None,
-    curve: ClientKeys | None = None,
     launch_options: dict[str, Any] | None = None,
+    **launch_keywords: Any,
 ) -> Connection:
     """Launch ``num_instances`` of ``scene``, or connect to ``addresses``; shake hands with all.
 
     Every instance must describe the same spaces; a mismatch is a :class:`SpaceError`.
-    ``launch``: a :class:`~btgym._launch_config.LaunchConfig` (backend, timeouts, keys,
-    restart limits, ...); ``seed``, ``blend_file``, ``blender``, ``timeout``,
-    ``start_timeout`` and ``curve`` replace its fields when given, and the deprecated
-    ``launch_options`` mapping is read into it (see
-    :func:`~btgym._launch_config.resolve_launch`). With ``addresses`` only ``timeout``
-    and ``curve`` matter.
+    ``launch``: the :class:`~btgym._launch_config.LaunchConfig` the entry point resolved
+    (backend, timeouts, keys, restart limits, ...). ``launch_options`` and
+    ``launch_keywords`` (``seed=``, ``timeout=``, ...) serve callers of the deprecated
+    ``btgym.connection.connect`` (see :func:`~btgym._launch_config.resolve_launch`). With
+    ``addresses`` only ``timeout`` and ``curve`` matter.
     """
     if (scene is None) == (addresses is None):
         raise ConfigError("expected exactly one of scene= (to launch) or addresses= (to connect)")
-    config = resolve_launch(
-        launch,
-        launch_options,
-        seed=seed,
-        blend_file=blend_file,
-        blender=blender,
-        timeout=timeout,
-        start_timeout=start_timeout,
-        curve=curve,
-    )
+    config = resolve_launch(launch, launch_options, **launch_keywords)
     launcher: Any = None
     if addresses is not None:
         if scene_kwargs or config.blend_file:

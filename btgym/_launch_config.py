@@ -15,6 +15,7 @@ deprecated alias whose keys are this class's fields (see :func:`resolve_launch`)
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import warnings
 from collections.abc import Mapping
@@ -110,6 +111,13 @@ class LaunchConfig:
 
     def override(self, **changes: Any) -> LaunchConfig:
         """A copy where each of ``changes`` that is not None replaces its field."""
+        unknown = sorted(set(changes) - set(_FIELDS))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], _FIELDS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(
+                f"expected LaunchConfig fields among {sorted(_FIELDS)}, got {unknown}{hint}"
+            )
         given = {name: value for name, value in changes.items() if value is not None}
         return dataclasses.replace(self, **given) if given else self
 

@@ -18,7 +18,7 @@ from tests.conftest import ECHO_SCENE
 
 
 def test_every_entry_point_takes_launch_and_its_defaults():
-    for entry in (btgym.BlenderEnv, btgym.BlenderVectorEnv, StreamDataset, connect):
+    for entry in (btgym.BlenderEnv, btgym.BlenderVectorEnv, StreamDataset):
         parameters = inspect.signature(entry).parameters
         assert "launch" in parameters, entry
         for name in ("timeout", "start_timeout", "curve", "launch_options"):
@@ -39,6 +39,15 @@ def test_keywords_that_are_given_replace_fields_of_launch():
     assert resolve_launch(None) == DEFAULTS
     with pytest.raises(TypeError, match="expected launch as a LaunchConfig"):
         resolve_launch({"timeout": 1.0})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"got \['timout'\] \(did you mean 'timeout'\?\)"):
+        resolve_launch(None, timout=3.0)
+
+
+def test_the_private_connect_takes_one_resolved_config_and_old_keywords_for_the_alias():
+    parameters = inspect.signature(connect).parameters
+    assert "launch" in parameters and "timeout" not in parameters  # no list kept twice
+    with pytest.raises(TypeError, match="did you mean 'start_timeout'"):
+        connect(ECHO_SCENE, 1, start_timout=5.0)
 
 
 def test_launch_options_are_a_deprecated_alias_with_an_explicit_backend():
