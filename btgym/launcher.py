@@ -301,6 +301,7 @@ class Launcher(InstanceSet):
         env: dict[str, str] | None = None,
         keep_logs: bool = False,
         max_message_bytes: int | None = None,
+        max_server_bytes: int | None = None,
         max_restarts: int = DEFAULTS.max_restarts,
         restart_window: float = DEFAULTS.restart_window,
         max_lifetime_restarts: int | None = DEFAULTS.max_lifetime_restarts,
@@ -322,6 +323,7 @@ class Launcher(InstanceSet):
         self._own_log_dir = log_dir is None
         self.keep_logs = keep_logs
         self.max_message_bytes = max_message_bytes
+        self.max_server_bytes = max_server_bytes
         self.first_index = first_index  # the id the first instance reports in errors
         self.curve_args = (
             ["--curve-secret", str(curve_secret), "--curve-clients", str(curve_clients)]
@@ -383,6 +385,8 @@ class Launcher(InstanceSet):
             args += ["--blend", os.path.abspath(blend_file)]
         if self.max_message_bytes:
             args += ["--max-message-bytes", str(self.max_message_bytes)]
+        if self.max_server_bytes:
+            args += ["--max-server-bytes", str(self.max_server_bytes)]
         if self._own_log_dir and not self.keep_logs:  # the janitor's to remove if we are killed
             args += ["--remove-with-parent", str(self.log_dir)]
         args += self.curve_args
