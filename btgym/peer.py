@@ -38,12 +38,17 @@ from btgym.errors import (
 )
 from btgym.wire import protocol
 from btgym.wire.frame_files import FrameFileReader
+from btgym.wire.gate import DEFAULT_MAX_CONNECTIONS
 from btgym.wire.reply_checks import reply_mismatch
 
 #: Scene events a client keeps until they are popped (the oldest go first).
 MAX_EVENTS = 1024
 #: Seconds to wait for a process whose server closed our connection to be seen exiting.
 DIED_GRACE = 1.0
+#: The frame bound of a server with the default bounds (what a client assumes before hello).
+DEFAULT_FRAME_BYTES = protocol.frame_bound(
+    protocol.DEFAULT_MAX_MESSAGE_BYTES, protocol.DEFAULT_MAX_SERVER_BYTES, DEFAULT_MAX_CONNECTIONS
+)
 
 
 class ServerPeer:
@@ -146,16 +151,17 @@ class ServerPeer:
             if not self.is_alive():
                 return self._died(op)
             time.sleep(0.02)
-        if known is None:  # no hello told us the bound: the size is the likely cause
-            default = protocol.DEFAULT_MAX_MESSAGE_BYTES
+        if known is None and largest_frame > DEFAULT_FRAME_BYTES:  # no hello told us
             return self._too_big(
                 op,
                 largest_frame,
-                f"its bound (not known here: no hello; the default is {default} bytes)",
+                f"a default server's bound of {DEFAULT_FRAME_BYTES} bytes (this one's is not "
+                "known here: no hello)",
             )
+        unsure = "" if known is not None else ", or our request was over its bound (no hello)"
         return InstanceDiedError(
             f"expected a reply to {op!r} from {self._where()}, but the server closed our "
-            "connection (it stopped, or a server at this address was replaced)",
+            f"connection (it stopped, or a server at this address was replaced{unsure})",
             instance=self.instance,
             log_tail=self.log_tail(),
         )

@@ -15,6 +15,7 @@ from btgym._launch_config import LaunchConfig
 from btgym.client import Client
 from btgym.errors import ConfigError, LimitError
 from btgym.launcher import Launcher
+from btgym.peer import DEFAULT_FRAME_BYTES
 from btgym.wire import protocol
 from tests.conftest import ECHO_SCENE
 
@@ -44,8 +45,8 @@ def test_a_frame_over_the_bound_is_a_prompt_clear_error_and_the_server_lives_on(
         with pytest.raises(LimitError) as caught:
             blind.request("call", {"name": "array_sum", "args": [huge]})
         message = str(caught.value)
-        assert "closed the connection: our largest frame, 314572800 bytes, is over its " in message
-        assert f"the default is {protocol.DEFAULT_MAX_MESSAGE_BYTES} bytes" in message
+        assert "closed the connection: our largest frame, 314572800 bytes, is over " in message
+        assert f"a default server's bound of {DEFAULT_FRAME_BYTES} bytes" in message
         assert blind.request("call", {"name": "add", "args": [1, 2]})["result"] == 3  # reopened
         blind.close()
         # After hello the client knows the bound and refuses before sending anything.
@@ -124,3 +125,21 @@ def test_a_server_refuses_a_bad_total_bound():
 
     with pytest.raises(ConfigError, match="expected max_server_bytes as an int >= 1, got 0"):
         Server(None, "inproc://unused", max_server_bytes=0)  # type: ignore[arg-type]
+
+
+@pytest.mark.blender
+@pytest.mark.timeout(300)
+def test_a_server_that_stops_mid_request_is_reported_at_once_not_after_the_timeout():
+    import os
+    import signal
+
+    from btgym.errors import InstanceDiedError
+
+    with Launcher(ECHO_SCENE, 1, seed=0) as launcher:
+        client = Client(launcher.addresses[0], timeout=3600)  # no liveness callback
+        client.hello()
+        client.send("call", {"name": "sleep", "args": [600]})
+        os.kill(launcher[0].process.pid, signal.SIGKILL)
+        with pytest.raises(InstanceDiedError, match="the server closed our connection"):
+            client.recv()
+        client.close()
