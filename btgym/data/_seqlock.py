@@ -51,6 +51,13 @@ class SharedRows:
         self._rows = torch.from_numpy(rows.copy()).share_memory_()
         self._sequence = torch.zeros(len(rows), dtype=torch.int64).share_memory_()
         self._writing = threading.Lock()
+        self._views: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Views of the rows and the sequence numbers as arrays (made once per process)."""
+        if self._views is None:
+            self._views = (self._rows.numpy(), self._sequence.numpy())
+        return self._views
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -59,7 +66,7 @@ class SharedRows:
     def write(self, ids: Sequence[int], row: np.ndarray) -> None:
         """Set each row in ``ids`` to ``row``; a reader sees the old row or the new one."""
         values = np.asarray(row, np.float64).reshape(-1)
-        rows, sequence = self._rows.numpy(), self._sequence.numpy()
+        rows, sequence = self._arrays()
         with self._writing:
             for i in ids:
                 sequence[i] += 1  # odd: writing
@@ -70,7 +77,7 @@ class SharedRows:
 
     def read(self, i: int) -> np.ndarray:
         """A copy of row ``i`` as one write left it (never a mix of two writes)."""
-        rows, sequence = self._rows.numpy(), self._sequence.numpy()
+        rows, sequence = self._arrays()
         deadline = None
         while True:
             before = int(sequence[i])
@@ -95,6 +102,7 @@ class SharedRows:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._writing = threading.Lock()
+        self._views = None
 
 
 __all__ = ["READ_TIMEOUT", "SharedRows", "fence"]
