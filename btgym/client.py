@@ -152,11 +152,11 @@ class Client(ServerPeer):
                 frames = self._socket.recv_multipart(copy=False)
                 return self._unpack_reply(op, frames)
             refused, dropped = self._peer_events()
-            if dropped:  # the server closed the connection: no reply can come on it
+            if dropped and not refused:  # the server closed the connection: no reply comes
                 error = self._dropped(op, self._largest_frame)
                 self._reopen()
                 raise error
-            if refused:
+            if refused:  # a refused handshake also ends in a disconnect: this says why
                 self._reopen()
                 raise AuthenticationError(
                     f"expected {self._where()} to accept our connection for {op!r}, but it "
