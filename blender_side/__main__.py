@@ -90,6 +90,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--max-connections", type=int, default=None, help="most peers served at once"
     )
+    parser.add_argument(
+        "--max-server-bytes", type=int, default=None, help="most bytes queued for all peers"
+    )
     parser.add_argument("--curve-secret", default=None, help="server secret key file (CURVE)")
     parser.add_argument("--curve-clients", default=None, help="directory of client public keys")
     parser.add_argument(
@@ -206,6 +209,7 @@ def serve(args: argparse.Namespace) -> int:
             curve_clients=args.curve_clients,
             blender_info=blender_info,
             **({"max_connections": args.max_connections} if args.max_connections else {}),
+            **({"max_server_bytes": args.max_server_bytes} if args.max_server_bytes else {}),
         )
     except Exception as exc:  # the launcher's error leads with this, not with a log tail
         _announce(args.ready_file, {"error": f"{type(exc).__name__}: {exc}"})

@@ -42,8 +42,10 @@ class Server:
     against the observation space, naming the scene and the space when one is outside.
     ``blender_info`` (Blender's version and graphics backend) travels in ``hello``.
     ``max_connections``: most peers served at once; the handshake of any beyond is
-    refused (:class:`~btgym.wire.gate.ConnectionGate`), so the bytes ZeroMQ queues for
-    the server stay bounded. Without ``context`` the server makes its own.
+    refused (:class:`~btgym.wire.gate.ConnectionGate`). ``max_server_bytes``: most bytes
+    ZeroMQ may hold for all peers together; the frame bound (``max_message_bytes``, as
+    ``hello`` says it) is cut to fit it (:func:`~btgym.wire.protocol.frame_bound`).
+    Without ``context`` the server makes its own.
     """
 
     def __init__(
@@ -60,9 +62,12 @@ class Server:
         check_observations: bool | None = None,
         blender_info: dict[str, Any] | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_server_bytes: int = protocol.DEFAULT_MAX_SERVER_BYTES,
     ) -> None:
         if type(max_connections) is not int or max_connections < 1:
             raise ConfigError(f"expected max_connections as an int >= 1, got {max_connections!r}")
+        if type(max_server_bytes) is not int or max_server_bytes < 1:
+            raise ConfigError(f"expected max_server_bytes as an int >= 1, got {max_server_bytes!r}")
         self.scene = scene
         self.blender_info = blender_info  # Blender's version and graphics backend, for hello
         if check_observations is None:
@@ -70,14 +75,18 @@ class Server:
         self.check_observations = check_observations
         self.instance = instance
         self.parent_pid = parent_pid
-        self.max_message_bytes = max_message_bytes
+        self.max_server_bytes = max_server_bytes
+        # Whole requests and each frame: cut so that what is queued fits max_server_bytes.
+        self.max_message_bytes = protocol.frame_bound(
+            max_message_bytes, max_server_bytes, max_connections
+        )
         self.watchdog_interval = watchdog_interval
         # Its own context by default: the connection gate is the context's one ZAP handler.
         self._own_context = context is None
         self.context = context or zmq.Context()
         self.socket = self.context.socket(zmq.REP)
         self.socket.setsockopt(zmq.LINGER, 1000)
-        self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
         # Bounded queues: a client that never reads cannot pile replies (and the frames
         # they map) up here, and one that floods gets its requests held in its own buffers.
         self.socket.setsockopt(zmq.RCVHWM, protocol.MAX_QUEUED_REQUESTS)
@@ -271,6 +280,7 @@ class Server:
             "instance": self.instance,
             "pid": os.getpid(),
             "max_message_bytes": self.max_message_bytes,
+            "max_server_bytes": self.max_server_bytes,
             "frame_files": probe,
             **({"blender": self.blender_info} if self.blender_info else {}),
             "action_space": space_to_data(self.scene.action_space),

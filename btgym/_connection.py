@@ -17,7 +17,7 @@ from gymnasium import spaces
 
 from btgym._launch_config import LaunchConfig, resolve_launch
 from btgym.client import Client
-from btgym.errors import ConfigError, SpaceError
+from btgym.errors import ConfigError, InstanceDiedError, InstanceTimeoutError, SpaceError
 from btgym.launcher import Launcher
 from btgym.wire.security import ClientKeys
 from btgym.wire.space_codec import space_from_data
@@ -61,9 +61,11 @@ class Connection:
         """Replace launched instance ``index`` by a fresh process; return a client to it.
 
         The new client has shaken hands (its frame-file reader is set up) and replaces
-        the old one, which is closed. ``why``: the error that made the instance unusable,
-        or a reason such as ``"recycled"``; the notice on the ``btgym`` logger says it and
-        how the old process ended. ``env_id``: the id the caller knows the instance by.
+        the old one, which is closed. A fresh process that dies or hangs while starting or
+        shaking hands is replaced again, within the launcher's restart limits. ``why``: the
+        error that made the instance unusable, or a reason such as ``"recycled"``; the
+        notice on the ``btgym`` logger says it and how the old process ended. ``env_id``:
+        the id the caller knows the instance by.
         """
         launcher = self.launcher
         if launcher is None:
@@ -72,15 +74,24 @@ class Connection:
                 f"{self.clients[index].address} that this connection did not start"
             )
         ended = _exit_description(launcher[index])
-        instance = launcher.restart(index)
         old = self.clients[index]
         old.close()
-        client = _launched_client(launcher, instance, old.timeout, old.curve)
-        try:
-            client.hello()
-        except BaseException:
-            client.close()
-            raise
+        while True:  # the launcher counts every try against the instance's restart limits
+            instance = launcher.restart(index)
+            client = _launched_client(launcher, instance, old.timeout, old.curve)
+            try:
+                client.hello()
+                break
+            except (InstanceDiedError, InstanceTimeoutError) as fault:  # a nested fault
+                client.close()
+                logger.warning(
+                    "btgym: instance %s failed right after restarting (%s); restarting it again",
+                    index if env_id is None else env_id,
+                    type(fault).__name__,
+                )
+            except BaseException:
+                client.close()
+                raise
         self.clients[index] = client
         _log_restart(index if env_id is None else env_id, why, ended)
         return client

@@ -47,7 +47,8 @@ class LaunchConfig:
     (instance ``i`` gets ``seed + i``; random when None), ``env`` (extra environment
     variables), ``log_dir`` / ``keep_logs`` (where logs go, and whether a temporary log
     directory outlives ``close()``), ``max_message_bytes`` (the largest message a
-    server accepts), ``bind`` (the address servers listen on; default a private IPC
+    server accepts), ``max_server_bytes`` (most bytes a server's queues hold for all its
+    peers together; default 2 GiB), ``bind`` (the address servers listen on; default a private IPC
     socket).
 
     Waiting: ``timeout`` bounds every request (seconds), ``start_timeout`` an
@@ -85,6 +86,7 @@ class LaunchConfig:
     env: Mapping[str, str] | None = None
     keep_logs: bool = False
     max_message_bytes: int | None = None
+    max_server_bytes: int | None = None
     num_cpus: float = 1
     num_gpus: float = 0
     actor_max_restarts: int = 3
@@ -156,6 +158,7 @@ class LaunchConfig:
             "env": None if self.env is None else dict(self.env),
             "keep_logs": self.keep_logs,
             "max_message_bytes": self.max_message_bytes,
+            "max_server_bytes": self.max_server_bytes,
             "max_restarts": self.max_restarts,
             "restart_window": self.restart_window,
             "max_lifetime_restarts": self.max_lifetime_restarts,

@@ -55,11 +55,23 @@ class InstanceLives:
     def restart(
         self, connection: Connection, index: int, why: BaseException | str, env_id: Any = None
     ) -> Client:
-        """Replace instance ``index`` by a fresh process (:meth:`Connection.restart`), counted."""
+        """Replace instance ``index`` by a fresh process (:meth:`Connection.restart`), counted.
+
+        Every process started counts, including those that died or hung while starting
+        (nested faults, which the launcher retries within its restart limits).
+        """
+        before = _launches(connection, index)
         client = connection.restart(index, why, env_id=env_id)
-        self.restarts[index] += 1
+        after = _launches(connection, index)
+        self.restarts[index] += 1 if before is None or after is None else max(1, after - before)
         self.episodes[index] = 0
         return client
+
+
+def _launches(connection: Connection, index: int) -> int | None:
+    """Restarts of instance ``index`` the launcher counted so far (None: it does not count)."""
+    counts = getattr(connection.launcher, "total_restarts", None)
+    return None if counts is None else int(counts[index])
 
 
 def rss_mb(instance: Any) -> float | None:

@@ -17,7 +17,8 @@ socket carries one request at a time). It belongs to the process that created it
 a forked child every use raises :class:`~btgym.errors.UsedAfterForkError` at once,
 and closing it there leaves the parent's socket alone. A handshake that a CURVE server
 refuses is reported as :class:`~btgym.errors.AuthenticationError` (from ZeroMQ's
-socket monitor), not as a timeout.
+socket monitor), not as a timeout; so is a server that closes the connection while a
+request waits (a frame over its bound: :class:`~btgym.errors.LimitError`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from btgym.errors import (
     AlreadyPendingCallError,
     AuthenticationError,
     InstanceTimeoutError,
-    LimitError,
     NoAsyncCallError,
     ProtocolError,
     VersionMismatchError,
@@ -89,7 +89,8 @@ class Client(ServerPeer):
         self._socket: zmq.Socket | None = None
         self._monitor: zmq.Socket | None = None
         self._pending: str | None = None
-        self.max_message_bytes: int | None = None  # learnt from the server in hello()
+        self._refusal = ""  # a refused handshake the monitor reported before a request
+        self._largest_frame = 0  # of the request in flight
         self.use_frame_files = frame_files and os.environ.get("BTGYM_FRAME_FILES", "1") != "0"
         self._open_socket()
 
@@ -123,16 +124,11 @@ class Client(ServerPeer):
         # Frames by reference: one request in flight, so the server may drop older names.
         options = {"frame_files": 1} if self.frame_files is not None else None
         frames = protocol.encode(op, body, options=options)
-        if self.max_message_bytes is not None:
-            total = sum(memoryview(frame).nbytes for frame in frames)
-            if total > self.max_message_bytes:
-                raise LimitError(
-                    f"expected a request of at most {self.max_message_bytes} bytes for "
-                    f"{self._where()}, got {total} bytes in {op!r}"
-                )
+        largest = self._check_request_size(op, frames)
+        self._refusal, _ = self._peer_events()  # a disconnect before this request is no news
         assert self._socket is not None
         self._socket.send_multipart(frames, copy=False)
-        self._pending = op
+        self._pending, self._largest_frame = op, largest
 
     def recv(self, timeout: float | None = None) -> Any:
         """Wait for the reply to the pending request; raise on error replies and timeouts."""
@@ -155,8 +151,12 @@ class Client(ServerPeer):
             if self._socket.poll(min(_POLL_SLICE_MS, max(1, int(remaining * 1000)))):
                 frames = self._socket.recv_multipart(copy=False)
                 return self._unpack_reply(op, frames)
-            refused = self._handshake_refused()
-            if refused:
+            refused, dropped = self._peer_events()
+            if dropped and not refused:  # the server closed the connection: no reply comes
+                error = self._dropped(op, self._largest_frame)
+                self._reopen()
+                raise error
+            if refused:  # a refused handshake also ends in a disconnect: this says why
                 self._reopen()
                 raise AuthenticationError(
                     f"expected {self._where()} to accept our connection for {op!r}, but it "
@@ -212,18 +212,23 @@ class Client(ServerPeer):
         if self.curve is not None:
             self.curve.apply(socket)
         if self.address.startswith(("tcp://", "ipc://")):  # learn of a refused handshake
-            self._monitor = socket.get_monitor_socket(_HANDSHAKE_FAILED)
+            self._monitor = socket.get_monitor_socket(_HANDSHAKE_FAILED | zmq.EVENT_DISCONNECTED)
         socket.connect(self.address)
         self._socket = socket
 
-    def _handshake_refused(self) -> str:
-        """A description of a handshake failure the monitor reported, or ''."""
+    def _peer_events(self) -> tuple[str, bool]:
+        """What the monitor reported since the last look: a description of a refused
+        handshake (or ''), and whether the server closed a connection.
+        """
+        refused, dropped = self._refusal, False
+        self._refusal = ""
         while self._monitor is not None and self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)
             if event["event"] & _HANDSHAKE_FAILED:
-                name = zmq.Event(event["event"]).name
-                return f"{name}, code {event['value']}"
-        return ""
+                refused = f"{zmq.Event(event['event']).name}, code {event['value']}"
+            elif event["event"] == zmq.EVENT_DISCONNECTED:
+                dropped = True
+        return refused, dropped
 
     def _close_sockets(self) -> None:
         if self._socket is not None:

@@ -26,6 +26,7 @@ named below::
     │   ├── InstanceTimeoutError   an instance did not answer in time (also TimeoutError)
     │   └── AuthenticationError    the CURVE handshake failed (also PermissionError)
     ├── UntrustedPathError         a directory another user owns or can write (PermissionError)
+    ├── StaleParamsError           a shared params row stayed mid-write (also TimeoutError)
     ├── ClosedError                the env or client was used after close()
     ├── UsedAfterForkError         an env, client or launcher used in a forked child
     ├── AlreadyPendingCallError    a call sent while an earlier one awaits its reply
@@ -177,6 +178,12 @@ class UntrustedPathError(BtgymError, PermissionError):
     """
 
 
+class StaleParamsError(BtgymError, TimeoutError):
+    """A stream's shared params row stayed half written past its bound: the process that
+    called ``set_params`` died while writing it. Also ``TimeoutError``.
+    """
+
+
 class ClosedError(BtgymError):
     """An env, client or launcher was used after ``close()``."""
 
@@ -259,6 +266,7 @@ __all__ = [
     "ResetMaskError",
     "ResetNeeded",
     "SpaceError",
+    "StaleParamsError",
     "UnknownParamError",
     "UntrustedPathError",
     "UsedAfterForkError",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import json
+import logging
 import os
 import queue
 import re
@@ -51,6 +52,8 @@ IPC_PATH_MAX = 100
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KILL_WAIT = 10.0  # seconds to reap a process after SIGKILL
+#: Where a restart that failed and is tried again is reported (warnings).
+logger = logging.getLogger("btgym")
 _LIVE_LAUNCHERS: weakref.WeakSet[Launcher] = weakref.WeakSet()
 
 
@@ -66,6 +69,7 @@ class Instance:
     address: str | None = None
     pid: int | None = None
     blender: dict[str, Any] | None = None  # version and graphics backend, from the server
+    start_error: str | None = None  # why the server said it cannot start, if it did
     started_at: float = field(default_factory=time.monotonic)
 
     def is_alive(self) -> bool:
@@ -297,6 +301,7 @@ class Launcher(InstanceSet):
         env: dict[str, str] | None = None,
         keep_logs: bool = False,
         max_message_bytes: int | None = None,
+        max_server_bytes: int | None = None,
         max_restarts: int = DEFAULTS.max_restarts,
         restart_window: float = DEFAULTS.restart_window,
         max_lifetime_restarts: int | None = DEFAULTS.max_lifetime_restarts,
@@ -318,6 +323,7 @@ class Launcher(InstanceSet):
         self._own_log_dir = log_dir is None
         self.keep_logs = keep_logs
         self.max_message_bytes = max_message_bytes
+        self.max_server_bytes = max_server_bytes
         self.first_index = first_index  # the id the first instance reports in errors
         self.curve_args = (
             ["--curve-secret", str(curve_secret), "--curve-clients", str(curve_clients)]
@@ -379,6 +385,8 @@ class Launcher(InstanceSet):
             args += ["--blend", os.path.abspath(blend_file)]
         if self.max_message_bytes:
             args += ["--max-message-bytes", str(self.max_message_bytes)]
+        if self.max_server_bytes:
+            args += ["--max-server-bytes", str(self.max_server_bytes)]
         if self._own_log_dir and not self.keep_logs:  # the janitor's to remove if we are killed
             args += ["--remove-with-parent", str(self.log_dir)]
         args += self.curve_args
@@ -412,10 +420,31 @@ class Launcher(InstanceSet):
         Same id and seed, a new address. At most ``max_restarts`` restarts of one instance
         within ``restart_window`` seconds (rate limit) and ``max_lifetime_restarts`` in
         all (cap); beyond that the instance gives up with a :class:`LaunchError` that
-        shows its log.
+        shows its log. A fresh process that dies or hangs before it is ready (a nested
+        fault) is replaced again, each try counted against the same limits; a scene that
+        says why it cannot start is not retried.
         """
         self._check_open()
-        old = self.instances[index]
+        while True:
+            old = self.instances[index]
+            self._count_restart(index, old)  # raises once the limits are reached
+            old.stop(grace=0.2)  # it failed already: a hung process ignores SIGTERM anyway
+            fresh = self._start(index, old.seed)
+            self.instances[index] = fresh
+            try:
+                self._wait_ready([fresh], self.start_timeout)
+                return fresh
+            except LaunchError as fault:
+                if fresh.start_error is not None:
+                    raise  # the scene itself cannot start: another try would fail the same
+                logger.warning(
+                    "btgym: instance %s failed while restarting (%s); restarting it again",
+                    self.first_index + index,
+                    (str(fault).splitlines() or [""])[0],
+                )
+
+    def _count_restart(self, index: int, old: Instance) -> None:
+        """Count one restart of instance ``index``, or raise when its limits are reached."""
         now = time.monotonic()
         recent = [t for t in self.restarts[index] if now - t < self.restart_window]
         if len(recent) >= self.max_restarts:
@@ -440,11 +469,6 @@ class Launcher(InstanceSet):
             )
         self.restarts[index] = [*recent, now]
         self.total_restarts[index] += 1
-        old.stop(grace=0.2)  # it failed already: a hung process ignores SIGTERM anyway
-        fresh = self._start(index, old.seed)
-        self.instances[index] = fresh
-        self._wait_ready([fresh], self.start_timeout)
-        return fresh
 
     def _wait_ready(self, instances: list[Instance], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -454,6 +478,7 @@ class Launcher(InstanceSet):
                 if instance.ready_path.exists():
                     announcement = json.loads(instance.ready_path.read_text())
                     if "error" in announcement:  # the server said why it cannot start
+                        instance.start_error = str(announcement["error"])
                         raise LaunchError(
                             f"expected Blender instance {instance.index} ({self.scene}) to "
                             f"start, got {announcement['error']}",

@@ -10,6 +10,7 @@ and the unpacking of a reply (an ``error`` reply becomes the exception it descri
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from gymnasium import spaces
 
 from btgym.errors import (
+    BtgymError,
     ClosedError,
     ConfigError,
     DecodeError,
@@ -36,10 +38,17 @@ from btgym.errors import (
 )
 from btgym.wire import protocol
 from btgym.wire.frame_files import FrameFileReader
+from btgym.wire.gate import DEFAULT_MAX_CONNECTIONS
 from btgym.wire.reply_checks import reply_mismatch
 
 #: Scene events a client keeps until they are popped (the oldest go first).
 MAX_EVENTS = 1024
+#: Seconds to wait for a process whose server closed our connection to be seen exiting.
+DIED_GRACE = 1.0
+#: The frame bound of a server with the default bounds (what a client assumes before hello).
+DEFAULT_FRAME_BYTES = protocol.frame_bound(
+    protocol.DEFAULT_MAX_MESSAGE_BYTES, protocol.DEFAULT_MAX_SERVER_BYTES, DEFAULT_MAX_CONNECTIONS
+)
 
 
 class ServerPeer:
@@ -72,6 +81,8 @@ class ServerPeer:
         self.observation_space: spaces.Space | None = None
         #: Most bytes of arrays one reply may declare (also the socket's MAXMSGSIZE).
         self.max_reply_bytes = protocol.DEFAULT_MAX_REPLY_BYTES
+        #: The most bytes the server takes in one request (it says so in ``hello``).
+        self.max_message_bytes: int | None = None
         self._is_alive = is_alive
         self._log_tail = log_tail
         self._pid = os.getpid()
@@ -110,6 +121,57 @@ class ServerPeer:
     def _where(self) -> str:
         name = f"instance {self.instance}" if self.instance is not None else "server"
         return f"{name} at {self.address}"
+
+    def _check_request_size(self, op: str, frames: list[Any]) -> int:
+        """Refuse a request over the server's bound before sending it; its largest frame.
+
+        ZeroMQ drops a peer that sends a frame over the server's ``max_message_bytes``
+        without a word, so a request the server would refuse never leaves.
+        """
+        sizes = [memoryview(frame).nbytes for frame in frames]
+        if self.max_message_bytes is not None and sum(sizes) > self.max_message_bytes:
+            raise LimitError(
+                f"expected a request of at most {self.max_message_bytes} bytes for "
+                f"{self._where()} (its max_message_bytes), got {sum(sizes)} bytes in {op!r}"
+            )
+        return max(sizes)
+
+    def _dropped(self, op: str, largest_frame: int) -> BtgymError:
+        """The error for a server that closed our connection while ``op`` was pending.
+
+        A frame over the server's bound is why a live server does that (ZeroMQ's
+        MAXMSGSIZE disconnects the peer without a word); otherwise its process stopped (a
+        dying process closes its sockets a moment before it can be seen to have exited).
+        """
+        known = self.max_message_bytes
+        if known is not None and largest_frame > known:
+            return self._too_big(op, largest_frame, f"its bound of {known} bytes")
+        deadline = time.monotonic() + DIED_GRACE
+        while self._is_alive is not None and time.monotonic() < deadline:
+            if not self.is_alive():
+                return self._died(op)
+            time.sleep(0.02)
+        if known is None and largest_frame > DEFAULT_FRAME_BYTES:  # no hello told us
+            return self._too_big(
+                op,
+                largest_frame,
+                f"a default server's bound of {DEFAULT_FRAME_BYTES} bytes (this one's is not "
+                "known here: no hello)",
+            )
+        unsure = "" if known is not None else ", or our request was over its bound (no hello)"
+        return InstanceDiedError(
+            f"expected a reply to {op!r} from {self._where()}, but the server closed our "
+            f"connection (it stopped, or a server at this address was replaced{unsure})",
+            instance=self.instance,
+            log_tail=self.log_tail(),
+        )
+
+    def _too_big(self, op: str, largest_frame: int, bound: str) -> LimitError:
+        return LimitError(
+            f"expected {self._where()} to take our {op!r} request, but it closed the "
+            f"connection: our largest frame, {largest_frame} bytes, is over {bound} "
+            "(max_message_bytes); ZeroMQ disconnects a peer that sends a bigger frame"
+        )
 
     def _died(self, op: str) -> InstanceDiedError:
         return InstanceDiedError(

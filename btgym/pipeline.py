@@ -85,6 +85,7 @@ class PipelinedClient(ServerPeer):
             frame_files=client.frame_files,
         )
         pipe.observation_space = client.observation_space  # replies must fit it too
+        pipe.max_message_bytes = client.max_message_bytes
         return pipe
 
     @property
@@ -104,6 +105,7 @@ class PipelinedClient(ServerPeer):
         options = {"frame_files": self.depth + 1} if self.frame_files is not None else None
         # An empty delimiter frame makes the DEALER message look like a REQ one to REP.
         frames = protocol.encode(op, body, options=options)
+        self._check_request_size(op, frames)
         self.socket.send_multipart([b"", *frames], copy=False)
         self.pending.append(tag)
         self._sent.append((op, time.monotonic()))

@@ -485,13 +485,12 @@ class BlenderVectorEnv(VectorEnv):
         instance is reset at once (``final_obs`` is the last observation it delivered);
         otherwise the last observation is returned and the next step resets it.
         """
-        client = self._restart_client(i, exc)
         why = {"instance_restarted": True, "restart_reason": type(exc).__name__}
         if op == "reset":
-            reply = client.request("reset", self._reset_bodies.get(i, {"seed": None}))
+            reply = self._restart_and_reset(i, exc, self._reset_bodies.get(i, {"seed": None}))
             return {**reply, "info": {**reply["info"], **why}}
         if self.autoreset_mode == AutoresetMode.SAME_STEP:
-            reply = client.request("reset", {"seed": None, "options": None})
+            reply = self._restart_and_reset(i, exc, {"seed": None, "options": None})
             return {
                 "obs": reply["obs"],
                 "info": {**reply["info"], **why},
@@ -501,6 +500,7 @@ class BlenderVectorEnv(VectorEnv):
                 "final_obs": self._last_obs[i],
                 "final_info": why,
             }
+        self._restart_client(i, exc)
         return {
             "obs": self._last_obs[i],
             "info": why,
@@ -508,6 +508,17 @@ class BlenderVectorEnv(VectorEnv):
             "terminated": False,
             "truncated": True,
         }
+
+    def _restart_and_reset(self, i: int, why: Exception, body: dict[str, Any]) -> dict[str, Any]:
+        """Restart instance ``i`` and reset it; a fresh process that dies or hangs in that
+        first reset (a nested fault) is restarted again, within the restart limits.
+        """
+        while True:
+            client = self._restart_client(i, why)
+            try:
+                return dict(client.request("reset", body))
+            except (InstanceDiedError, InstanceTimeoutError) as fault:
+                why = fault
 
     def _request_each(self, op: str, env_ids: list[int], body: Any = None) -> list[Any]:
         self._check_idle()

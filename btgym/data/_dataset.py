@@ -17,6 +17,7 @@ from btgym._launch_config import LaunchConfig, resolve_launch
 from btgym._launch_info import running_servers
 from btgym._registry import resolve_target
 from btgym.data._params import ParamsLayout
+from btgym.data._seqlock import SharedRows, fence
 from btgym.data._stream import IDLE_TIMEOUT, Stream
 from btgym.errors import ConfigError
 from btgym.recording import ShardReader
@@ -141,8 +142,12 @@ class StreamDataset(IterableDataset):
         self.streams: list[Stream] = []
         # The feedback channel: one row of parameters per instance in shared memory, so
         # that DataLoader workers (forked or spawned) see what the main process sets.
-        self._shared: torch.Tensor | None = None
-        self._version = torch.zeros(num_instances, dtype=torch.int64).share_memory_()
+        # Each row behind a seqlock: a worker never reads a mix of two set_params calls.
+        self._shared: SharedRows | None = None
+        # The action space's bounds in the params layout, written by the first stream that
+        # shook hands (in whichever process) and read by set_params; known[0] = 1 then.
+        self._bounds = torch.zeros((2, 0), dtype=torch.float64)
+        self._bounds_known = torch.zeros(1, dtype=torch.int64).share_memory_()
         # Epochs, shared with DataLoader workers like the parameters: the first epoch of
         # the next pass, and how many passes each worker slot (rank x worker) began since.
         self._epoch_base = torch.zeros(1, dtype=torch.int64).share_memory_()
@@ -152,14 +157,21 @@ class StreamDataset(IterableDataset):
         self._layout: ParamsLayout | None = None
         if params is not None:
             self._layout = ParamsLayout.of(params)
-            row = torch.as_tensor(self._layout.flatten(params))
-            self._shared = row.repeat(num_instances, 1).share_memory_()
+            row = self._layout.flatten(params)
+            self._layout.check(row, None, None)
+            self._shared = SharedRows(np.tile(row, (num_instances, 1)))
+            self._bounds = torch.zeros((2, self._layout.size), dtype=torch.float64).share_memory_()
 
     # -- feedback --------------------------------------------------------------------
     def set_params(self, params: Any, env_ids: Sequence[int] | None = None) -> None:
         """Change the randomization parameters of all (or some) instances while streaming.
 
-        Items produced from the next request on carry the new parameters.
+        Items produced from the next request on carry the new parameters; every item
+        carries the parameters of one call (a seqlock per instance: never a mix of two).
+        Bad values fail here, not later in a worker: NaN always, and values outside the
+        action space's bounds once any stream (in this process or a worker) has shaken
+        hands with its instances: :class:`~btgym.errors.InvalidActionError` (a
+        ``ValueError``) naming each entry, its bound and its value.
         """
         if self._shared is None or self._layout is None:
             raise ConfigError(
@@ -167,14 +179,41 @@ class StreamDataset(IterableDataset):
                 "action space) to change parameters while streaming"
             )
         ids = list(range(self.num_instances)) if env_ids is None else list(env_ids)
-        self._shared[ids] = torch.as_tensor(self._layout.flatten(params))
-        self._version[ids] += 1
+        bad_ids = [i for i in ids if not 0 <= i < self.num_instances]
+        if bad_ids:
+            raise ConfigError(
+                f"expected env ids in [0, {self.num_instances}), got {bad_ids} in {ids}"
+            )
+        row = self._layout.flatten(params)
+        self._layout.check(row, *self._known_bounds())
+        self._shared.write(ids, row)
 
     def params(self, env_id: int) -> np.ndarray | None:
-        """The parameters instance ``env_id`` uses now."""
+        """The parameters instance ``env_id`` uses now (as one ``set_params`` call left them)."""
         if self._shared is None or self._layout is None:
             return None
-        return self._layout.unflatten(self._shared[env_id].numpy())
+        return self._layout.unflatten(self._shared.read(env_id))
+
+    def note_action_space(self, space: Any) -> None:
+        """Learn the action space's bounds (a stream's handshake), so :meth:`set_params`
+        checks values against them in every process that shares this dataset.
+        """
+        if self._layout is None or int(self._bounds_known[0]):
+            return
+        bounds = self._layout.bounds(space)
+        if bounds is None:
+            return
+        # Every stream writes the same values: a reader never sees a mix of different ones.
+        self._bounds[0].numpy()[:] = bounds[0]
+        self._bounds[1].numpy()[:] = bounds[1]
+        fence()
+        self._bounds_known[0] = 1
+
+    def _known_bounds(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if not int(self._bounds_known[0]):
+            return None, None
+        fence()
+        return self._bounds[0].numpy().copy(), self._bounds[1].numpy().copy()
 
     # -- reaching the scenes ---------------------------------------------------------
     def call(

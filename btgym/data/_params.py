@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from btgym.errors import ConfigError
+from btgym.errors import ConfigError, InvalidActionError
 
 
 def params_placeholder(space: spaces.Space) -> Any:
@@ -64,6 +64,46 @@ class ParamsLayout:
         out: list[np.ndarray] = []
         _flatten_into(self.template, value, out, "params")
         return np.concatenate(out) if out else np.zeros(0)
+
+    def labels(self) -> list[str]:
+        """What each entry of a row is, for messages: ``params[2]``, ``params['box'][1, 0]``."""
+        out: list[str] = []
+        _labels_into(self.template, "params", out)
+        return out
+
+    def bounds(self, space: spaces.Space) -> tuple[np.ndarray, np.ndarray] | None:
+        """The lowest and highest value of each entry of a row in ``space``; None when the
+        space has no numeric bounds in this layout (Text, a structure params do not match).
+        """
+        try:
+            low, high = _space_bounds(space)
+            return self.flatten(low), self.flatten(high)
+        except ConfigError:
+            return None
+
+    def check(self, row: np.ndarray, low: np.ndarray | None, high: np.ndarray | None) -> None:
+        """Raise :class:`InvalidActionError` naming each entry of ``row`` that is NaN, or
+        (with bounds) below ``low`` or above ``high``: the entry, its bound and its value.
+        """
+        bad = np.isnan(row)
+        if low is not None and high is not None:
+            bad |= (row < low) | (row > high)
+        if not bad.any():
+            return
+        labels, problems = self.labels(), []
+        for i in np.flatnonzero(bad)[:8]:
+            if np.isnan(row[i]):
+                problems.append(f"{labels[i]} is NaN")
+            elif low is not None and row[i] < low[i]:
+                problems.append(f"{labels[i]}={row[i]:g} below its low {low[i]:g}")
+            elif high is not None:
+                problems.append(f"{labels[i]}={row[i]:g} above its high {high[i]:g}")
+        more = int(bad.sum()) - len(problems)
+        raise InvalidActionError(
+            "expected params within the action space's bounds, got "
+            + "; ".join(problems)
+            + (f" (and {more} more)" if more > 0 else "")
+        )
 
     def unflatten(self, row: np.ndarray) -> Any:
         """The nested value a row holds."""
@@ -128,6 +168,38 @@ def _flatten_into(template: Any, value: Any, out: list[np.ndarray], where: str) 
         if array.shape != template.shape:
             raise ConfigError(f"expected {where} of shape {template.shape}, got {array.shape}")
         out.append(array.reshape(-1))
+
+
+def _labels_into(template: Any, where: str, out: list[str]) -> None:
+    if isinstance(template, dict):
+        for key, item in template.items():
+            _labels_into(item, f"{where}[{key!r}]", out)
+    elif isinstance(template, list | tuple):
+        for i, item in enumerate(template):
+            _labels_into(item, f"{where}[{i}]", out)
+    elif template.shape == ():
+        out.append(where)
+    else:
+        out += [f"{where}[{', '.join(map(str, i))}]" for i in np.ndindex(template.shape)]
+
+
+def _space_bounds(space: spaces.Space) -> tuple[Any, Any]:
+    """The lowest and the highest action of ``space``, shaped like an action."""
+    if isinstance(space, spaces.Box):
+        return space.low, space.high
+    if isinstance(space, spaces.Discrete):
+        return np.int64(space.start), np.int64(space.start + space.n - 1)
+    if isinstance(space, spaces.MultiDiscrete):
+        return np.asarray(space.start), np.asarray(space.start) + space.nvec - 1
+    if isinstance(space, spaces.MultiBinary):
+        return np.zeros(space.shape), np.ones(space.shape)
+    if isinstance(space, spaces.Dict):
+        pairs = {key: _space_bounds(sub) for key, sub in space.spaces.items()}
+        return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
+    if isinstance(space, spaces.Tuple):
+        ends = [_space_bounds(sub) for sub in space.spaces]
+        return tuple(e[0] for e in ends), tuple(e[1] for e in ends)
+    raise ConfigError(f"expected a space with numeric bounds, got {space}")
 
 
 def _unflatten(template: Any, row: np.ndarray, start: int) -> tuple[Any, int]:

@@ -57,6 +57,10 @@ class StreamSource(Protocol):
         """The parameters instance ``env_id`` uses now (None without params)."""
         ...
 
+    def note_action_space(self, space: spaces.Space) -> None:
+        """Learn the action space a stream's instances declared (to check params early)."""
+        ...
+
 
 HEALTH_CHECK_INTERVAL = 0.2  # seconds between checks of the instances' processes
 
@@ -90,6 +94,7 @@ class Stream:
         self._open()
         self.action_space = self.connection.action_space
         self.observation_space = self.connection.observation_space
+        dataset.note_action_space(self.action_space)
         self.sample_action = sampler(self.action_space, [dataset.seed, epoch, *ids])
         for env_id in ids:
             self._start_episode(env_id)

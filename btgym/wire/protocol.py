@@ -40,6 +40,12 @@ OUT_OF_BAND_BYTES = 1024
 #: peer sending more is disconnected). Servers announce theirs in ``hello``.
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
+#: Most bytes ZeroMQ may hold for all the peers of one server together: requests queued
+#: (``MAX_QUEUED_REQUESTS`` per connection, one more being read, for ``max_connections``
+#: connections) and the one being served. A server takes its frame bound from it (see
+#: :func:`frame_bound`): ZeroMQ checks a frame's declared size before allocating it.
+DEFAULT_MAX_SERVER_BYTES = 2 << 30
+
 #: Most bytes of arrays a client accepts in one reply (sizes as declared, checked before
 #: anything is mapped, copied or allocated; also ZeroMQ's MAXMSGSIZE of client sockets).
 DEFAULT_MAX_REPLY_BYTES = 1 << 30
@@ -57,6 +63,15 @@ MAX_QUEUED_REQUESTS = 4
 MAX_ERROR_TYPE_CHARS = 200
 MAX_ERROR_MESSAGE_CHARS = 2_000
 MAX_ERROR_TRACEBACK_CHARS = 20_000
+
+
+def frame_bound(max_message_bytes: int, max_server_bytes: int, max_connections: int) -> int:
+    """The largest request frame a server takes: ``max_message_bytes``, or less, so that
+    every request ZeroMQ may queue for ``max_connections`` peers fits in ``max_server_bytes``.
+    """
+    slots = max_connections * (MAX_QUEUED_REQUESTS + 1) + 1
+    return max(1, min(max_message_bytes, max_server_bytes // slots))
+
 
 _EXT_ARRAY = 1
 _EXT_SCALAR = 2
