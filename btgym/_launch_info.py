@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from btgym.errors import ConfigError, VersionMismatchError
+from btgym.wire._private_files import replace_owned_file
 from btgym.wire.protocol import PROTOCOL_VERSION
 
 #: Address schemes a string names a server by (anything else is a file path).
@@ -57,8 +58,14 @@ class LaunchInfo:
         return cls(**{key: value for key, value in data.items() if key in known})
 
     def write(self, path: str | os.PathLike[str]) -> None:
-        """Write it to ``path`` as JSON (what :meth:`read` and other languages read)."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+        """Write it to ``path`` as JSON (what :meth:`read` and other languages read).
+
+        Always a new file of ours, renamed into place: an existing file of another user
+        or a symlink at ``path``, or a directory another user could change, is refused
+        with :class:`~btgym.errors.UntrustedPathError` (they could rewrite the addresses).
+        """
+        data = json.dumps(self.to_dict(), indent=2).encode()
+        replace_owned_file(path, data, "the launch-info file")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object the file holds."""

@@ -1,0 +1,70 @@
+"""Step time of one scene in Blender's UI mode (window, under a display) and in
+background mode: the same installed Blender, the same scene, interleaved rounds.
+
+    xvfb-run -a -s "-screen 0 1280x800x24" python benchmarks/ui_steps.py --blender /usr/bin/blender
+
+Prints the median ms per step of each mode per round, and the medians over rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from btgym import BlenderEnv, LaunchConfig  # noqa: E402
+
+
+def step_times(env: BlenderEnv, steps: int) -> list[float]:
+    """Milliseconds of each of ``steps`` env steps (resets between episodes not counted)."""
+    times = []
+    env.reset(seed=0)
+    for _ in range(steps):
+        started = time.perf_counter()
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        times.append((time.perf_counter() - started) * 1000)
+        if terminated or truncated:
+            env.reset()
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--blender", default="/usr/bin/blender")
+    parser.add_argument("--scene", default="envs.cartpole:CartPoleScene")
+    parser.add_argument("--kwargs", default="{}")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    kwargs = json.loads(args.kwargs)
+    envs = {
+        mode: BlenderEnv(
+            args.scene,
+            launch=LaunchConfig(blender=args.blender, ui=mode == "ui", timeout=60),
+            **kwargs,
+        )
+        for mode in ("background", "ui")
+    }
+    medians: dict[str, list[float]] = {mode: [] for mode in envs}
+    try:
+        for env in envs.values():
+            step_times(env, 5)  # warm-up: first draws, caches
+        for round_ in range(args.rounds):
+            for mode, env in envs.items():
+                median = statistics.median(step_times(env, args.steps))
+                medians[mode].append(median)
+                print(f"round {round_} {mode:10s} {median:8.2f} ms/step", flush=True)
+    finally:
+        for env in envs.values():
+            env.close()
+    for mode, values in medians.items():
+        print(f"{mode:10s} median of rounds {statistics.median(values):8.2f} ms/step")
+
+
+if __name__ == "__main__":
+    main()
