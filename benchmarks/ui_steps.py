@@ -1,6 +1,10 @@
 """Step time of one scene in Blender's UI mode (window, under a display) and in
 background mode: the same installed Blender, the same scene, interleaved rounds.
 
+Modes: ``background``; ``ui`` (btgym's UI mode: viewport anti-aliasing off); ``ui-aa8``
+(the same with Blender's default 8-sample viewport anti-aliasing, as before issue 24,
+through ``BTGYM_UI_VIEWPORT_AA=8``).
+
     xvfb-run -a -s "-screen 0 1280x800x24" python benchmarks/ui_steps.py --blender /usr/bin/blender
 
 Prints the median ms per step of each mode per round, and the medians over rounds.
@@ -38,18 +42,18 @@ def main() -> None:
     parser.add_argument("--blender", default="/usr/bin/blender")
     parser.add_argument("--scene", default="envs.cartpole:CartPoleScene")
     parser.add_argument("--kwargs", default="{}")
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     kwargs = json.loads(args.kwargs)
-    envs = {
-        mode: BlenderEnv(
-            args.scene,
-            launch=LaunchConfig(blender=args.blender, ui=mode == "ui", timeout=60),
-            **kwargs,
-        )
-        for mode in ("background", "ui")
+    modes = {
+        "background": LaunchConfig(blender=args.blender, timeout=120),
+        "ui": LaunchConfig(blender=args.blender, ui=True, timeout=120),
+        "ui-aa8": LaunchConfig(
+            blender=args.blender, ui=True, timeout=120, env={"BTGYM_UI_VIEWPORT_AA": "8"}
+        ),
     }
+    envs = {mode: BlenderEnv(args.scene, launch=launch, **kwargs) for mode, launch in modes.items()}
     medians: dict[str, list[float]] = {mode: [] for mode in envs}
     try:
         for env in envs.values():

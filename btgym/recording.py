@@ -26,7 +26,7 @@ import os
 import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 from PIL import Image
@@ -161,8 +161,8 @@ class ShardReader:
         for number, shard in enumerate(self.shards):
             samples: dict[str, dict[str, tuple[int, int]]] = {}
             with open(shard, "rb") as raw:
-                file = _BoundedReads(raw, max_member_bytes, shard)
-                tar = tarfile.open(fileobj=file, mode="r")  # noqa: SIM115 - closed with raw
+                file = cast(IO[bytes], _BoundedReads(raw, max_member_bytes, shard))
+                tar = tarfile.TarFile(fileobj=file, mode="r")
                 shard_bytes = os.fstat(raw.fileno()).st_size
                 for member in tar:
                     self._check(shard, member, shard_bytes)
