@@ -5,16 +5,20 @@ Modes: ``background``; ``ui`` (btgym's UI mode: viewport anti-aliasing off); ``u
 (the same with Blender's default 8-sample viewport anti-aliasing, as before issue 24,
 through ``BTGYM_UI_VIEWPORT_AA=8``).
 
-    xvfb-run -a -s "-screen 0 1280x800x24" python benchmarks/ui_steps.py --blender /usr/bin/blender
+    python benchmarks/ui_steps.py --blender /usr/bin/blender
 
-Prints the median ms per step of each mode per round, and the medians over rounds.
+Each UI instance gets an Xvfb display of its own (1280x800x24): Blender skips drawing a
+window that another covers, so two windows on one display measure nothing. Prints the
+median ms per step of each mode per round, and the medians over rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,6 +41,20 @@ def step_times(env: BlenderEnv, steps: int) -> list[float]:
     return times
 
 
+def start_display() -> tuple[subprocess.Popen[bytes], str]:
+    """A fresh Xvfb server and its DISPLAY value."""
+    read, write = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        pass_fds=(write,),
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        number = pipe.readline().strip()
+    return server, f":{number}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--blender", default="/usr/bin/blender")
@@ -46,12 +64,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     kwargs = json.loads(args.kwargs)
+    displays = [start_display() for _ in range(2)]
+    os.environ.setdefault("DISPLAY", displays[0][1])  # the launcher checks for one
+    ui = {"ui": {"DISPLAY": displays[0][1]}}
+    ui["ui-aa8"] = {"DISPLAY": displays[1][1], "BTGYM_UI_VIEWPORT_AA": "8"}
     modes = {
         "background": LaunchConfig(blender=args.blender, timeout=120),
-        "ui": LaunchConfig(blender=args.blender, ui=True, timeout=120),
-        "ui-aa8": LaunchConfig(
-            blender=args.blender, ui=True, timeout=120, env={"BTGYM_UI_VIEWPORT_AA": "8"}
-        ),
+        **{
+            mode: LaunchConfig(blender=args.blender, ui=True, timeout=120, env=env)
+            for mode, env in ui.items()
+        },
     }
     envs = {mode: BlenderEnv(args.scene, launch=launch, **kwargs) for mode, launch in modes.items()}
     medians: dict[str, list[float]] = {mode: [] for mode in envs}
@@ -66,6 +88,9 @@ def main() -> None:
     finally:
         for env in envs.values():
             env.close()
+        for server, _ in displays:
+            server.terminate()
+            server.wait(10)
     for mode, values in medians.items():
         print(f"{mode:10s} median of rounds {statistics.median(values):8.2f} ms/step")
 
