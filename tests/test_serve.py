@@ -298,3 +298,26 @@ def test_serve_with_insecure_tcp_warns_and_serves_on_loopback(tmp_path):
     finally:
         output = stop(server)
     assert "warning: serving on tcp://127.0.0.1:0 without keys" in output
+
+
+def test_a_trainer_refuses_launch_info_another_user_could_have_written(shared_dir, tmp_path):
+    planted = Path(tempfile.gettempdir()) / f"btgym-launch-{os.urandom(6).hex()}.json"
+    content = json.dumps(LaunchInfo("s:S", ["tcp://127.0.0.1:9"]).to_dict())
+    as_other_user(f"open({str(planted)!r}, 'w').write({content!r}); print('{{}}')")
+    try:  # /tmp is sticky, but the file is theirs: they chose the addresses
+        with pytest.raises(UntrustedPathError, match=f"owned by uid {OTHER_UID}"):
+            LaunchInfo.read(planted)
+        with pytest.raises(UntrustedPathError, match="launch-info file"):
+            BlenderEnv(launch_info=str(planted), timeout=5)
+    finally:
+        planted.unlink()
+    ours = shared_dir / "launch.json"  # ours, but in their directory: they can swap it
+    LaunchInfo("s:S", ["ipc:///a"]).write(tmp_path / "launch.json")
+    shutil.copy(tmp_path / "launch.json", ours)
+    with pytest.raises(UntrustedPathError, match=f"owned by uid {OTHER_UID}"):
+        LaunchInfo.read(ours)
+    (tmp_path / "launch.json").chmod(0o666)
+    with pytest.raises(UntrustedPathError, match="other users can write"):
+        LaunchInfo.read(tmp_path / "launch.json")
+    (tmp_path / "launch.json").chmod(0o644)
+    assert LaunchInfo.read(tmp_path / "launch.json").addresses == ["ipc:///a"]

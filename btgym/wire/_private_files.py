@@ -216,6 +216,25 @@ def check_replaceable(path: str | os.PathLike[str], what: str) -> str:
     return target
 
 
+def check_owned_file(path: str | os.PathLike[str], what: str) -> str:
+    """The absolute ``path`` if it is a regular file only this user can change; else raise.
+
+    For files whose contents steer us (a launch-info file names the servers to talk to):
+    no symlink, owned by this user, writable by no one else, in a directory (and below
+    directories) no other user could change (sticky ones such as ``/tmp`` are fine).
+    :class:`~btgym.errors.UntrustedPathError` names ``what``, the path and why;
+    ``FileNotFoundError`` when there is nothing.
+    """
+    target = check_replaceable(path, what)
+    info = os.lstat(target)
+    if _writable_by_others(info):
+        raise UntrustedPathError(
+            f"expected {what} {target} to be a file only uid {os.geteuid()} can change, got "
+            f"one that other users can write (mode {oct(stat.S_IMODE(info.st_mode))})"
+        )
+    return target
+
+
 def _entry_reason(path: str, me: int) -> str | None:
     """Why the existing entry ``path`` is not a regular file of uid ``me``, or None."""
     try:
@@ -303,6 +322,7 @@ def sweep(base: str, pattern: re.Pattern[str]) -> int:
 
 __all__ = [
     "PID_MAX",
+    "check_owned_file",
     "check_replaceable",
     "trusted_directory",
     "untrusted_reason",
