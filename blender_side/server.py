@@ -145,26 +145,42 @@ class Server:
         return reason
 
     def serve_in_ui(
-        self, on_stop: Callable[[str], None], interval: float = 0.01, most_per_tick: int = 4
+        self,
+        on_stop: Callable[[str], None],
+        interval: float = 0.01,
+        burst: float = 0.1,
+        linger: float = 0.005,
     ) -> None:
         """Serve from Blender's event loop (``bpy.app.timers``), so that its window redraws.
 
-        For Blender's UI mode: every ``interval`` seconds a timer answers up to
-        ``most_per_tick`` waiting requests, asks the window to redraw, checks the parent,
-        and returns; Blender draws in between. ``on_stop(reason)`` runs once serving ends
-        (``close``, the parent's death, or :meth:`stop`).
+        For Blender's UI mode: every ``interval`` seconds a timer answers the waiting
+        requests, asks the window to redraw, checks the parent, and returns; Blender
+        draws in between. Each change of the scene makes Blender redraw the window before
+        the timer can run again, so a timer that answered one request each would make
+        every step wait for a redraw (in software OpenGL, more than the step itself).
+        So after each reply it waits up to ``linger`` seconds for the client's next
+        request and serves that too, for at most ``burst`` seconds: a client stepping
+        without pause gets background-mode steps, and the window shows the scene at
+        least once per ``burst`` plus a redraw (``burst=0``: one request per tick).
+        ``on_stop(reason)`` runs once serving ends (``close``, the parent's death, or
+        :meth:`stop`).
         """
         import bpy
 
         self._running = True
         next_check = time.monotonic() + self.watchdog_interval
+        linger_ms = max(0, round(linger * 1000)) if burst > 0 else 0
 
         def tick() -> float | None:
             nonlocal next_check
-            handled = 0
-            while self._running and handled < most_per_tick and self.socket.poll(0):
+            handled, wait_ms = 0, 0
+            until = time.monotonic() + burst
+            while self._running and self.socket.poll(wait_ms):
                 self._serve_one()
                 handled += 1
+                if time.monotonic() >= until:
+                    break
+                wait_ms = linger_ms
             if handled:
                 _tag_redraw(bpy)
             reason = "closed" if not self._running else ""

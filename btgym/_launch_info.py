@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from btgym.errors import ConfigError, VersionMismatchError
+from btgym.wire._private_files import check_owned_file, replace_owned_file
 from btgym.wire.protocol import PROTOCOL_VERSION
 
 #: Address schemes a string names a server by (anything else is a file path).
@@ -44,8 +45,14 @@ class LaunchInfo:
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> LaunchInfo:
-        """The launch info in ``path``; a :class:`VersionMismatchError` for another protocol."""
-        data = json.loads(Path(path).read_text())
+        """The launch info in ``path``; a :class:`VersionMismatchError` for another protocol.
+
+        The file names the servers the trainer will talk to, so it must be one only this
+        user can change (:class:`~btgym.errors.UntrustedPathError` otherwise: another
+        user's file, a symlink, a file others can write, or one in a directory another
+        user could change); copy a file another user gave you to a place of your own.
+        """
+        data = json.loads(Path(check_owned_file(path, "the launch-info file")).read_text())
         if not isinstance(data, dict):
             raise ConfigError(f"expected a JSON object in {path}, got {type(data).__name__}")
         if data.get("protocol") != PROTOCOL_VERSION:
@@ -57,8 +64,14 @@ class LaunchInfo:
         return cls(**{key: value for key, value in data.items() if key in known})
 
     def write(self, path: str | os.PathLike[str]) -> None:
-        """Write it to ``path`` as JSON (what :meth:`read` and other languages read)."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+        """Write it to ``path`` as JSON (what :meth:`read` and other languages read).
+
+        Always a new file of ours, renamed into place: an existing file of another user
+        or a symlink at ``path``, or a directory another user could change, is refused
+        with :class:`~btgym.errors.UntrustedPathError` (they could rewrite the addresses).
+        """
+        data = json.dumps(self.to_dict(), indent=2).encode()
+        replace_owned_file(path, data, "the launch-info file")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object the file holds."""

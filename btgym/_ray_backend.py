@@ -24,7 +24,9 @@ from typing import Any
 
 import psutil
 import ray
+import zmq
 
+from btgym import _ray_watchdog
 from btgym._launch_config import DEFAULTS
 from btgym.errors import ConfigError, LaunchError
 from btgym.launcher import InstanceSet, Launcher
@@ -228,23 +230,14 @@ class RayLauncher(InstanceSet):
         if unused.pop("backend", "ray") != "ray" or unused:
             raise ConfigError(f"unexpected options for the ray backend: {sorted(unused)}")
         if not ray.is_initialized():
-            # A cluster of our own: workers (and so the Blender servers) at normal priority.
-            ray.init(
-                ignore_reinit_error=True,
-                log_to_driver=False,
-                include_dashboard=False,
-                _system_config={"worker_niceness": 0},
-            )
+            _start_local_cluster()
         self.scene, self.seeds = scene, [(seed or 0) + i for i in range(num_instances)]
         self.trainer_ip = ray.util.get_node_ip_address()
-        self._trainer_keys: _TemporaryKeys | None = None
+        # The trainer's key pair lives in memory only: no secret file outlives the trainer.
         if curve is None:
-            self._trainer_keys = _TemporaryKeys("btgym-trainer-keys-", "trainer")
-            public, secret = self._trainer_keys.public, self._trainer_keys.secret
-            self.trainer_public = public.read_text().split('"')[1].encode()
-            self._trainer_secret: Path | None = secret
+            self.trainer_public, self._trainer_secret = zmq.curve_keypair()
         else:
-            self.trainer_public, self._trainer_secret = curve.public, None
+            self.trainer_public, self._trainer_secret = curve.public, curve.secret
         actor_class = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=max_restarts)(
             _BlenderServerActor
         )
@@ -312,13 +305,10 @@ class RayLauncher(InstanceSet):
         """The trainer's CURVE keys for a remote instance (None on the trainer's node)."""
         if instance.server_public is None:
             return None
-        if self._trainer_secret is None:
-            raise LaunchError("expected the trainer's secret key for a remote instance")
-        keys = ClientKeys.load(self._trainer_secret, self._trainer_secret)
-        return ClientKeys(keys.public, keys.secret, instance.server_public)
+        return ClientKeys(self.trainer_public, self._trainer_secret, instance.server_public)
 
     def close(self) -> None:
-        """Close and kill every actor, remove the trainer's temporary keys; safe to call twice."""
+        """Close and kill every actor; safe to call twice."""
         if self._closed:
             return
         self._closed = True
@@ -326,9 +316,28 @@ class RayLauncher(InstanceSet):
             with contextlib.suppress(Exception):  # a dead actor has nothing left to close
                 ray.get(actor.close.remote(), timeout=10)
             ray.kill(actor, no_restart=True)
-        trainer_keys = getattr(self, "_trainer_keys", None)
-        if trainer_keys is not None:
-            trainer_keys.close()
+
+
+#: The watchdog of the local cluster this process started (kept alive with the process).
+_WATCHDOG: list[Any] = []
+
+
+def _start_local_cluster() -> None:
+    """``ray.init()`` a cluster of our own, and a watchdog that ends it with this process.
+
+    Workers (and so the Blender servers) run at normal priority. The watchdog
+    (:mod:`btgym._ray_watchdog`) kills the cluster's processes once this process is
+    gone, also after a SIGKILL, which runs no ``ray.shutdown()``.
+    """
+    before = {child.pid for child in psutil.Process().children()}
+    ray.init(
+        ignore_reinit_error=True,
+        log_to_driver=False,
+        include_dashboard=False,
+        _system_config={"worker_niceness": 0},
+    )
+    started = [child.pid for child in psutil.Process().children() if child.pid not in before]
+    _WATCHDOG.append(_ray_watchdog.start(started))
 
 
 __all__ = ["RayInstance", "RayLauncher"]

@@ -10,6 +10,12 @@ A sample is a group of files sharing a key ``<env_id>-<episode>-<step>`` inside 
 PNG, JSON, NPY and tar are read by any tool (``webdataset``, ``tar``, numpy, PIL);
 nothing is pickled. Shards are written as ``shard-NNNNNN.tar.partial`` and renamed to
 ``.tar`` when complete, so a crash loses at most the open shard.
+
+Recording directories are made by the writer (0755) or must be ones no other user can
+change (:class:`~btgym.errors.UntrustedPathError` otherwise); shard files are created
+with ``O_EXCL | O_NOFOLLOW``, so nothing planted there is written through. The reader
+trusts no declared size: a member larger than ``max_member_bytes`` or reaching past the
+end of its shard is refused before a byte of it is read.
 """
 
 from __future__ import annotations
@@ -20,12 +26,16 @@ import os
 import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 from PIL import Image
 
-from btgym.errors import ConfigError
+from btgym.errors import ConfigError, LimitError
+from btgym.wire._private_files import trusted_directory
+
+#: The largest member (one file of a sample) :class:`ShardReader` reads by default.
+DEFAULT_MAX_MEMBER_BYTES = 256 << 20
 
 
 class ShardWriter:
@@ -34,11 +44,11 @@ class ShardWriter:
     def __init__(self, directory: str | os.PathLike[str], shard_size: int = 1000) -> None:
         if shard_size < 1:
             raise ConfigError(f"expected shard_size >= 1, got {shard_size}")
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory = Path(trusted_directory(directory, "the recording directory", mode=0o755))
         self.shard_size = shard_size
         self.shards: list[Path] = []
         self._tar: tarfile.TarFile | None = None
+        self._file: Any = None
         self._partial: Path | None = None
         self._count = 0
         self._keys: set[str] = set()
@@ -95,12 +105,20 @@ class ShardWriter:
     def _open_shard(self) -> None:
         index = len(self.shards)
         self._partial = self.directory / f"shard-{index:06d}.tar.partial"
-        self._tar = tarfile.open(self._partial, "w")  # noqa: SIM115 - spans many writes
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(self._partial, flags, 0o644)
+        except FileExistsError:  # a crashed recording's shard: ours, in our own directory
+            os.unlink(self._partial)  # unlink never follows a symlink
+            fd = os.open(self._partial, flags, 0o644)
+        self._file = os.fdopen(fd, "wb")
+        self._tar = tarfile.open(fileobj=self._file, mode="w")  # noqa: SIM115 - many writes
         self._count = 0
 
     def _finish_shard(self) -> None:
         assert self._tar is not None and self._partial is not None
         self._tar.close()
+        self._file.close()  # tarfile leaves a given file object open
         final = self._partial.with_suffix("")  # drop ".partial"
         os.replace(self._partial, final)
         self.shards.append(final)
@@ -123,19 +141,54 @@ def record(
 
 
 class ShardReader:
-    """Random access to the samples of the complete shards in ``directory``."""
+    """Random access to the samples of the complete shards in ``directory``.
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    ``max_member_bytes``: the largest file of a sample it reads (256 MiB by default); a
+    shard declaring a larger one, one reaching past the shard's end, or a member that
+    is not a plain file (a link, a sparse member) is refused with
+    :class:`~btgym.errors.LimitError` / :class:`~btgym.errors.ConfigError` when the
+    shard is indexed, before any of it is read.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
+    ) -> None:
         self.shards = sorted(Path(directory).glob("shard-*.tar"))
+        self.max_member_bytes = max_member_bytes
         self.index: list[tuple[int, dict[str, tuple[int, int]]]] = []
         for number, shard in enumerate(self.shards):
             samples: dict[str, dict[str, tuple[int, int]]] = {}
-            with tarfile.open(shard, "r") as tar:
+            with open(shard, "rb") as raw:
+                file = cast(IO[bytes], _BoundedReads(raw, max_member_bytes, shard))
+                tar = tarfile.TarFile(fileobj=file, mode="r")
+                shard_bytes = os.fstat(raw.fileno()).st_size
                 for member in tar:
+                    self._check(shard, member, shard_bytes)
                     key, _, suffix = member.name.partition(".")
                     samples.setdefault(key, {})[suffix] = (member.offset_data, member.size)
             self.index.extend((number, files) for files in samples.values())
         self._fds: dict[int, int] = {}
+
+    def _check(self, shard: Path, member: tarfile.TarInfo, shard_bytes: int) -> None:
+        """Refuse a member that is not a plain file or whose declared size cannot be right."""
+        if not member.isreg() or member.issparse():
+            raise ConfigError(
+                f"expected plain files in the shard {shard}, got {member.name!r} "
+                f"(tar type {member.type!r}{', sparse' if member.issparse() else ''})"
+            )
+        if member.size > self.max_member_bytes:
+            raise LimitError(
+                f"expected members of at most max_member_bytes={self.max_member_bytes} "
+                f"bytes in the shard {shard}, got {member.name!r} declaring {member.size}"
+            )
+        if member.offset_data + member.size > shard_bytes:
+            raise ConfigError(
+                f"expected {member.name!r} in the shard {shard} to end within its "
+                f"{shard_bytes} bytes, got one declared to end at "
+                f"{member.offset_data + member.size} (a truncated or forged shard)"
+            )
 
     def __len__(self) -> int:
         return len(self.index)
@@ -169,6 +222,7 @@ class ShardReader:
             yield self[i]
 
     def _read(self, number: int, offset: int, size: int) -> bytes:
+        # Sizes were checked at indexing: at most max_member_bytes, within the shard.
         # pread keeps no file position, so forked DataLoader workers can share the fds.
         fd = self._fds.get(number)
         if fd is None:
@@ -183,6 +237,29 @@ class ShardReader:
 
     def __getstate__(self) -> dict[str, Any]:  # spawned workers open their own files
         return {**self.__dict__, "_fds": {}}
+
+
+class _BoundedReads:
+    """A shard file whose single reads are bounded: ``tarfile`` reads a PAX or GNU long-name
+    header whole, at the size it declares, before any member can be checked.
+    """
+
+    def __init__(self, file: Any, limit: int, shard: Path) -> None:
+        self._file, self._limit, self._shard = file, limit, shard
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0 or size > self._limit:
+            raise LimitError(
+                f"expected tar headers of at most max_member_bytes={self._limit} bytes in "
+                f"the shard {self._shard}, got one declaring {size}"
+            )
+        return bytes(self._file.read(size))
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return int(self._file.seek(offset, whence))
+
+    def tell(self) -> int:
+        return int(self._file.tell())
 
 
 def _npy(array: np.ndarray) -> bytes:

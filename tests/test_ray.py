@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 
@@ -14,7 +19,7 @@ ray = pytest.importorskip("ray")  # btgym[ray]; installed by `make test`
 
 from btgym import BlenderVectorEnv  # noqa: E402
 from btgym.data import StreamDataset  # noqa: E402
-from tests.conftest import ECHO_SCENE  # noqa: E402
+from tests.conftest import ECHO_SCENE, ROOT  # noqa: E402
 
 RAY = {"backend": "ray", "num_cpus": 0.5}
 
@@ -127,3 +132,54 @@ def test_blender_servers_in_actors_are_not_left_at_rays_worker_niceness():
             assert server_nice > 0 and warned
     finally:
         launcher.close()
+
+
+TRAINER = """
+import json, os, sys, time
+from btgym._ray_backend import RayLauncher
+launcher = RayLauncher("tests.scenes.echo:EchoScene", 2, seed=0, num_cpus=0.5)
+print(json.dumps({"servers": [instance.pid for instance in launcher]}), flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_trainer_leaves_no_ray_process_and_no_key_file(tmp_path):
+    keys_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "btgym-*keys-*")))
+    trainer = subprocess.Popen(
+        [sys.executable, "-c", TRAINER],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "trainer.err").open("w"),
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        line = trainer.stdout.readline()  # its cluster and both servers are up
+        assert line, (tmp_path / "trainer.err").read_text()[-3000:]
+        servers = json.loads(line)["servers"]
+        family = psutil.Process(trainer.pid).children(recursive=True)
+        names = " ".join(p.name() for p in family)
+        assert "raylet" in names and "gcs_server" in names and len(servers) == 2
+        assert {p.pid for p in family} >= set(servers)
+        # No secret of the trainer's is on disk while it runs.
+        assert set(glob.glob(os.path.join(tempfile.gettempdir(), "btgym-*keys-*"))) == keys_before
+    finally:
+        trainer.kill()
+        trainer.wait(30)
+    deadline = time.monotonic() + 60
+    while _running(family) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(family), [" ".join(p.cmdline())[:120] for p in _running(family)]
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "btgym-*keys-*"))) == keys_before
+
+
+def _running(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """The processes of ``processes`` that still run (not gone, not zombies)."""
+    alive = []
+    for process in processes:
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+        except psutil.Error:
+            continue
+    return alive

@@ -5,19 +5,23 @@ must refuse it, and keep working with directories of its own user."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import tarfile
 import tempfile
 import textwrap
 
+import numpy as np
 import pytest
 
 from btgym import blender_python
-from btgym.errors import UntrustedPathError
+from btgym.errors import LimitError, UntrustedPathError
 from btgym.launcher import Launcher, scene_path_args
+from btgym.recording import ShardReader, ShardWriter
 from btgym.wire._private_files import trusted_directory, untrusted_reason
 from btgym.wire.security import allow_client, generate_keys, secure_server
 from tests.conftest import ECHO_SCENE, ROOT
@@ -232,3 +236,96 @@ def test_trusted_directories_check_every_directory_above(tmp_path, shared):
     link.symlink_to(tmp_path)
     assert untrusted_reason(str(link)) == "it is a symlink"
     assert trusted_directory(tmp_path / "a" / "b", "x") == str(tmp_path / "a" / "b")
+
+
+# -- recordings ------------------------------------------------------------------------
+def recorded_item(step: int) -> dict:
+    return {
+        "obs": np.full((4, 4, 3), step, np.uint8),
+        "info": {},
+        "env_id": 0,
+        "episode": 0,
+        "step": step,
+        "seed": 0,
+        "params": None,
+    }
+
+
+def test_a_symlink_planted_at_a_partial_shard_is_never_written_through(shared, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("root only\n")
+    victim.chmod(0o600)
+    other_user_plants(
+        f"import os; os.symlink({str(victim)!r}, {shared!r} + '/shard-000000.tar.partial')"
+    )
+    with pytest.raises(UntrustedPathError, match=f"recording directory .*owned by uid {OTHER_UID}"):
+        ShardWriter(shared)
+    assert victim.read_text() == "root only\n"
+    mine = tmp_path / "recording"  # made by the writer; a symlink there (ours) is replaced
+    writer = ShardWriter(mine)
+    (mine / "shard-000000.tar.partial").symlink_to(victim)
+    writer.write(recorded_item(0))
+    writer.close()
+    assert victim.read_text() == "root only\n"
+    assert [p.name for p in mine.iterdir()] == ["shard-000000.tar"]
+    assert ShardReader(mine)[0]["obs"][0, 0, 0] == 0
+
+
+def forge_shard(path, declared: int, pax: bool = False) -> None:
+    """A shard whose one member declares ``declared`` bytes, sparse: no disk, no data."""
+    info = tarfile.TarInfo("000-000000-00000.json")
+    info.size = declared
+    header = info.tobuf(tarfile.PAX_FORMAT if pax else tarfile.GNU_FORMAT)
+    if pax:  # a PAX extended header that itself declares ``declared`` bytes
+        pax_info = tarfile.TarInfo("././@PaxHeader")
+        pax_info.type, pax_info.size = tarfile.XHDTYPE, declared
+        header = pax_info.tobuf(tarfile.USTAR_FORMAT)
+    with open(path, "wb") as f:
+        f.write(header)
+        f.truncate(len(header) + declared + 1024)  # the member's bytes and the end blocks
+
+
+@pytest.mark.parametrize("pax", [False, True])
+def test_a_shard_declaring_a_huge_member_is_refused_before_it_is_read(tmp_path, pax):
+    forge_shard(tmp_path / "shard-000000.tar", 2 << 30, pax)
+    code = f"""
+        import json
+        from btgym.data import ReplayDataset
+
+        def peak_kib():  # VmHWM: this process's peak (ru_maxrss starts from its parent's)
+            with open("/proc/self/status") as status:
+                return [int(line.split()[1]) for line in status if line.startswith("VmHWM")][0]
+
+        before = peak_kib()
+        try:
+            ReplayDataset({str(tmp_path)!r})[0]
+            error = None
+        except Exception as exc:
+            error = f"{{type(exc).__name__}}: {{exc}}"
+        print(json.dumps({{"error": error, "grew_kib": peak_kib() - before}}))
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    result = json.loads(done.stdout)
+    assert result["error"].startswith("LimitError: expected ") and str(2 << 30) in result["error"]
+    assert result["grew_kib"] < 64 * 1024  # nothing of the 2 GiB was read
+
+
+def test_a_member_reaching_past_its_shard_is_refused(tmp_path):
+    writer = ShardWriter(tmp_path / "rec")
+    writer.write(recorded_item(0))
+    writer.close()
+    shard = tmp_path / "rec" / "shard-000000.tar"
+    with tarfile.open(shard) as tar:
+        last = tar.getmembers()[-1]
+    cut = last.offset_data + last.size - 1
+    shard.write_bytes(shard.read_bytes()[:cut])  # cut inside the last member
+    with pytest.raises(ValueError, match=f"to end within its {cut} bytes"):
+        ShardReader(tmp_path / "rec")
+    with pytest.raises(LimitError, match="max_member_bytes=10 "):
+        ShardReader(tmp_path / "rec", max_member_bytes=10)

@@ -4,9 +4,12 @@
 
 starts ``n`` instances of a scene on this machine, writes a launch-info file (scene,
 addresses, the server's public key) that a trainer elsewhere loads with
-:meth:`btgym.LaunchInfo.read`, and serves until interrupted. Off loopback, CURVE keys are
-required: ``--keys DIR`` must hold ``server.key_secret`` and a ``clients/`` directory of
-authorized client public keys.
+:meth:`btgym.LaunchInfo.read`, and serves until interrupted. Without ``--bind`` the
+instances listen on Unix-domain sockets in a private (0700) directory: only this user
+can reach them. TCP needs CURVE keys, on loopback too (every local user can connect
+there): ``--keys DIR`` must hold ``server.key_secret`` and a ``clients/`` directory of
+authorized client public keys; ``--insecure-tcp`` serves loopback TCP without keys, with
+a warning.
 
     btgym keys keys/ --clients trainer
 
@@ -46,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     ops_parsers(commands)
     author_parsers(commands)
     args = parser.parse_args(argv)
-    handlers = {name: author_command(name, f) for name, f in AUTHOR_COMMANDS.items()}
-    return {**OPS_COMMANDS, **handlers}[args.command](args)
+    commands_by_name = {**OPS_COMMANDS, **AUTHOR_COMMANDS}
+    return author_command(args.command, commands_by_name[args.command])(args)
 
 
 def __getattr__(name: str) -> Any:

@@ -16,15 +16,18 @@ from typing import Any
 from btgym._launch_config import LaunchConfig
 from btgym._launch_info import LaunchInfo
 from btgym._recycling import restart_dead
+from btgym.cli._output import CommandError
 from btgym.launcher import Launcher
+from btgym.wire._private_files import check_replaceable
 from btgym.wire.gpu_backend import GPU_BACKENDS
 from btgym.wire.security import allow_client, check_key_name, generate_keys, is_loopback
 
 
 def serve(args: argparse.Namespace) -> int:
     """``btgym serve``: launch, write the launch info, restart dead instances until a signal."""
-    bind = f"tcp://{args.bind}:0"
     keys = Path(args.keys) if args.keys else None
+    bind = _serve_address(args, keys)
+    check_replaceable(args.info, "the launch-info file")  # refused before anything starts
     launch = LaunchConfig(
         blender=args.blender,
         gpu_backend=args.gpu_backend,
@@ -42,7 +45,8 @@ def serve(args: argparse.Namespace) -> int:
     with Launcher(
         args.scene, args.instances, scene_kwargs=scene_kwargs, **launch.launcher_options()
     ) as launcher:
-        host = args.host or (socket.gethostname() if not is_loopback(bind) else "127.0.0.1")
+        on_loopback = bind is None or is_loopback(bind)
+        host = args.host or (socket.gethostname() if not on_loopback else "127.0.0.1")
 
         def launch_info() -> LaunchInfo:
             return LaunchInfo(
@@ -63,6 +67,39 @@ def serve(args: argparse.Namespace) -> int:
             if restarted:
                 launch_info().write(args.info)
     return 0
+
+
+def _serve_address(args: argparse.Namespace, keys: Path | None) -> str | None:
+    """The address instances listen on: None (private IPC sockets) unless ``--bind``.
+
+    TCP without keys is refused, also on loopback (every local user can connect there
+    and step or close the instances), unless ``--insecure-tcp`` says so; then a warning.
+    """
+    if args.bind is None:
+        if args.insecure_tcp:
+            raise CommandError("expected --bind HOST with --insecure-tcp, got no --bind")
+        return None
+    bind = f"tcp://{args.bind}:0"
+    if keys is not None:
+        return bind
+    if not is_loopback(bind):
+        raise CommandError(
+            f"expected --keys DIR (made by 'btgym keys') to serve on the non-loopback "
+            f"address {args.bind}, got none"
+        )
+    if not args.insecure_tcp:
+        raise CommandError(
+            f"expected --keys DIR to serve on TCP {args.bind}: without keys every local user "
+            "can connect, step and close the instances; leave out --bind (private IPC "
+            "sockets, the default), give --keys, or pass --insecure-tcp to accept that"
+        )
+    print(
+        f"btgym serve: warning: serving on {bind} without keys (--insecure-tcp): every user "
+        "of this host can connect, step and close the instances",
+        file=sys.stderr,
+        flush=True,
+    )
+    return bind
 
 
 def _existing_keys(root: Path) -> list[Path]:
@@ -127,7 +164,17 @@ def ops_parsers(commands: Any) -> None:
         help="auto (default: OpenGL without a GPU), opengl or vulkan",
     )
     run.add_argument("--seed", type=int, default=None)
-    run.add_argument("--bind", default="127.0.0.1", help="interface to listen on")
+    run.add_argument(
+        "--bind",
+        default=None,
+        help="TCP interface to listen on (needs --keys; default: private IPC sockets, "
+        "reachable by this user only)",
+    )
+    run.add_argument(
+        "--insecure-tcp",
+        action="store_true",
+        help="allow --bind on loopback without --keys (any local user can then connect)",
+    )
     run.add_argument("--host", default=None, help="host name written into the addresses")
     run.add_argument("--keys", default=None, help="directory made by 'btgym keys'")
     run.add_argument("--info", default="launch.json", help="where to write the launch info")

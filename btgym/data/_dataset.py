@@ -20,7 +20,7 @@ from btgym.data._params import ParamsLayout
 from btgym.data._seqlock import SharedRows, fence
 from btgym.data._stream import IDLE_TIMEOUT, Stream
 from btgym.errors import ConfigError
-from btgym.recording import ShardReader
+from btgym.recording import DEFAULT_MAX_MEMBER_BYTES, ShardReader
 from btgym.wire import protocol
 
 
@@ -340,10 +340,17 @@ class ReplayDataset(Dataset):
     """A recorded stream (:func:`btgym.recording.record`) as a map-style dataset.
 
     No Blender needed; ``shuffle=True`` works. ``transform`` is applied to each item.
+    ``max_member_bytes``: the largest file of one sample read from a shard (a shard
+    declaring a larger one is refused before it is read; see :class:`ShardReader`).
     """
 
-    def __init__(self, directory: str | os.PathLike[str], transform: Any = None) -> None:
-        self.reader = ShardReader(directory)
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        transform: Any = None,
+        max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
+    ) -> None:
+        self.reader = ShardReader(directory, max_member_bytes)
         self.transform = transform
 
     def __len__(self) -> int:

@@ -166,6 +166,90 @@ def write_private_file(path: str, data: bytes, mode: int = 0o600) -> None:
         os.close(fd)
 
 
+def replace_owned_file(
+    path: str | os.PathLike[str], data: bytes, what: str, mode: int = 0o644
+) -> str:
+    """Put ``data`` at ``path`` as a new file of ours; return its absolute path.
+
+    The bytes go into a fresh file under a random name beside ``path`` (``O_EXCL |
+    O_NOFOLLOW``, ``mode`` from its creation), which is then renamed over ``path``:
+    nothing is ever written through an existing file or a symlink, and a reader sees
+    the old file or the new one, never a torn one. Refused with
+    :class:`~btgym.errors.UntrustedPathError` naming ``what``, the path and the culprit
+    when ``path`` holds anything but a regular file of ours (another user's file, a
+    symlink), or when its directory or one above could be changed by another user
+    (a sticky directory such as ``/tmp`` is fine: only an entry's owner may rename or
+    remove it there).
+    """
+    target = check_replaceable(path, what)
+    directory = os.path.dirname(target)
+    temporary = os.path.join(directory, f".{os.path.basename(target)}.{os.urandom(8).hex()}.tmp")
+    write_private_file(temporary, data, mode)  # ours from here on: O_EXCL
+    try:
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return target
+
+
+def check_replaceable(path: str | os.PathLike[str], what: str) -> str:
+    """The absolute ``path`` if :func:`replace_owned_file` may write there; else raise.
+
+    :class:`~btgym.errors.UntrustedPathError` names ``what``, the path and why.
+    """
+    target = os.path.abspath(os.fspath(path))
+    directory = os.path.dirname(target)
+    me = os.geteuid()
+    try:
+        reason = _reason_above(os.path.realpath(directory))
+    except OSError as exc:
+        reason = f"its directory {directory} cannot be inspected ({exc.strerror})"
+    if reason is None:
+        reason = _entry_reason(target, me)
+    if reason is not None:
+        raise UntrustedPathError(
+            f"expected {what} {target} to be a file only uid {me} can change, got one that "
+            f"another user could: {reason}; use a path in a directory of your own"
+        )
+    return target
+
+
+def check_owned_file(path: str | os.PathLike[str], what: str) -> str:
+    """The absolute ``path`` if it is a regular file only this user can change; else raise.
+
+    For files whose contents steer us (a launch-info file names the servers to talk to):
+    no symlink, owned by this user, writable by no one else, in a directory (and below
+    directories) no other user could change (sticky ones such as ``/tmp`` are fine).
+    :class:`~btgym.errors.UntrustedPathError` names ``what``, the path and why;
+    ``FileNotFoundError`` when there is nothing.
+    """
+    target = check_replaceable(path, what)
+    info = os.lstat(target)
+    if _writable_by_others(info):
+        raise UntrustedPathError(
+            f"expected {what} {target} to be a file only uid {os.geteuid()} can change, got "
+            f"one that other users can write (mode {oct(stat.S_IMODE(info.st_mode))})"
+        )
+    return target
+
+
+def _entry_reason(path: str, me: int) -> str | None:
+    """Why the existing entry ``path`` is not a regular file of uid ``me``, or None."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        return f"it is a symlink (to {os.readlink(path)}) owned by uid {info.st_uid}"
+    if not stat.S_ISREG(info.st_mode):
+        return f"it is not a regular file (mode {oct(info.st_mode)}, owner uid {info.st_uid})"
+    if info.st_uid != me:
+        return f"it is owned by uid {info.st_uid}"
+    return None
+
+
 def remove_owned_tree(path: str) -> bool:
     """Remove the directory ``path`` if it is ours and not a symlink; True when removed.
 
@@ -238,6 +322,8 @@ def sweep(base: str, pattern: re.Pattern[str]) -> int:
 
 __all__ = [
     "PID_MAX",
+    "check_owned_file",
+    "check_replaceable",
     "trusted_directory",
     "untrusted_reason",
     "is_private_directory",
@@ -246,6 +332,7 @@ __all__ = [
     "pid_alive",
     "process_gone",
     "remove_owned_tree",
+    "replace_owned_file",
     "sweep",
     "write_private_file",
 ]
