@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int | None:
 
 def serve(args: argparse.Namespace) -> int:
     """Build the scene and serve it until ``close`` or the parent's death."""
-    from blender_side.loading import load_scene_class, open_blend_file
+    from blender_side.loading import build_scene, open_blend_file, scene_from
     from blender_side.server import Server
     from btgym.wire import protocol
     from btgym.wire.gpu_backend import backend_in_use
@@ -190,11 +190,10 @@ def serve(args: argparse.Namespace) -> int:
     try:
         if args.blend:
             open_blend_file(args.blend)
-        scene_class = load_scene_class(args.scene)
-        scene = _construct(scene_class, json.loads(args.kwargs))
+        scene = scene_from(args.scene, json.loads(args.kwargs))
         if args.seed is not None:
             scene.seed(args.seed)
-        scene.build()
+        build_scene(scene)
         blender_info = _blender_info(backend_in_use())
         server = Server(
             scene,
@@ -243,35 +242,6 @@ def _blender_info(gpu_backend: str) -> dict[str, Any]:
         "gpu_backend": gpu_backend,
         "gpu_backend_choice": os.environ.get(CHOICE_VARIABLE, "auto"),
     }
-
-
-def _construct(scene_class: type, kwargs: dict[str, Any]) -> Any:
-    """``scene_class(**kwargs)``; an unknown keyword names the closest accepted ones."""
-    import difflib
-    import inspect
-
-    try:
-        return scene_class(**kwargs)
-    except TypeError as exc:
-        accepted = [
-            name
-            for name, p in inspect.signature(scene_class).parameters.items()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        ]
-        unknown = [key for key in kwargs if key not in accepted]
-        if not unknown or any(
-            p.kind is p.VAR_KEYWORD for p in inspect.signature(scene_class).parameters.values()
-        ):
-            raise
-        hints = [
-            f"{key!r}: did you mean {close[0]!r}?"
-            for key in unknown
-            if (close := difflib.get_close_matches(key, accepted, n=1))
-        ]
-        raise TypeError(
-            f"{scene_class.__name__}() got unexpected keyword arguments {unknown}, expected some "
-            f"of {accepted}" + ("; " + "; ".join(hints) if hints else "")
-        ) from exc
 
 
 def _announce(ready_file: str | None, announcement: dict[str, Any]) -> None:

@@ -67,8 +67,9 @@ def _plain_settings(struct: Any) -> dict[str, Any]:
 def linked_scene(name: str, collection: Any, camera: Any) -> Any:
     """A new scene showing ``collection`` (shared, not copied) through ``camera``, black world.
 
-    Extra passes (ids, depth, normals) render such scenes: objects moved in the main
-    scene move here too.
+    Objects moved in the main scene move here too, but the new scene evaluates them on
+    its own (no rigid-body world, its own frame): annotation passes render the main scene
+    itself instead (:mod:`blender_side.passes`).
     """
     scene = bpy.data.scenes.new(name)
     scene.collection.children.link(collection)
@@ -423,7 +424,8 @@ def settle(
 ) -> int:
     """Simulate from ``start_frame`` until no body moved ``tolerance`` over ``check_every``
     frames, or for ``max_frames``; returns the frames simulated. Restart the simulation
-    (:func:`restart_simulation`) first.
+    (:func:`restart_simulation`) first. The bodies stay where the simulation left them
+    for renders and annotations alike (no :func:`freeze` needed for labels).
     """
     scene = bpy.context.scene
     last = locations(bodies)
@@ -440,7 +442,11 @@ def settle(
 
 
 def freeze(bodies: Sequence[Any]) -> None:
-    """Disable the rigid-body world and keep the bodies where the simulation left them."""
+    """Disable the rigid-body world and keep the bodies where the simulation left them.
+
+    Optional: frames and labels already show the simulated poses. Freeze to stop the
+    simulation (later frame changes no longer move the bodies) or to edit the poses.
+    """
     poses = [o.matrix_world.copy() for o in bodies]
     bpy.context.scene.rigidbody_world.enabled = False
     for obj, pose in zip(bodies, poses, strict=True):

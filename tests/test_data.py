@@ -12,8 +12,9 @@ from torch.utils.data import DataLoader, IterableDataset
 
 import btgym
 from btgym.client import Client
-from btgym.data import ReplayDataset, StreamDataset, collate
+from btgym.data import Info, ReplayDataset, StreamDataset, collate
 from btgym.data._stream import sampler as _sampler
+from btgym.errors import ConfigError
 from btgym.recording import ShardReader, ShardWriter, record
 from tests.conftest import ECHO_SCENE, thread_servers
 
@@ -46,9 +47,10 @@ def test_items_carry_their_origin_and_batches_collate():
     assert len(batches) == 2
     batch = batches[0]
     assert batch["obs"].shape == (4, 48, 64, 3) and batch["obs"].dtype == torch.uint8
-    assert batch["env_id"].dtype == torch.int64 and len(batch["info"]) == 4
+    assert batch["env_id"].dtype == torch.int64 and len(batch["infos"]) == 4
+    assert batch["info"]["xy"].shape == (4, 8, 2)  # fixed-shape info: one tensor
     for batch in batches:  # steps echo the params they were rendered with
-        for info, step, params in zip(batch["info"], batch["step"], batch["params"], strict=True):
+        for info, step, params in zip(batch["infos"], batch["step"], batch["params"], strict=True):
             np.testing.assert_allclose(params, [0.1, 0.2, 0.3], rtol=1e-6)
             if step > 0:  # (an instance's first reset carries the params it has then)
                 np.testing.assert_allclose(info["rotation_range"], [0.1, 0.2, 0.3], rtol=1e-6)
@@ -213,7 +215,39 @@ class _Frames(IterableDataset):
     def __iter__(self):
         for i in range(16):
             yield {"obs": np.full((4, 5, 3), i, np.uint8), "info": {}, "env_id": 0,
-                   "episode": 0, "step": i, "seed": 0, "params": None}  # fmt: skip
+                   "episode": 0, "step": i, "seed": 0, "params": np.zeros(2)}  # fmt: skip
+
+
+def _item(i: int, info: dict) -> dict:
+    return {"obs": np.zeros((2, 2, 3), np.uint8), "info": Info(info), "env_id": 0,
+            "episode": 0, "step": i, "seed": 0, "params": np.zeros(2)}  # fmt: skip
+
+
+def test_collate_batches_fixed_shape_info_as_tensors_and_ragged_as_lists():
+    items = [
+        _item(i, {"xy": np.full((3, 2), i, np.float32), "boxes": np.zeros((i + 1, 4)),
+                  "count": i, "name": f"n{i}", **({"extra": 1.5} if i else {})})
+        for i in range(3)
+    ]  # fmt: skip
+    batch = collate(items)
+    info = batch["info"]
+    assert info["xy"].shape == (3, 3, 2) and info["xy"].dtype == torch.float32
+    assert info["xy"][:, 0, 0].tolist() == [0.0, 1.0, 2.0]
+    assert info["count"].tolist() == [0, 1, 2] and info["count"].dtype == torch.int64
+    assert [b.shape for b in info["boxes"]] == [(1, 4), (2, 4), (3, 4)]  # ragged: a list
+    assert info["name"] == ["n0", "n1", "n2"] and info["extra"] == [None, 1.5, 1.5]
+    assert [i["count"] for i in batch["infos"]] == [0, 1, 2]  # each item's dict, too
+
+
+def test_torchs_default_collate_names_a_ragged_info_key_and_btgyms_collate():
+    from torch.utils.data import default_collate
+
+    fixed = default_collate([_item(i, {"xy": np.ones((3, 2))}) for i in range(2)])
+    assert fixed["info"]["xy"].shape == (2, 3, 2)
+    ragged = [_item(i, {"boxes": np.zeros((i + 1, 4))}) for i in range(2)]
+    expected = r"info\['boxes'\].*\(1, 4\), \(2, 4\).*btgym.data.collate"
+    with pytest.raises(ConfigError, match=expected):
+        default_collate(ragged)
 
 
 def test_collate_in_a_worker_stacks_into_shared_memory():

@@ -16,6 +16,7 @@ from btgym._env_shared import pop_events
 from btgym._launch_config import LaunchConfig, resolve_launch
 from btgym._launch_info import running_servers
 from btgym._registry import resolve_target
+from btgym.data._info import Info
 from btgym.data._params import ParamsLayout
 from btgym.data._stream import IDLE_TIMEOUT, Stream
 from btgym.errors import ConfigError
@@ -312,6 +313,7 @@ class ReplayDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.reader[index]
+        item["info"] = Info(item["info"])  # batches like a stream's (btgym.data.collate)
         return self.transform(item) if self.transform is not None else item
 
 
