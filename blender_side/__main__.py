@@ -254,20 +254,48 @@ def _announce(ready_file: str | None, announcement: dict[str, Any]) -> None:
     os.replace(tmp, ready_file)
 
 
-def _look_through_the_camera() -> None:
-    """Show the scene as the camera renders it in every 3D viewport (UI mode)."""
+#: Seconds between two updates of the viewports' look in UI mode (the scene may change it).
+LOOK_INTERVAL = 0.5
+
+
+def _look_through_the_camera() -> float:
+    """Show the scene as the camera renders it in every 3D viewport (UI mode), again every
+    :data:`LOOK_INTERVAL` seconds: its own look, never the id pass's colours.
+    """
     import bpy
 
+    scene = bpy.context.scene
     for window in bpy.context.window_manager.windows:
         for area in window.screen.areas:
             if area.type != "VIEW_3D":
                 continue
             space = area.spaces.active
-            if bpy.context.scene.camera is not None:
+            if scene.camera is not None:
                 space.region_3d.view_perspective = "CAMERA"
-            space.shading.type = "SOLID"
-            space.shading.color_type = "OBJECT"
+            show_render_look(space.shading, scene)
             area.tag_redraw()
+    return LOOK_INTERVAL
+
+
+def show_render_look(shading: Any, scene: Any) -> None:
+    """Make a viewport's ``shading`` draw like the scene's renders: Workbench's settings
+    (``scene.display.shading``: lighting, colours, shadows) in Solid mode, Material
+    Preview for Cycles and EEVEE. The id pass never shows (it switches the scene's
+    settings only for its own renders).
+    """
+    from blender_side.kit import plain_settings
+
+    if scene.render.engine != "BLENDER_WORKBENCH":
+        shading.type = "MATERIAL"
+        return
+    shading.type = "SOLID"
+    for name, value in plain_settings(scene.display.shading).items():
+        if name == "type" or not hasattr(shading, name):
+            continue
+        try:
+            setattr(shading, name, value)
+        except (TypeError, ValueError, AttributeError):  # a viewport-only choice
+            continue
 
 
 def _serve_in_ui(server: Any, scene: Any, instance: Any) -> None:

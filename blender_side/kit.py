@@ -35,7 +35,7 @@ def clear_scene() -> None:
             collection.remove(block)
     display = bpy.context.scene.display
     for struct, key in ((display, "display"), (display.shading, "shading")):
-        saved = _FIRST_DISPLAY.setdefault(key, _plain_settings(struct))
+        saved = _FIRST_DISPLAY.setdefault(key, plain_settings(struct))
         for name, value in saved.items():
             setattr(struct, name, value)
 
@@ -48,7 +48,7 @@ _FIRST_DISPLAY: dict[str, dict[str, Any]] = {}
 _VIEWPORT_ONLY = frozenset({"wireframe_color_type"})
 
 
-def _plain_settings(struct: Any) -> dict[str, Any]:
+def plain_settings(struct: Any) -> dict[str, Any]:
     """The writable bool, number, enum and string properties of an RNA struct, by name."""
     plain = ("BOOLEAN", "INT", "FLOAT", "ENUM", "STRING")
     values: dict[str, Any] = {}
@@ -473,6 +473,7 @@ __all__ = [
     "node_material",
     "object_color_material",
     "park",
+    "plain_settings",
     "randomize_workbench_light",
     "restart_simulation",
     "rigid_body_world",

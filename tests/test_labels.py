@@ -100,3 +100,21 @@ def test_a_blender_process_labels_the_settled_pile_without_freeze():
     assert (frozen["px_count_visib"] > 20).all()
     for key in LABELS:
         np.testing.assert_allclose(free[key], frozen[key], atol=1e-4, err_msg=key)
+
+
+def test_the_ui_shows_the_scenes_own_look_never_the_id_pass():
+    from blender_side.__main__ import show_render_look
+
+    env = SceneEnv(SCENE)
+    try:
+        env.reset(seed=0)  # annotated: the id pass rendered with its own settings
+        scene = bpy.context.scene
+        assert scene.display.shading.color_type == "MATERIAL"  # put back after the pass
+        scene.display.shading.show_shadows = True
+        viewport = bpy.data.scenes.new("viewport-stand-in").display.shading  # same RNA type
+        viewport.color_type, viewport.light = "OBJECT", "FLAT"
+        show_render_look(viewport, scene)
+        assert (viewport.color_type, viewport.light) == ("MATERIAL", "STUDIO")
+        assert viewport.show_shadows and viewport.type == "SOLID"
+    finally:
+        env.close()
