@@ -469,3 +469,28 @@ def test_a_registered_id_means_for_the_stream_what_it_means_for_gym_make():
         assert given.launch.timeout == 7
     finally:
         del gym.registry["echo-timeout-v0"]
+
+
+def test_recordings_compress_masks_and_depth_losslessly_readable_without_btgym(tmp_path):
+    import io
+    import tarfile
+
+    rows = np.arange(120)[:, None] + np.arange(160)[None, :]
+    mask = np.where(rows % 50 < 20, rows // 50, 0).astype(np.int32)
+    depth = np.where(mask > 0, 2.0 + rows / 1000.0, 0.0).astype(np.float32)
+    info = {"mask": mask, "depth": depth, "boxes": np.zeros((3, 4), np.float32)}
+    item = {"obs": np.zeros((120, 160, 3), np.uint8), "env_id": 0, "episode": 0, "step": 0,
+            "seed": 0, "params": None, "info": info}  # fmt: skip
+    (shard,) = record([item], tmp_path / "s")
+    with tarfile.open(shard) as tar:
+        sizes = {m.name: m.size for m in tar}
+        stored = {m.name: tar.extractfile(m).read() for m in tar}
+    assert set(sizes) >= {"000-000000-00000.info-mask.npz", "000-000000-00000.info-depth.npz"}
+    assert "000-000000-00000.info-boxes.npy" in sizes  # small arrays stay plain .npy
+    assert sizes["000-000000-00000.info-mask.npz"] < mask.nbytes / 10
+    with np.load(io.BytesIO(stored["000-000000-00000.info-depth.npz"])) as archive:
+        np.testing.assert_array_equal(archive["array"], depth)  # numpy alone reads it
+    replayed = ShardReader(tmp_path / "s")[0]["info"]
+    for name, value in item["info"].items():
+        np.testing.assert_array_equal(replayed[name], value)
+        assert replayed[name].dtype == value.dtype
