@@ -494,3 +494,11 @@ def test_recordings_compress_masks_and_depth_losslessly_readable_without_btgym(t
     for name, value in item["info"].items():
         np.testing.assert_array_equal(replayed[name], value)
         assert replayed[name].dtype == value.dtype
+
+
+def test_more_workers_than_instances_idle_the_extra_ones_and_lose_nothing(echo_servers2):
+    dataset = StreamDataset(addresses=echo_servers2, items=10, seed=5)
+    loader = DataLoader(dataset, batch_size=None, num_workers=4)  # BlendTorch's habit
+    seen = keys(list(loader))
+    assert len(seen) == 10 and len(set(seen)) == 10
+    assert {env for env, _, _ in seen} == {0, 1}
