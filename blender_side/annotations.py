@@ -2,15 +2,18 @@
 
 Reusable by any scene. The pieces:
 
-- :class:`IdPass`: a second Blender scene that shares the main scene's objects (through a
-  collection) and renders them with Workbench, flat shading, the object colour set to an
-  instance id, anti-aliasing off, view transform ``Raw`` and no dithering, so every pixel
-  holds the exact id of the surface seen there (0 = none of the annotated objects).
+- :class:`IdPass`: the frame's own scene rendered once more (:mod:`blender_side.passes`:
+  same frame, same evaluation, so labels follow physics, constraints, drivers, animation
+  and modifiers without ``kit.freeze``) with Workbench, flat shading, the object colour
+  set to an instance id, anti-aliasing off, view transform ``Raw`` and no dithering, so
+  every pixel holds the exact id of the surface seen there (0 = none of the annotated
+  objects).
   Without depth the frame is an 8-bit TIFF in ``/dev/shm`` (the same read-back as
   :class:`~blender_side.render.Renderer`); with ``depth=True`` a compositor puts the
   Workbench depth pass in the alpha channel of a float32 EXR that is parsed with numpy.
 - :func:`annotate`: boxes, pixel counts, visibility and poses for a list of objects and
-  a camera. Its pixel statistics (:func:`~blender_side.image_stats.visible_stats`, and
+  a camera, read from Blender's evaluated objects (:func:`evaluated_geometry`). Its
+  pixel statistics (:func:`~blender_side.image_stats.visible_stats`, and
   :func:`~blender_side.image_stats.silhouette_areas`, each object's *unoccluded* pixel
   count found by rasterizing its projected triangles: BOP's ``visib_fract`` denominator
   without an extra render; measured against rendering each object alone in the id pass:
@@ -129,6 +132,7 @@ class IdPass:
             (render, "pixel_aspect_x", 1.0),
             (render, "pixel_aspect_y", 1.0),
             (render, "use_sequencer", False),
+            (render, "use_motion_blur", False),  # ids are exact, never blended
             (render, "film_transparent", False),
             (render, "dither_intensity", 0.0),
             (render, "filepath", self.path),
@@ -374,9 +378,12 @@ class Annotator:
         depth: bool = False,
         normals: bool = False,
         pad_to: int | None = None,
+        scene: Any = None,
     ) -> None:
-        self.id_pass = IdPass(collection, camera, width, height, depth=depth)
-        self.normal_pass = NormalPass(collection, camera, width, height) if normals else None
+        self.id_pass = IdPass(collection, camera, width, height, depth=depth, scene=scene)
+        self.normal_pass = (
+            NormalPass(collection, camera, width, height, scene=scene) if normals else None
+        )
         self.camera, self.masks, self.pad_to = camera, bool(masks), pad_to
         self.cache = MeshCache()
         self.timings: dict[str, float] = {}
