@@ -118,3 +118,13 @@ def test_the_ui_shows_the_scenes_own_look_never_the_id_pass():
         assert viewport.show_shadows and viewport.type == "SOLID"
     finally:
         env.close()
+
+
+def test_check_scene_names_a_box_that_is_not_its_masks_extent():
+    env = SceneEnv("tests.scenes.labels:ShiftedBoxScene", render_mode="rgb_array")
+    try:
+        expected = r"bbox_visib\[0\] to be the extent .* \(off by 2 px\)"
+        with pytest.raises(AssertionError, match=expected):
+            check_scene(env, seeds=(0,), steps=1)
+    finally:
+        env.close()

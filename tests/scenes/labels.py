@@ -161,3 +161,12 @@ class LateMoveScene(DropScene):
 def _quaternions(rng: np.random.Generator, count: int) -> np.ndarray:
     q = rng.normal(size=(count, 4))
     return q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+class ShiftedBoxScene(DropScene):
+    """Hands out visible boxes two pixels to the right of its masks."""
+
+    def _view(self):
+        frame, info = super()._view()
+        info["bbox_visib"] = info["bbox_visib"] + np.array([2.0, 0.0, 2.0, 0.0], np.float32)
+        return frame, info
