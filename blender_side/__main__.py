@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int | None:
 
 def serve(args: argparse.Namespace) -> int:
     """Build the scene and serve it until ``close`` or the parent's death."""
-    from blender_side.loading import load_scene_class, open_blend_file
+    from blender_side.loading import build_scene, open_blend_file, scene_from
     from blender_side.server import Server
     from btgym.wire import protocol
     from btgym.wire.gpu_backend import backend_in_use
@@ -193,11 +193,10 @@ def serve(args: argparse.Namespace) -> int:
     try:
         if args.blend:
             open_blend_file(args.blend)
-        scene_class = load_scene_class(args.scene)
-        scene = _construct(scene_class, json.loads(args.kwargs))
+        scene = scene_from(args.scene, json.loads(args.kwargs))
         if args.seed is not None:
             scene.seed(args.seed)
-        scene.build()
+        build_scene(scene)
         blender_info = _blender_info(backend_in_use())
         server = Server(
             scene,
@@ -249,35 +248,6 @@ def _blender_info(gpu_backend: str) -> dict[str, Any]:
     }
 
 
-def _construct(scene_class: type, kwargs: dict[str, Any]) -> Any:
-    """``scene_class(**kwargs)``; an unknown keyword names the closest accepted ones."""
-    import difflib
-    import inspect
-
-    try:
-        return scene_class(**kwargs)
-    except TypeError as exc:
-        accepted = [
-            name
-            for name, p in inspect.signature(scene_class).parameters.items()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        ]
-        unknown = [key for key in kwargs if key not in accepted]
-        if not unknown or any(
-            p.kind is p.VAR_KEYWORD for p in inspect.signature(scene_class).parameters.values()
-        ):
-            raise
-        hints = [
-            f"{key!r}: did you mean {close[0]!r}?"
-            for key in unknown
-            if (close := difflib.get_close_matches(key, accepted, n=1))
-        ]
-        raise TypeError(
-            f"{scene_class.__name__}() got unexpected keyword arguments {unknown}, expected some "
-            f"of {accepted}" + ("; " + "; ".join(hints) if hints else "")
-        ) from exc
-
-
 def _announce(ready_file: str | None, announcement: dict[str, Any]) -> None:
     """Write the ready file atomically (the launcher waits for it)."""
     if not ready_file:
@@ -288,20 +258,48 @@ def _announce(ready_file: str | None, announcement: dict[str, Any]) -> None:
     os.replace(tmp, ready_file)
 
 
-def _look_through_the_camera() -> None:
-    """Show the scene as the camera renders it in every 3D viewport (UI mode)."""
+#: Seconds between two updates of the viewports' look in UI mode (the scene may change it).
+LOOK_INTERVAL = 0.5
+
+
+def _look_through_the_camera() -> float:
+    """Show the scene as the camera renders it in every 3D viewport (UI mode), again every
+    :data:`LOOK_INTERVAL` seconds: its own look, never the id pass's colours.
+    """
     import bpy
 
+    scene = bpy.context.scene
     for window in bpy.context.window_manager.windows:
         for area in window.screen.areas:
             if area.type != "VIEW_3D":
                 continue
             space = area.spaces.active
-            if bpy.context.scene.camera is not None:
+            if scene.camera is not None:
                 space.region_3d.view_perspective = "CAMERA"
-            space.shading.type = "SOLID"
-            space.shading.color_type = "OBJECT"
+            show_render_look(space.shading, scene)
             area.tag_redraw()
+    return LOOK_INTERVAL
+
+
+def show_render_look(shading: Any, scene: Any) -> None:
+    """Make a viewport's ``shading`` draw like the scene's renders: Workbench's settings
+    (``scene.display.shading``: lighting, colours, shadows) in Solid mode, Material
+    Preview for Cycles and EEVEE. The id pass never shows (it switches the scene's
+    settings only for its own renders).
+    """
+    from blender_side.kit import plain_settings
+
+    if scene.render.engine != "BLENDER_WORKBENCH":
+        shading.type = "MATERIAL"
+        return
+    shading.type = "SOLID"
+    for name, value in plain_settings(scene.display.shading).items():
+        if name == "type" or not hasattr(shading, name):
+            continue
+        try:
+            setattr(shading, name, value)
+        except (TypeError, ValueError, AttributeError):  # a viewport-only choice
+            continue
 
 
 def _serve_in_ui(server: Any, scene: Any, instance: Any) -> None:

@@ -2,15 +2,18 @@
 
 Reusable by any scene. The pieces:
 
-- :class:`IdPass`: a second Blender scene that shares the main scene's objects (through a
-  collection) and renders them with Workbench, flat shading, the object colour set to an
-  instance id, anti-aliasing off, view transform ``Raw`` and no dithering, so every pixel
-  holds the exact id of the surface seen there (0 = none of the annotated objects).
+- :class:`IdPass`: the frame's own scene rendered once more (:mod:`blender_side.passes`:
+  same frame, same evaluation, so labels follow physics, constraints, drivers, animation
+  and modifiers without ``kit.freeze``) with Workbench, flat shading, the object colour
+  set to an instance id, anti-aliasing off, view transform ``Raw`` and no dithering, so
+  every pixel holds the exact id of the surface seen there (0 = none of the annotated
+  objects).
   Without depth the frame is an 8-bit TIFF in ``/dev/shm`` (the same read-back as
   :class:`~blender_side.render.Renderer`); with ``depth=True`` a compositor puts the
   Workbench depth pass in the alpha channel of a float32 EXR that is parsed with numpy.
 - :func:`annotate`: boxes, pixel counts, visibility and poses for a list of objects and
-  a camera. Its pixel statistics (:func:`~blender_side.image_stats.visible_stats`, and
+  a camera, read from Blender's evaluated objects (:func:`evaluated_geometry`). Its
+  pixel statistics (:func:`~blender_side.image_stats.visible_stats`, and
   :func:`~blender_side.image_stats.silhouette_areas`, each object's *unoccluded* pixel
   count found by rasterizing its projected triangles: BOP's ``visib_fract`` denominator
   without an extra render; measured against rendering each object alone in the id pass:
@@ -36,12 +39,11 @@ import bpy
 import numpy as np
 
 from blender_side.camera import depth as point_depth
-from blender_side.camera import intrinsics, project
-from blender_side.compositor import render_layers, replace_alpha
+from blender_side.camera import evaluated_depsgraph, intrinsics, mesh_vertices, project
+from blender_side.compositor import PassCompositor, replace_alpha
 from blender_side.image_stats import read_exr_float32, silhouette_areas, visible_stats
-from blender_side.kit import linked_scene
 from blender_side.normals import NormalPass
-from blender_side.render import stdout_silenced
+from blender_side.passes import Override, drawn_objects, overridden, render_still
 from blender_side.tiff import read_tiff_rgb8
 from btgym.errors import ConfigError
 from btgym.wire.frame_files import WRITER
@@ -68,13 +70,20 @@ def set_instance_ids(objects: list[Any], others: list[Any] = ()) -> None:
 
 
 class IdPass:
-    """Renders instance ids (and optionally depth) of the objects in ``collection``.
+    """Renders instance ids (and optionally depth) of the frame the scene's camera sees.
 
-    The objects are shared with the main scene, so moving them there moves them here; the
-    id of an object is its colour (see :func:`set_instance_ids`). Objects with
-    ``hide_render`` are not drawn. ``render()`` returns ``(ids, depth)``: ids as an
-    ``(H, W) int32`` array, depth as ``(H, W) float32`` distance along the camera axis
-    (:data:`NO_DEPTH` where nothing is seen) or ``None`` without ``depth=True``.
+    The pass renders ``scene`` itself (default: the current one), at its current frame,
+    with settings switched for that render only (:mod:`blender_side.passes`): Workbench,
+    flat shading, object colours as ids, anti-aliasing off, view ``Raw``, no dither, a
+    black world, ``camera``. So it draws what the frame drew, by construction: bodies
+    where the simulation left them (no ``kit.freeze`` needed), constrained, driven,
+    animated and modified objects as evaluated, and every other visible object as id 0,
+    hiding what it hides. ``render(objects)`` draws ``objects[i]`` as id ``i + 1``;
+    ``render()`` without objects reads the ids from the colours of ``collection``'s
+    objects (:func:`set_instance_ids`). Objects with ``hide_render`` are not drawn.
+    ``render()`` returns ``(ids, depth)``: ids as an ``(H, W) int32`` array, depth as
+    ``(H, W) float32`` distance along the camera axis (:data:`NO_DEPTH` where nothing is
+    seen) or ``None`` without ``depth=True``.
     """
 
     def __init__(
@@ -85,61 +94,109 @@ class IdPass:
         height: int,
         depth: bool = False,
         name: str = "btgym-ids",
+        scene: Any = None,
     ) -> None:
         self.width, self.height, self.depth = int(width), int(height), bool(depth)
-        self.scene = linked_scene(name, collection, camera)
+        self.collection, self.camera, self.name = collection, camera, name
+        self.scene = scene if scene is not None else bpy.context.scene
         suffix = "exr" if self.depth else "tif"
         # In the server's private frame directory, removed with it at exit.
         self.path = WRITER.scratch_path(f"ids-{id(self)}.{suffix}")
-        self.configure()
+        self._black_world = bpy.data.worlds.new(f"{name}-black")
+        self._black_world.color = (0.0, 0.0, 0.0)
+        self.compositor: PassCompositor | None = None
+        if self.depth:
+            for layer in self.scene.view_layers:
+                layer.use_pass_z = True  # kept on: toggling it would re-sync the scene
+            with overridden([(self.scene.render, "engine", "BLENDER_WORKBENCH")]):
+                self.compositor = compositor = PassCompositor(self.scene, name)
+                outputs = compositor.layers.outputs
+                replace_alpha(
+                    compositor.tree, outputs["Image"], outputs["Depth"], compositor.output
+                )
 
-    def configure(self) -> None:
-        """Apply the id pass's settings: flat object colours, no AA, Raw view; EXR with depth."""
+    def settings(self) -> list[Override]:
+        """The pass's render settings, as ``(struct, attribute, value)`` (set in order)."""
         scene = self.scene
-        render = scene.render
-        render.engine = "BLENDER_WORKBENCH"
-        render.resolution_x, render.resolution_y = self.width, self.height
-        render.resolution_percentage = 100
-        render.pixel_aspect_x = render.pixel_aspect_y = 1.0
-        render.use_sequencer = False
-        render.film_transparent = False
-        render.dither_intensity = 0.0
-        render.filepath = self.path
-        render.use_file_extension = False
-        scene.view_settings.view_transform = "Raw"
-        scene.view_settings.look = "None"
-        scene.view_settings.exposure = 0.0
-        scene.view_settings.gamma = 1.0
-        scene.display.render_aa = "OFF"
+        render, settings = scene.render, scene.render.image_settings
         shading = scene.display.shading
-        shading.light = "FLAT"
-        shading.color_type = "OBJECT"
-        shading.show_shadows = False
-        shading.show_cavity = False
-        shading.show_xray = False
-        shading.show_backface_culling = False
-        shading.show_specular_highlight = False
-        settings = render.image_settings
-        if not self.depth:
-            render.use_compositing = False
-            settings.file_format = "TIFF"
-            settings.tiff_codec = "NONE"
-            settings.color_mode = "RGB"
-            settings.color_depth = "8"
-            return
-        # Depth: Render Layers -> Set Alpha (Replace: colour kept, alpha = depth) -> output.
-        scene.view_layers[0].use_pass_z = True
-        tree, layers, output = render_layers(scene)
-        replace_alpha(tree, layers.outputs["Image"], layers.outputs["Depth"], output)
-        settings.file_format = "OPEN_EXR"
-        settings.exr_codec = "NONE"
-        settings.color_mode = "RGBA"
-        settings.color_depth = "32"
+        world = scene.world if scene.world is not None else self._black_world
+        out: list[Override] = [
+            (scene, "camera", self.camera),
+            (scene, "world", world),
+            (world, "color", (0.0, 0.0, 0.0)),
+            (render, "engine", "BLENDER_WORKBENCH"),
+            (render, "resolution_x", self.width),
+            (render, "resolution_y", self.height),
+            (render, "resolution_percentage", 100),
+            (render, "pixel_aspect_x", 1.0),
+            (render, "pixel_aspect_y", 1.0),
+            (render, "use_sequencer", False),
+            (render, "use_motion_blur", False),  # ids are exact, never blended
+            (render, "film_transparent", False),
+            (render, "dither_intensity", 0.0),
+            (render, "filepath", self.path),
+            (render, "use_file_extension", False),
+            (render, "use_compositing", False),
+            (scene.view_settings, "view_transform", "Raw"),
+            (scene.view_settings, "look", "None"),
+            (scene.view_settings, "exposure", 0.0),
+            (scene.view_settings, "gamma", 1.0),
+            (scene.view_settings, "use_curve_mapping", False),
+            (scene.display, "render_aa", "OFF"),
+            (shading, "light", "FLAT"),
+            (shading, "color_type", "OBJECT"),
+            (shading, "show_shadows", False),
+            (shading, "show_cavity", False),
+            (shading, "show_xray", False),
+            (shading, "show_specular_highlight", False),
+            (shading, "use_dof", False),
+        ]
+        if hasattr(settings, "media_type"):  # Blender 5
+            out.append((settings, "media_type", "IMAGE"))
+        if hasattr(settings, "color_management"):
+            out.append((settings, "color_management", "FOLLOW_SCENE"))
+        if self.compositor is not None:
+            out += self.compositor.overrides
+            out += [
+                (settings, "file_format", "OPEN_EXR"),
+                (settings, "exr_codec", "NONE"),
+                (settings, "color_mode", "RGBA"),
+                (settings, "color_depth", "32"),
+            ]
+        else:
+            out += [
+                (settings, "file_format", "TIFF"),
+                (settings, "tiff_codec", "NONE"),
+                (settings, "color_mode", "RGB"),
+                (settings, "color_depth", "8"),
+            ]
+        return out
 
-    def render(self) -> tuple[np.ndarray, np.ndarray | None]:
+    def colours(self, objects: list[Any] | None) -> list[Override]:
+        """Object colours for the pass: ``objects[i]`` id ``i + 1`` (or, without objects,
+        the colours of the collection's objects), every other drawn object 0.
+        """
+        if objects is None:
+            keep = {o.as_pointer() for o in self.collection.all_objects}
+            wanted = {}
+        else:
+            keep = set()
+            wanted = {o.as_pointer(): id_color(i + 1) for i, o in enumerate(objects)}
+        black = (0.0, 0.0, 0.0, 1.0)
+        out: list[Override] = []
+        for obj in drawn_objects(self.scene):
+            key = obj.as_pointer()
+            if key not in keep:
+                out.append((obj, "color", wanted.get(key, black)))
+        return out
+
+    def render(self, objects: list[Any] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Render the pass: ``(ids, depth)`` (depth None without ``depth=True``)."""
-        with stdout_silenced(True):
-            bpy.ops.render.render(write_still=True, scene=self.scene.name)
+        with overridden(self.settings() + self.colours(objects)):
+            if self.compositor is not None:
+                self.compositor.select()
+            render_still(self.scene)
         if not self.depth:
             rgb = read_tiff_rgb8(self.path)
             ids = rgb[..., 0].astype(np.int32)
@@ -160,6 +217,14 @@ class IdPass:
 
 
 # -- geometry per object -----------------------------------------------------------------
+def mesh_arrays(mesh: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(vertices (V, 3) float64, triangles (T, 3) int32)`` of a mesh, with ``foreach_get``."""
+    mesh.calc_loop_triangles()
+    tris = np.empty(len(mesh.loop_triangles) * 3, np.int32)
+    mesh.loop_triangles.foreach_get("vertices", tris)
+    return mesh_vertices(mesh), tris.reshape(-1, 3)
+
+
 class MeshCache:
     """Local vertex coordinates and triangle indices per mesh, read once with ``foreach_get``.
 
@@ -173,12 +238,7 @@ class MeshCache:
         """``(vertices (V, 3) float64, triangles (T, 3) int32)`` of ``mesh``, read on first use."""
         key = mesh.as_pointer()
         if key not in self._cache:
-            coords = np.empty(len(mesh.vertices) * 3, np.float32)
-            mesh.vertices.foreach_get("co", coords)
-            mesh.calc_loop_triangles()
-            tris = np.empty(len(mesh.loop_triangles) * 3, np.int32)
-            mesh.loop_triangles.foreach_get("vertices", tris)
-            self._cache[key] = (coords.reshape(-1, 3).astype(np.float64), tris.reshape(-1, 3))
+            self._cache[key] = mesh_arrays(mesh)
         return self._cache[key]
 
     def forget(self, mesh: Any = None) -> None:
@@ -187,6 +247,32 @@ class MeshCache:
             self._cache.clear()
         else:
             self._cache.pop(mesh.as_pointer(), None)
+
+
+def evaluated_geometry(
+    obj: Any, depsgraph: Any, cache: MeshCache | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(local vertices (V, 3), triangles (T, 3), world pose (4, 4))`` of ``obj`` as
+    ``depsgraph`` evaluated it: modifiers, shape keys, constraints, drivers, animation
+    and simulations applied, as the renderer draws it. A mesh without modifiers or shape
+    keys is read once (``cache``); any other object each time.
+    """
+    evaluated = obj.evaluated_get(depsgraph)
+    pose = np.array(evaluated.matrix_world, np.float64)
+    if obj.type == "MESH" and not len(obj.modifiers) and obj.data.shape_keys is None:
+        vertices, tris = (cache or MeshCache()).get(obj.data)
+    elif obj.type == "MESH":
+        vertices, tris = mesh_arrays(evaluated.data)
+    else:  # curves, text, surfaces, metaballs: their evaluated mesh
+        mesh = evaluated.to_mesh()
+        try:
+            vertices, tris = mesh_arrays(mesh) if mesh is not None else _NO_GEOMETRY
+        finally:
+            evaluated.to_mesh_clear()
+    return vertices, tris, pose
+
+
+_NO_GEOMETRY = (np.zeros((0, 3)), np.zeros((0, 3), np.int32))
 
 
 # -- everything for one frame ------------------------------------------------------------
@@ -213,14 +299,19 @@ def annotate(
     partly invisible; up to one frame size beyond each edge), at least ``px_count_visib``;
     ``visib_fract = px_count_visib / px_count_all`` (0 for objects out of view). Triangles
     with a vertex behind the camera's near plane are left out of the silhouette.
-    Call ``bpy.context.view_layer.update()`` after moving objects and before this.
+    Objects and camera are read as Blender evaluates them for the frame (constraints,
+    drivers, animation, simulation, modifiers: :func:`evaluated_geometry`), after any
+    pending change (no ``view_layer.update()`` needed).
     """
     scene = scene if scene is not None else bpy.context.scene
     cache = cache if cache is not None else MeshCache()
+    depsgraph = evaluated_depsgraph(scene)
+    camera = camera.evaluated_get(depsgraph)
     height, width = ids.shape
     n = len(objects)
-    poses = np.array([np.array(o.matrix_world) for o in objects], np.float64).reshape(n, 4, 4)
-    local = [cache.get(o.data) for o in objects]
+    geometry = [evaluated_geometry(o, depsgraph, cache) for o in objects]
+    poses = np.array([pose for _, _, pose in geometry], np.float64).reshape(n, 4, 4)
+    local = [(vertices, tris) for vertices, tris, _ in geometry]
     sizes = np.array([len(v) for v, _ in local], np.int64)
     offsets = np.cumsum(sizes) - sizes
     if n:
@@ -287,21 +378,29 @@ class Annotator:
         depth: bool = False,
         normals: bool = False,
         pad_to: int | None = None,
+        scene: Any = None,
     ) -> None:
-        self.id_pass = IdPass(collection, camera, width, height, depth=depth)
-        self.normal_pass = NormalPass(collection, camera, width, height) if normals else None
+        self.id_pass = IdPass(collection, camera, width, height, depth=depth, scene=scene)
+        self.normal_pass = (
+            NormalPass(collection, camera, width, height, scene=scene) if normals else None
+        )
         self.camera, self.masks, self.pad_to = camera, bool(masks), pad_to
         self.cache = MeshCache()
         self.timings: dict[str, float] = {}
+        #: The objects of the last call (id ``i + 1`` is ``last_objects[i]``), for checks.
+        self.last_objects: list[Any] = []
+        #: The id frame of the last call (what :mod:`blender_side.label_check` checks).
+        self.last_ids: np.ndarray | None = None
 
     def __call__(
         self, objects: list[Any], classes: np.ndarray, scene: Any = None
     ) -> dict[str, Any]:
         """Annotations of ``objects`` (id ``i + 1`` is ``objects[i]``, of class ``classes[i]``)."""
         t0 = time.perf_counter()
-        ids, depth = self.id_pass.render()
+        ids, depth = self.id_pass.render(objects)
         t1 = time.perf_counter()
         info: dict[str, Any] = annotate(objects, self.camera, ids, self.cache, scene)
+        self.last_objects, self.last_ids = list(objects), ids
         info["class_id"] = np.array(classes, np.int32)
         info["instance_id"] = np.arange(1, len(objects) + 1, dtype=np.int32)
         info["num_objects"] = len(objects)
@@ -359,6 +458,8 @@ __all__ = [
     "MeshCache",
     "annotate",
     "camera_pose",
+    "evaluated_geometry",
+    "mesh_arrays",
     "id_color",
     "pad_per_object",
     "set_instance_ids",

@@ -35,7 +35,7 @@ def clear_scene() -> None:
             collection.remove(block)
     display = bpy.context.scene.display
     for struct, key in ((display, "display"), (display.shading, "shading")):
-        saved = _FIRST_DISPLAY.setdefault(key, _plain_settings(struct))
+        saved = _FIRST_DISPLAY.setdefault(key, plain_settings(struct))
         for name, value in saved.items():
             setattr(struct, name, value)
 
@@ -48,7 +48,7 @@ _FIRST_DISPLAY: dict[str, dict[str, Any]] = {}
 _VIEWPORT_ONLY = frozenset({"wireframe_color_type"})
 
 
-def _plain_settings(struct: Any) -> dict[str, Any]:
+def plain_settings(struct: Any) -> dict[str, Any]:
     """The writable bool, number, enum and string properties of an RNA struct, by name."""
     plain = ("BOOLEAN", "INT", "FLOAT", "ENUM", "STRING")
     values: dict[str, Any] = {}
@@ -67,8 +67,9 @@ def _plain_settings(struct: Any) -> dict[str, Any]:
 def linked_scene(name: str, collection: Any, camera: Any) -> Any:
     """A new scene showing ``collection`` (shared, not copied) through ``camera``, black world.
 
-    Extra passes (ids, depth, normals) render such scenes: objects moved in the main
-    scene move here too.
+    Objects moved in the main scene move here too, but the new scene evaluates them on
+    its own (no rigid-body world, its own frame): annotation passes render the main scene
+    itself instead (:mod:`blender_side.passes`).
     """
     scene = bpy.data.scenes.new(name)
     scene.collection.children.link(collection)
@@ -423,7 +424,8 @@ def settle(
 ) -> int:
     """Simulate from ``start_frame`` until no body moved ``tolerance`` over ``check_every``
     frames, or for ``max_frames``; returns the frames simulated. Restart the simulation
-    (:func:`restart_simulation`) first.
+    (:func:`restart_simulation`) first. The bodies stay where the simulation left them
+    for renders and annotations alike (no :func:`freeze` needed for labels).
     """
     scene = bpy.context.scene
     last = locations(bodies)
@@ -440,7 +442,11 @@ def settle(
 
 
 def freeze(bodies: Sequence[Any]) -> None:
-    """Disable the rigid-body world and keep the bodies where the simulation left them."""
+    """Disable the rigid-body world and keep the bodies where the simulation left them.
+
+    Optional: frames and labels already show the simulated poses. Freeze to stop the
+    simulation (later frame changes no longer move the bodies) or to edit the poses.
+    """
     poses = [o.matrix_world.copy() for o in bodies]
     bpy.context.scene.rigidbody_world.enabled = False
     for obj, pose in zip(bodies, poses, strict=True):
@@ -467,6 +473,7 @@ __all__ = [
     "node_material",
     "object_color_material",
     "park",
+    "plain_settings",
     "randomize_workbench_light",
     "restart_simulation",
     "rigid_body_world",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
+import inspect
 import os
+import re
 import sys
 from typing import Any
 
-from blender_side.scene import Scene
+from blender_side.scene import Scene, checked_limit
 from btgym.errors import ConfigError
 
 
@@ -31,20 +34,108 @@ def load_scene_class(spec: str) -> type[Scene]:
         module = importlib.import_module(module_name)
     cls: Any = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Scene)):
-        raise TypeError(f"expected {spec!r} to name a blender_side.Scene subclass, got {cls!r}")
+        scenes = sorted(
+            name
+            for name, value in vars(module).items()
+            if isinstance(value, type) and issubclass(value, Scene) and value is not Scene
+        )
+        close = difflib.get_close_matches(class_name, scenes, n=1)
+        hint = f"; did you mean {module_name}:{close[0]}?" if close else ""
+        found = f"; its scenes: {scenes}" if scenes else "; it defines no Scene subclass"
+        raise TypeError(
+            f"expected {spec!r} to name a blender_side.Scene subclass, got {cls!r}{hint}{found}"
+        )
     return cls
 
 
+_MISSING_KEY = re.compile(r'bpy_prop_collection\[key\]: key "(?P<key>.*)" not found')
+
+
+def build_scene(scene: Scene) -> None:
+    """``scene.build()``; a name missing from the open file names what the file has.
+
+    ``bpy.data.objects["Cubee"]`` raises a bare ``KeyError`` naming only the key: this
+    adds the file's objects and the closest names of any kind.
+    """
+    try:
+        scene.build()
+    except KeyError as exc:
+        match = _MISSING_KEY.search(str(exc))
+        if match is None:
+            raise
+        raise KeyError(missing_name_message(match["key"])) from exc
+
+
+def missing_name_message(key: str) -> str:
+    """What the open file holds instead of ``key``: its objects, and close names of any kind."""
+    import bpy
+
+    kinds = ("objects", "meshes", "materials", "collections", "cameras", "lights", "worlds")
+    close = []
+    for kind in kinds:
+        names = [block.name for block in getattr(bpy.data, kind)]
+        close += [f"{c!r} ({kind})" for c in difflib.get_close_matches(key, names, n=2)]
+    objects = sorted(o.name for o in bpy.data.objects)
+    shown = objects[:40] + ([f"... {len(objects) - 40} more"] if len(objects) > 40 else [])
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    where = bpy.data.filepath or "the factory scene (no .blend file open)"
+    return f"expected {key!r} in {where}, found none{hint}; its objects: {shown}"
+
+
 def scene_from(scene: Scene | str, scene_kwargs: dict[str, Any]) -> Scene:
-    """A scene object as given, or built from a spec with ``scene_kwargs`` (only then)."""
+    """A scene object as given, or built from a spec with ``scene_kwargs`` (only then).
+
+    ``max_episode_steps`` (what ``register_scene`` and ``gymnasium.make`` pass) goes to
+    the constructor where it takes one, else onto the built scene: the limit holds
+    either way.
+    """
     if isinstance(scene, str):
-        return load_scene_class(scene)(**scene_kwargs)
+        cls = load_scene_class(scene)
+        kwargs = dict(scene_kwargs)
+        if "max_episode_steps" in kwargs and not _takes(cls, "max_episode_steps"):
+            limit = checked_limit(kwargs.pop("max_episode_steps"))
+            built = construct(cls, kwargs)
+            built.max_episode_steps = limit
+            return built
+        return construct(cls, kwargs)
     if scene_kwargs:
         raise TypeError(
             "expected scene kwargs only with a scene spec, got a scene object and "
             f"{sorted(scene_kwargs)}"
         )
     return scene
+
+
+def construct(scene_class: type[Scene], kwargs: dict[str, Any]) -> Scene:
+    """``scene_class(**kwargs)``; an unknown keyword names the closest accepted ones."""
+    try:
+        return scene_class(**kwargs)
+    except TypeError as exc:
+        parameters = inspect.signature(scene_class).parameters.values()
+        accepted = [
+            p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        unknown = [key for key in kwargs if key not in accepted]
+        if not unknown or any(p.kind is p.VAR_KEYWORD for p in parameters):
+            raise
+        hints = [
+            f"{key!r}: did you mean {close[0]!r}?"
+            for key in unknown
+            if (close := difflib.get_close_matches(key, accepted, n=1))
+        ]
+        raise TypeError(
+            f"{scene_class.__name__}() got unexpected keyword arguments {unknown}, expected some "
+            f"of {accepted}" + ("; " + "; ".join(hints) if hints else "")
+        ) from exc
+
+
+def _takes(cls: type, name: str) -> bool:
+    """Whether ``cls(...)`` accepts the keyword ``name`` (by name or ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let the call decide
+        return True
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def open_blend_file(path: str) -> None:

@@ -35,6 +35,7 @@ import numpy as np
 
 from blender_side import colour
 from blender_side.exr import scanline_planes
+from blender_side.stderr_noise import first_render_quiet
 from blender_side.tiff import tiff_rgb8
 from btgym.errors import ConfigError, RenderError
 from btgym.wire import gpu_backend
@@ -228,9 +229,14 @@ _DEVNULL: int | None = None
 
 @contextlib.contextmanager
 def stdout_silenced(enabled: bool):
-    """Send the C-level stdout to /dev/null: Blender prints a line per rendered frame."""
+    """Send the C-level stdout to /dev/null: Blender prints a line per rendered frame.
+
+    The process's first render also loses its EGL_BAD_MATCH noise on stderr
+    (:mod:`blender_side.stderr_noise`), whether silenced or not.
+    """
     if not enabled:
-        yield
+        with first_render_quiet():
+            yield
         return
     global _DEVNULL
     if _DEVNULL is None:
@@ -239,7 +245,8 @@ def stdout_silenced(enabled: bool):
     saved = os.dup(1)
     try:
         os.dup2(_DEVNULL, 1)
-        yield
+        with first_render_quiet():
+            yield
     finally:
         os.dup2(saved, 1)
         os.close(saved)

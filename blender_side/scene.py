@@ -72,7 +72,7 @@ class Scene:
     def __init__(self, max_episode_steps: int | None = None) -> None:
         self.np_random = np.random.default_rng()
         self.np_random_seed: int | None = None
-        self.max_episode_steps = _checked_limit(max_episode_steps)
+        self.max_episode_steps = checked_limit(max_episode_steps)
         #: Steps taken since the episode began (the current one's number inside ``step``).
         self.elapsed_steps = 0
 
@@ -138,7 +138,8 @@ class Scene:
         """
         self.elapsed_steps += 1
         try:
-            observation, reward, terminated, truncated, info = self.step(action)
+            result = self.step(action)
+            observation, reward, terminated, truncated, info = checked_step(self, result)
         except BaseException:
             self.elapsed_steps -= 1
             raise
@@ -201,7 +202,7 @@ class Scene:
         }
 
 
-def _checked_limit(limit: Any) -> int | None:
+def checked_limit(limit: Any) -> int | None:
     """``max_episode_steps`` as an int >= 1, or None for no limit."""
     if limit is None:
         return None
@@ -218,9 +219,43 @@ def no_such_attribute(scene: Any, name: str) -> str:
     return f"expected a public attribute of {type(scene).__name__}, got {name!r}{hint}"
 
 
+#: What ``step`` returns, position by position: name, expected, test.
+_STEP_RETURNS: tuple[tuple[str, str, Any], ...] = (
+    ("observation", "an observation", lambda v: True),
+    ("reward", "a float", lambda v: isinstance(v, int | float | np.integer | np.floating)),
+    ("terminated", "a bool", lambda v: isinstance(v, bool | np.bool_)),
+    ("truncated", "a bool", lambda v: isinstance(v, bool | np.bool_)),
+    ("info", "a dict", lambda v: v is None or isinstance(v, dict)),
+)
+
+
+def checked_step(scene: Any, result: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+    """``step``'s return value, checked: a 5-tuple in Gymnasium's order, each value of
+    its kind; else a :class:`TypeError` naming the position, what was expected and what
+    came (a reward must be a number, not the info dict).
+    """
+    name = f"{type(scene).__name__}.step"
+    order = ", ".join(n for n, _, _ in _STEP_RETURNS)
+    if not isinstance(result, tuple | list) or len(result) != len(_STEP_RETURNS):
+        got = f"{len(result)} values" if isinstance(result, tuple | list) else type(result).__name__
+        raise TypeError(f"expected {name} to return 5 values ({order}), got {got}")
+    for position, ((what, kind, ok), value) in enumerate(zip(_STEP_RETURNS, result, strict=True)):
+        if not ok(value):
+            raise TypeError(
+                f"expected {name} to return ({order}): {what} (position {position}) must be "
+                f"{kind}, got {type(value).__name__} {_short(value)}"
+            )
+    return tuple(result)  # type: ignore[return-value]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _check_public(name: str) -> None:
     if not isinstance(name, str) or not name or name.startswith("_"):
         raise AttributeError(f"expected a public attribute name, got {name!r}")
 
 
-__all__ = ["Scene"]
+__all__ = ["Scene", "checked_step"]

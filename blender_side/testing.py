@@ -21,7 +21,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils.env_checker import check_env
 
-from blender_side.loading import open_blend_file, scene_from
+from blender_side.label_check import check_labels
+from blender_side.loading import build_scene, open_blend_file, scene_from
 from blender_side.scene import Scene
 from btgym.errors import ConfigError
 from btgym.wire import protocol
@@ -54,7 +55,7 @@ class SceneEnv(gym.Env):
                 f"got {render_mode!r}"
             )
         self.render_mode = render_mode
-        scene.build()
+        build_scene(scene)
         self.action_space = scene.action_space
         self.observation_space = scene.observation_space
 
@@ -90,14 +91,18 @@ def check_scene(env: SceneEnv, seeds: tuple[int, ...] = (0, 1), steps: int = 5) 
     Checks: Gymnasium's ``check_env``; every observation in the observation space;
     ``reset(seed=s)`` followed by the same actions gives the same observations,
     rewards, flags and infos, whatever ran before; infos are dicts with string keys
-    whose values travel over btgym's wire (no pickle fallback exists).
+    whose values travel over btgym's wire (no pickle fallback exists); the labels of
+    every :class:`~blender_side.annotations.Annotator` the scene holds describe the frame
+    it returned (:func:`~blender_side.label_check.check_labels`: the frame rendered again
+    is the same, masks never cover the world, boxes are the masks' extents and lie in the
+    projected geometry's, depth where the mask is).
     """
     check_env(env, skip_render_check=env.render_mode is None)
     name = type(env.scene).__name__
-    for seed in seeds:
+    for n, seed in enumerate(seeds):
         env.action_space.seed(seed)
         actions = [env.action_space.sample() for _ in range(steps)]
-        first = _rollout(env, seed, actions, name)
+        first = _rollout(env, seed, actions, name, labels=n == 0)
         _rollout(env, seed + 1000, actions, name)  # something else in between
         second = _rollout(env, seed, actions, name)
         for t, (a, b) in enumerate(zip(first, second, strict=True)):
@@ -108,13 +113,19 @@ def check_scene(env: SceneEnv, seeds: tuple[int, ...] = (0, 1), steps: int = 5) 
                 )
 
 
-def _rollout(env: SceneEnv, seed: int, actions: list[Any], name: str) -> list[Any]:
+def _rollout(
+    env: SceneEnv, seed: int, actions: list[Any], name: str, labels: bool = False
+) -> list[Any]:
     observation, info = env.reset(seed=seed)
     records: list[tuple[Any, ...]] = [(_copy(observation), _checked_info(info, name, "reset"))]
     _check_observation(env, observation, name, "reset")
+    if labels:
+        check_labels(env.scene, info, name, "reset")
     for action in actions:
         observation, reward, terminated, truncated, info = env.step(action)
         _check_observation(env, observation, name, "step")
+        if labels:
+            check_labels(env.scene, info, name, "step")
         records.append(
             (_copy(observation), reward, terminated, truncated, _checked_info(info, name, "step"))
         )

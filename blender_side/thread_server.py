@@ -31,7 +31,7 @@ from typing import Any
 
 import zmq
 
-from blender_side.loading import scene_from
+from blender_side.loading import build_scene, scene_from
 from blender_side.scene import Scene
 from blender_side.server import Server
 from btgym.errors import ConfigError
@@ -67,7 +67,7 @@ class ThreadServer:
         self.scene = scene
         if seed is not None:
             scene.seed(seed)
-        scene.build()
+        build_scene(scene)
         self._directory: str | None = None
         if transport == "ipc":
             self._directory = tempfile.mkdtemp(prefix="btgym-thread-server-")  # mode 0700

@@ -61,7 +61,9 @@ def register_scene(
     ``gymnasium.make(env_id, **overrides)`` replaces them. ``max_episode_steps``: the
     scene's step limit; the scene gets it (it truncates its own episodes) and the spec
     records it, so that Gymnasium's ``TimeLimit`` (which ends the episode on the same
-    step), ``TimeAwareObservation`` and ``gymnasium.make(env.spec)`` see it. Entry
+    step), ``TimeAwareObservation`` and ``gymnasium.make(env.spec)`` see it. A scene
+    whose constructor takes no ``max_episode_steps`` gets it set after construction
+    (:func:`blender_side.loading.scene_from`): the limit holds either way. Entry
     points are strings: registering imports nothing.
     """
     if max_episode_steps is not None:

@@ -7,6 +7,13 @@ arguments for other scenes; an item without the box or class key is an error (a 
 typo must not silently give zero annotations). Objects below ``min_visibility`` are
 left out. Non-finite boxes or visibility and class ids outside ``class_names`` are
 errors: the JSON is always valid and every ``category_id`` is defined.
+
+Instance segmentation: where the info holds an instance mask (``mask``: an ``(H, W)``
+id frame, object ``i`` drawn as ``instance_id[i]``, the Annotator's ``masks=True``),
+each annotation gets its ``segmentation`` as COCO's uncompressed run-length encoding
+(column-major runs, starting with background) and its ``area`` as the mask's pixel
+count; without a mask the area is the box's. pycocotools evaluates both ``bbox`` and
+``segm`` on the export (``tests/test_coco.py``).
 """
 
 from __future__ import annotations
@@ -30,8 +37,12 @@ def to_coco(
     visibility_key: str | None = "visib_fract",
     min_visibility: float = 0.0,
     file_name: str = "{env_id:03d}-{episode:06d}-{step:05d}.png",
+    mask_key: str | None = "mask",
+    instances_key: str = "instance_id",
 ) -> dict[str, Any]:
-    """A COCO detection dict: ``images``, ``annotations`` and ``categories`` (ids from 1)."""
+    """A COCO dict: ``images``, ``annotations`` (with ``segmentation`` where the item has
+    a ``mask_key`` mask) and ``categories`` (ids from 1).
+    """
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     for image_id, item in enumerate(items, start=1):
@@ -64,23 +75,62 @@ def to_coco(
             else np.ones(len(boxes))
         )
         _check_values(boxes, classes, visibility, len(class_names), image_id)
-        for box, cls, visible in zip(boxes, classes, visibility, strict=True):
+        masks = _instance_masks(info, mask_key, instances_key, len(boxes), image_id)
+        for row, (box, cls, visible) in enumerate(zip(boxes, classes, visibility, strict=True)):
             width_box, height_box = box[2] - box[0], box[3] - box[1]
             if visible < min_visibility or width_box <= 0 or height_box <= 0:
                 continue
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": int(cls) + 1,
-                    "bbox": [float(box[0]), float(box[1]), float(width_box), float(height_box)],
-                    "area": float(width_box * height_box),
-                    "iscrowd": 0,
-                    "visibility": float(visible),
-                }
-            )
+            annotation = {
+                "id": len(annotations) + 1,
+                "image_id": image_id,
+                "category_id": int(cls) + 1,
+                "bbox": [float(box[0]), float(box[1]), float(width_box), float(height_box)],
+                "area": float(width_box * height_box),
+                "iscrowd": 0,
+                "visibility": float(visible),
+            }
+            if masks is not None:
+                flat, instance = masks[0], int(masks[1][row])
+                annotation["segmentation"] = run_lengths(flat == instance, masks[2])
+                annotation["area"] = float(masks[3][instance]) if instance < len(masks[3]) else 0.0
+            annotations.append(annotation)
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(class_names)]
     return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def _instance_masks(
+    info: dict[str, Any], mask_key: str | None, instances_key: str, rows: int, image_id: int
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int], np.ndarray] | None:
+    """``(column-major flat mask, instance id per row, (H, W), pixels per id)`` or None."""
+    if mask_key is None or mask_key not in info:
+        return None
+    mask = np.asarray(info[mask_key])
+    if mask.ndim != 2 or mask.dtype.kind not in "iu":
+        raise ConfigError(
+            f"expected info[{mask_key!r}] of item {image_id} as an (H, W) integer id frame, "
+            f"got {mask.dtype} {mask.shape}"
+        )
+    instances = (
+        np.asarray(info[instances_key], np.int64).reshape(-1)[:rows]
+        if instances_key in info
+        else np.arange(1, rows + 1)
+    )
+    flat = mask.T.reshape(-1)  # COCO's runs go down the columns
+    counts = np.bincount(np.clip(flat, 0, None).astype(np.int64))
+    return flat, instances, (int(mask.shape[0]), int(mask.shape[1])), counts
+
+
+def run_lengths(flat: np.ndarray, size: tuple[int, int]) -> dict[str, Any]:
+    """COCO's uncompressed RLE of a column-major flat binary mask of ``size`` (H, W):
+    alternating run lengths, the first one of background (0 when the mask starts set).
+    """
+    flat = np.asarray(flat, bool)
+    edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate([[0], edges, [flat.size]])
+    runs = np.diff(bounds)
+    if flat.size and flat[0]:
+        runs = np.concatenate([[0], runs])
+    return {"counts": runs.astype(int).tolist(), "size": [int(size[0]), int(size[1])]}
 
 
 def _check_values(
@@ -121,4 +171,4 @@ def write_coco(
     return coco
 
 
-__all__ = ["to_coco", "write_coco"]
+__all__ = ["run_lengths", "to_coco", "write_coco"]

@@ -4,10 +4,14 @@ A sample is a group of files sharing a key ``<env_id>-<episode>-<step>`` inside 
 
 * ``KEY.png``: the observation when it is an ``(H, W, 3) uint8`` image, else ``KEY.obs.npy``;
 * ``KEY.json``: ``env_id``, ``episode``, ``step``, ``seed``, ``params`` and the ``info``,
-  where every numpy array or scalar is replaced by ``{"npy": NAME}``;
-* ``KEY.NAME.npy``: those arrays (``numpy.save``, ``allow_pickle=False``).
+  where every numpy array or scalar is replaced by ``{"npy": NAME}`` or ``{"npz": NAME}``;
+* ``KEY.NAME.npy``: the small arrays (``numpy.save``, ``allow_pickle=False``);
+* ``KEY.NAME.npz``: arrays of :data:`COMPRESS_BYTES` or more (masks, depth, normals),
+  compressed losslessly (``numpy.savez_compressed``, the array under the name
+  ``array``: ``numpy.load(f)["array"]``). Measured on Parts-v0 frames at 320x240: see
+  ``docs/streaming.md``.
 
-PNG, JSON, NPY and tar are read by any tool (``webdataset``, ``tar``, numpy, PIL);
+PNG, JSON, NPY, NPZ and tar are read by any tool (``webdataset``, ``tar``, numpy, PIL);
 nothing is pickled. Shards are written as ``shard-NNNNNN.tar.partial`` and renamed to
 ``.tar`` when complete, so a crash loses at most the open shard.
 
@@ -36,6 +40,9 @@ from btgym.wire._private_files import trusted_directory
 
 #: The largest member (one file of a sample) :class:`ShardReader` reads by default.
 DEFAULT_MAX_MEMBER_BYTES = 256 << 20
+
+#: Arrays at least this large are written compressed (``.npz``); smaller ones as ``.npy``.
+COMPRESS_BYTES = 4096
 
 
 class ShardWriter:
@@ -80,7 +87,7 @@ class ShardWriter:
         }
         files[f"{key}.json"] = json.dumps(meta).encode()
         for name, data in arrays.items():
-            files[f"{key}.{name}.npy"] = data
+            files[f"{key}.{name}"] = data
         assert self._tar is not None
         for name, data in files.items():
             info = tarfile.TarInfo(name)
@@ -202,6 +209,10 @@ class ShardReader:
             for suffix, data in raw.items()
             if suffix.endswith(".npy")
         }
+        for suffix, data in raw.items():
+            if suffix.endswith(".npz"):
+                with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+                    arrays[suffix[: -len(".npz")]] = archive["array"]
         if "png" in raw:
             # np.array, not asarray: Pillow's buffer is read-only, and torch warns on those.
             obs = np.array(Image.open(io.BytesIO(raw["png"])).convert("RGB"))
@@ -268,10 +279,22 @@ def _npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _npz(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, array=np.asarray(array))
+    return buffer.getvalue()
+
+
 def _to_json(value: Any, path: str, arrays: dict[str, bytes]) -> Any:
-    """JSON-able copy of ``value``; arrays and numpy scalars go to ``arrays`` by name."""
+    """JSON-able copy of ``value``; arrays and numpy scalars go to ``arrays`` by file name
+    (large numeric arrays compressed, ``.npz``; others ``.npy``).
+    """
     if isinstance(value, np.ndarray | np.generic):
-        arrays[path] = _npy(np.asarray(value))
+        array = np.asarray(value)
+        if array.nbytes >= COMPRESS_BYTES and array.dtype.kind in "biuf":
+            arrays[f"{path}.npz"] = _npz(array)
+            return {"npz": path}
+        arrays[f"{path}.npy"] = _npy(array)
         return {"npy": path, "scalar": isinstance(value, np.generic)}
     if isinstance(value, dict):
         for key in value:
@@ -286,6 +309,8 @@ def _to_json(value: Any, path: str, arrays: dict[str, bytes]) -> Any:
 
 
 def _from_json(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+    if isinstance(value, dict) and "npz" in value:
+        return arrays[value["npz"]]
     if isinstance(value, dict) and "npy" in value:
         array = arrays[value["npy"]]
         return array[()] if value.get("scalar") else array
@@ -296,4 +321,4 @@ def _from_json(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     return value
 
 
-__all__ = ["ShardReader", "ShardWriter", "record"]
+__all__ = ["COMPRESS_BYTES", "ShardReader", "ShardWriter", "record"]

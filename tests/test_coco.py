@@ -12,6 +12,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from btgym.coco import to_coco, write_coco
+from btgym.errors import ConfigError
 
 
 def item(step, boxes, classes, visibility):
@@ -88,3 +89,79 @@ def test_class_ids_that_categories_does_not_define_are_refused(tmp_path):
     defined = {c["id"] for c in coco["categories"]}
     assert {a["category_id"] for a in coco["annotations"]} <= defined
     json.loads(json.dumps(coco, allow_nan=False))  # strict JSON
+
+
+def masked_item(step):
+    """Two objects as masks (the second hides part of the first), an L-shaped third."""
+    mask = np.zeros((48, 64), np.int32)
+    mask[2:22, 1:11] = 1
+    mask[10:30, 6:20] = 2  # over object 1
+    mask[30:40, 40:44] = 3
+    mask[36:40, 44:60] = 3
+    boxes = [[1, 2, 11, 22], [6, 10, 20, 30], [40, 30, 60, 40]]
+    base = item(step, boxes, [0, 1, 2], [0.7, 1.0, 1.0])
+    base["info"].update({"mask": mask, "instance_id": np.array([1, 2, 3], np.int32)})
+    return base
+
+
+def test_masks_become_rle_segmentations_that_pycocotools_scores_as_perfect(tmp_path):
+    from pycocotools import mask as mask_utils
+
+    path = tmp_path / "coco.json"
+    items = [masked_item(0), masked_item(1), ITEMS[2]]
+    coco = write_coco(path, items, ["gear", "plate", "bolt"])
+    mask = items[0]["info"]["mask"]
+    for annotation, instance in zip(coco["annotations"][:3], (1, 2, 3), strict=True):
+        rle = mask_utils.frPyObjects(annotation["segmentation"], 48, 64)
+        np.testing.assert_array_equal(mask_utils.decode(rle), mask == instance)
+        assert annotation["area"] == (mask == instance).sum()  # the mask's, not the box's
+    assert coco["annotations"][0]["area"] == 10 * 20 - 5 * 12  # the hidden part left out
+    with contextlib.redirect_stdout(io.StringIO()):
+        ground_truth = COCO(str(path))
+        results = [{**a, "score": 1.0} for a in json.loads(path.read_text())["annotations"]]
+        for kind in ("segm", "bbox"):
+            evaluation = COCOeval(ground_truth, ground_truth.loadRes(results), kind)
+            evaluation.evaluate()
+            evaluation.accumulate()
+            evaluation.summarize()
+            assert evaluation.stats[0] == pytest.approx(1.0), kind
+    # A wrong mask scores lower: the evaluation can fail.
+    shifted = [{**r, "segmentation": coco["annotations"][2]["segmentation"]} for r in results]
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluation = COCOeval(ground_truth, ground_truth.loadRes(shifted), "segm")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    assert evaluation.stats[0] < 0.5
+
+
+def test_a_mask_that_is_not_an_id_frame_is_refused():
+    bad = masked_item(0)
+    bad["info"]["mask"] = np.zeros((48, 64), np.float32)
+    with pytest.raises(ConfigError, match=r"info\['mask'\] of item 1 as an \(H, W\) integer"):
+        to_coco([bad], ["gear", "plate", "bolt"])
+
+
+@pytest.mark.blender
+def test_parts_frames_export_with_masks_pycocotools_decodes(tmp_path):
+    from pycocotools import mask as mask_utils
+
+    import btgym
+
+    items = []
+    with btgym.BlenderEnv("envs.parts:PartsScene", width=96, height=72, masks=True) as env:
+        for seed in range(2):
+            obs, info = env.reset(seed=seed)
+            items.append({"obs": obs, "info": info, "env_id": 0, "episode": seed, "step": 0})
+        names = [f"class-{k}" for k in range(int(env.call("num_classes")))]
+    coco = write_coco(tmp_path / "parts.json", items, names)
+    annotations = [a for a in coco["annotations"] if a["image_id"] == 1]
+    shown = items[0]["info"]
+    visible = (shown["px_count_visib"][: shown["num_objects"]] > 0).sum()
+    assert len(annotations) == visible > 0
+    for annotation in annotations:
+        decoded = mask_utils.decode(mask_utils.frPyObjects(annotation["segmentation"], 72, 96))
+        assert decoded.sum() == annotation["area"] > 0
+        x, y, w, h = annotation["bbox"]  # the box is the mask's extent
+        rows, cols = np.nonzero(decoded)
+        assert (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1) == (x, y, x + w, y + h)

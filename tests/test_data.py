@@ -12,8 +12,9 @@ from torch.utils.data import DataLoader, IterableDataset
 
 import btgym
 from btgym.client import Client
-from btgym.data import ReplayDataset, StreamDataset, collate
+from btgym.data import Info, ReplayDataset, StreamDataset, collate
 from btgym.data._stream import sampler as _sampler
+from btgym.errors import ConfigError
 from btgym.recording import ShardReader, ShardWriter, record
 from tests.conftest import ECHO_SCENE, thread_servers
 
@@ -46,9 +47,10 @@ def test_items_carry_their_origin_and_batches_collate():
     assert len(batches) == 2
     batch = batches[0]
     assert batch["obs"].shape == (4, 48, 64, 3) and batch["obs"].dtype == torch.uint8
-    assert batch["env_id"].dtype == torch.int64 and len(batch["info"]) == 4
+    assert batch["env_id"].dtype == torch.int64 and len(batch["infos"]) == 4
+    assert batch["info"]["xy"].shape == (4, 8, 2)  # fixed-shape info: one tensor
     for batch in batches:  # steps echo the params they were rendered with
-        for info, step, params in zip(batch["info"], batch["step"], batch["params"], strict=True):
+        for info, step, params in zip(batch["infos"], batch["step"], batch["params"], strict=True):
             np.testing.assert_allclose(params, [0.1, 0.2, 0.3], rtol=1e-6)
             if step > 0:  # (an instance's first reset carries the params it has then)
                 np.testing.assert_allclose(info["rotation_range"], [0.1, 0.2, 0.3], rtol=1e-6)
@@ -213,7 +215,39 @@ class _Frames(IterableDataset):
     def __iter__(self):
         for i in range(16):
             yield {"obs": np.full((4, 5, 3), i, np.uint8), "info": {}, "env_id": 0,
-                   "episode": 0, "step": i, "seed": 0, "params": None}  # fmt: skip
+                   "episode": 0, "step": i, "seed": 0, "params": np.zeros(2)}  # fmt: skip
+
+
+def _item(i: int, info: dict) -> dict:
+    return {"obs": np.zeros((2, 2, 3), np.uint8), "info": Info(info), "env_id": 0,
+            "episode": 0, "step": i, "seed": 0, "params": np.zeros(2)}  # fmt: skip
+
+
+def test_collate_batches_fixed_shape_info_as_tensors_and_ragged_as_lists():
+    items = [
+        _item(i, {"xy": np.full((3, 2), i, np.float32), "boxes": np.zeros((i + 1, 4)),
+                  "count": i, "name": f"n{i}", **({"extra": 1.5} if i else {})})
+        for i in range(3)
+    ]  # fmt: skip
+    batch = collate(items)
+    info = batch["info"]
+    assert info["xy"].shape == (3, 3, 2) and info["xy"].dtype == torch.float32
+    assert info["xy"][:, 0, 0].tolist() == [0.0, 1.0, 2.0]
+    assert info["count"].tolist() == [0, 1, 2] and info["count"].dtype == torch.int64
+    assert [b.shape for b in info["boxes"]] == [(1, 4), (2, 4), (3, 4)]  # ragged: a list
+    assert info["name"] == ["n0", "n1", "n2"] and info["extra"] == [None, 1.5, 1.5]
+    assert [i["count"] for i in batch["infos"]] == [0, 1, 2]  # each item's dict, too
+
+
+def test_torchs_default_collate_names_a_ragged_info_key_and_btgyms_collate():
+    from torch.utils.data import default_collate
+
+    fixed = default_collate([_item(i, {"xy": np.ones((3, 2))}) for i in range(2)])
+    assert fixed["info"]["xy"].shape == (2, 3, 2)
+    ragged = [_item(i, {"boxes": np.zeros((i + 1, 4))}) for i in range(2)]
+    expected = r"info\['boxes'\].*\(1, 4\), \(2, 4\).*btgym.data.collate"
+    with pytest.raises(ConfigError, match=expected):
+        default_collate(ragged)
 
 
 def test_collate_in_a_worker_stacks_into_shared_memory():
@@ -435,3 +469,36 @@ def test_a_registered_id_means_for_the_stream_what_it_means_for_gym_make():
         assert given.launch.timeout == 7
     finally:
         del gym.registry["echo-timeout-v0"]
+
+
+def test_recordings_compress_masks_and_depth_losslessly_readable_without_btgym(tmp_path):
+    import io
+    import tarfile
+
+    rows = np.arange(120)[:, None] + np.arange(160)[None, :]
+    mask = np.where(rows % 50 < 20, rows // 50, 0).astype(np.int32)
+    depth = np.where(mask > 0, 2.0 + rows / 1000.0, 0.0).astype(np.float32)
+    info = {"mask": mask, "depth": depth, "boxes": np.zeros((3, 4), np.float32)}
+    item = {"obs": np.zeros((120, 160, 3), np.uint8), "env_id": 0, "episode": 0, "step": 0,
+            "seed": 0, "params": None, "info": info}  # fmt: skip
+    (shard,) = record([item], tmp_path / "s")
+    with tarfile.open(shard) as tar:
+        sizes = {m.name: m.size for m in tar}
+        stored = {m.name: tar.extractfile(m).read() for m in tar}
+    assert set(sizes) >= {"000-000000-00000.info-mask.npz", "000-000000-00000.info-depth.npz"}
+    assert "000-000000-00000.info-boxes.npy" in sizes  # small arrays stay plain .npy
+    assert sizes["000-000000-00000.info-mask.npz"] < mask.nbytes / 10
+    with np.load(io.BytesIO(stored["000-000000-00000.info-depth.npz"])) as archive:
+        np.testing.assert_array_equal(archive["array"], depth)  # numpy alone reads it
+    replayed = ShardReader(tmp_path / "s")[0]["info"]
+    for name, value in item["info"].items():
+        np.testing.assert_array_equal(replayed[name], value)
+        assert replayed[name].dtype == value.dtype
+
+
+def test_more_workers_than_instances_idle_the_extra_ones_and_lose_nothing(echo_servers2):
+    dataset = StreamDataset(addresses=echo_servers2, items=10, seed=5)
+    loader = DataLoader(dataset, batch_size=None, num_workers=4)  # BlendTorch's habit
+    seen = keys(list(loader))
+    assert len(seen) == 10 and len(set(seen)) == 10
+    assert {env for env, _, _ in seen} == {0, 1}

@@ -32,7 +32,8 @@ def batch(value: int, size: int = 2) -> dict:
         "class_id": [value % 2],
         "visib_fract": [1.0],
     }
-    return {"obs": torch.full((size, 32, 32, 3), value, dtype=torch.uint8), "info": [info] * size}
+    frames = torch.full((size, 32, 32, 3), value, dtype=torch.uint8)
+    return {"obs": frames, "infos": [info] * size}  # as btgym.data.collate makes them
 
 
 def values_of(x: torch.Tensor) -> list[int]:

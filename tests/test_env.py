@@ -176,3 +176,27 @@ def test_envs_refuse_to_be_pickled_or_copied_and_say_why(echo_env):
     with pytest.raises(NotPicklableError):
         copy.deepcopy(echo_env)
     assert echo_env.reset(seed=0)[0] is not None  # still usable
+
+
+@pytest.mark.blender
+def test_register_scenes_limit_holds_when_the_scene_constructor_does_not_take_it():
+    env_id = "btgym-test/Frames-v0"
+    if env_id not in gym.registry:
+        btgym.register_scene(env_id, "tests.scenes.frames:FrameScene", max_episode_steps=3, side=4)
+    with gym.make(env_id) as env:
+        assert env.spec.max_episode_steps == 3
+        env.reset(seed=0)
+        assert truncations(env, 3) == [False, False, True]
+        assert env.unwrapped.call("max_episode_steps") == 3  # the scene truncates, too
+
+
+@pytest.mark.blender
+def test_scene_mistakes_reach_the_trainer_naming_the_culprit():
+    from btgym.errors import LaunchError, RemoteError
+
+    with pytest.raises(LaunchError, match=r"did you mean 'Cube' \(objects\).*'Camera', 'Cube'"):
+        btgym.BlenderEnv("tests.scenes.hostile:MissingObjectScene", name="Cubee").reset()
+    with btgym.BlenderEnv("tests.scenes.hostile:SwappedReturnScene") as env:
+        env.reset(seed=0)
+        with pytest.raises(RemoteError, match=r"reward \(position 1\) must be a float, got dict"):
+            env.step(0)

@@ -130,3 +130,41 @@ def test_scenes_describe_their_step_limit_and_named_parameters():
     parts = PartsScene(width=8, height=8, views=2, num_classes=3).describe()
     assert parts["max_episode_steps"] == 2
     assert ParamSpace.from_data(parts["params"]) == parts_param_space(3, 20)
+
+
+def test_a_step_limit_reaches_a_scene_whose_constructor_does_not_take_it():
+    env = SceneEnv("tests.scenes.frames:FrameScene", side=4, max_episode_steps=2)
+    try:
+        assert env.scene.max_episode_steps == 2
+        env.reset(seed=0)
+        assert [env.step(0)[3] for _ in range(2)] == [False, True]
+    finally:
+        env.close()
+
+
+def test_a_step_returning_its_values_in_the_wrong_order_names_the_wrong_one():
+    env = SceneEnv("tests.scenes.hostile:SwappedReturnScene")
+    try:
+        env.reset(seed=0)
+        message = r"SwappedReturnScene\.step .*reward \(position 1\) must be a float, got dict"
+        with pytest.raises(TypeError, match=message):
+            env.step(0)
+        assert env.scene.elapsed_steps == 0  # the failed step is not counted
+    finally:
+        env.close()
+
+
+def test_a_wrong_class_name_in_a_spec_gets_a_did_you_mean():
+    with pytest.raises(TypeError, match=r"did you mean tests\.scenes\.hostile:SwappedReturnScene"):
+        SceneEnv("tests.scenes.hostile:SwappedReturnScen")
+
+
+def test_an_object_missing_from_the_file_names_the_objects_it_has():
+    import bpy
+
+    from blender_side import kit
+
+    kit.add_object("Crate", None)
+    with pytest.raises(KeyError, match=r"expected 'Crat' in .*did you mean 'Crate' \(objects\).*"):
+        SceneEnv("tests.scenes.hostile:MissingObjectScene", name="Crat")
+    bpy.data.objects.remove(bpy.data.objects["Crate"])

@@ -294,7 +294,7 @@ def train(
     for step, batch in enumerate(batches):
         if step >= cfg.iterations:
             break
-        labels = [annotations(info, cfg.min_visibility) for info in batch["info"]]
+        labels = [annotations(info, cfg.min_visibility) for info in batch["infos"]]
         for _, classes in labels:
             log.class_counts += np.bincount(classes, minlength=model.num_classes)
         inputs = to_input(batch["obs"])

@@ -327,7 +327,7 @@ def train_condition(
     )
 
     def after_batch(index: int, inputs: torch.Tensor, batch: Any, per_class: torch.Tensor):
-        adaptive.after_batch(inputs, [np.asarray(info["params"]) for info in batch["info"]])
+        adaptive.after_batch(inputs, [np.asarray(info["params"]) for info in batch["infos"]])
 
     log = fit(loader, after_batch=after_batch)
     extra["trajectory"] = strategy.history

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from btgym._env_shared import pop_events
 from btgym._launch_config import LaunchConfig, resolve_launch
 from btgym._launch_info import running_servers
 from btgym._registry import resolve_target
+from btgym.data._info import Info
 from btgym.data._params import ParamsLayout
 from btgym.data._seqlock import SharedRows, fence
 from btgym.data._stream import IDLE_TIMEOUT, Stream
@@ -298,19 +300,25 @@ class StreamDataset(IterableDataset):
         workers, worker_id = (1, 0) if worker is None else (worker.num_workers, worker.id)
         rank, world = _ddp_rank()
         total_workers, index = world * workers, rank * workers + worker_id
-        if total_workers > self.num_instances:
-            raise ConfigError(
-                f"expected at most {self.num_instances} DataLoader workers x ranks (one "
-                f"instance each at least), got {total_workers}"
+        if index >= self.num_instances:  # more workers than instances: this one idles
+            warnings.warn(
+                f"DataLoader worker {index} of {total_workers} (workers x ranks) has no "
+                f"instance to stream ({self.num_instances} instances): it stays idle; "
+                f"num_workers <= num_instances uses every worker",
+                stacklevel=2,
             )
-        ids = [i for i in range(self.num_instances) if i % total_workers == index]
+            return [], 0, index
+        streaming = min(total_workers, self.num_instances)
+        ids = [i for i in range(self.num_instances) if i % streaming == index]
         if self.items is None:
             return ids, None, index
-        count = self.items // total_workers + (1 if index < self.items % total_workers else 0)
+        count = self.items // streaming + (1 if index < self.items % streaming else 0)
         return ids, count, index
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         ids, count, slot = self._assignment()
+        if not ids:  # an idle worker (more workers than instances)
+            return
         epoch = self._begin_pass(slot)
         if count == 0:
             return
@@ -358,6 +366,7 @@ class ReplayDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.reader[index]
+        item["info"] = Info(item["info"])  # batches like a stream's (btgym.data.collate)
         return self.transform(item) if self.transform is not None else item
 
 

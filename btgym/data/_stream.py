@@ -22,6 +22,7 @@ from gymnasium import spaces
 from btgym._connection import Connection, connect
 from btgym._launch_config import LaunchConfig
 from btgym._recycling import InstanceLives
+from btgym.data._info import Info
 from btgym.data._params import as_action, params_placeholder
 from btgym.errors import ClosedError, InstanceDiedError, InstanceTimeoutError
 from btgym.pipeline import PipelinedClient
@@ -255,7 +256,7 @@ class Stream:
             params = self._params_now(env_id)
         return {
             "obs": restore(self.observation_space, obs),
-            "info": info,
+            "info": Info(info),
             "env_id": env_id,
             "episode": self.episode[env_id],
             "step": self.step[env_id],
