@@ -84,6 +84,27 @@ def test_the_ui_mode_shows_the_scene_live_in_blenders_window(xvfb_display, tmp_p
     assert changed(first, second) > 0.005, "the window did not redraw after the scene changed"
 
 
+def test_the_ui_mode_shows_a_scene_with_an_id_pass_in_its_own_colours(xvfb_display, tmp_path):
+    # Parts-v0 renders an id pass (flat object colours = ids: near-black) for every frame;
+    # the window must show the scene's own look, as the frame does: its ground's colour
+    # over a large share of the screen (measured ~18 %), not an id-black camera view.
+    launch = LaunchConfig(blender=BLENDER, ui=True, timeout=60.0)
+    kwargs = {"width": 160, "height": 120, "masks": True, "max_objects": 8}
+    with BlenderEnv("envs.parts:PartsScene", launch=launch, **kwargs) as env:
+        frame, info = env.reset(seed=0)
+        assert info["mask"].max() > 0  # the id pass ran for this frame
+        ground = np.median(frame.reshape(-1, 3), axis=0)
+        assert ground.max() > 40  # the frame's ground is not near-black
+
+        def share_like_ground(shot: np.ndarray) -> float:
+            return float((np.abs(shot - ground).max(axis=2) <= 8).mean())
+
+        shot = shot_until(xvfb_display, tmp_path, lambda s: share_like_ground(s) > 0.08)
+    near_black = float((shot.max(axis=2) < 25).mean())
+    assert share_like_ground(shot) > 0.08, "the window does not show the scene's own colours"
+    assert near_black < 0.05, f"{near_black:.1%} of the window is near-black (the id pass?)"
+
+
 def changed(a: np.ndarray, b: np.ndarray) -> float:
     """Share of pixels that differ clearly between two screenshots."""
     return float((np.abs(a - b).max(axis=2) > 30).mean())
