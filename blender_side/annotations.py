@@ -272,7 +272,9 @@ class Annotator:
     that many rows (:func:`pad_per_object`); ``masks`` adds the id frame as ``mask`` and
     ``depth`` the depth frame as ``depth``; ``normals`` adds unit surface normals in the
     OpenCV camera frame as ``normals`` (:class:`~blender_side.normals.NormalPass`, a Cycles
-    render of its own). :attr:`timings` holds the last call's ``ids_ms`` and
+    render of its own). With ``renderer`` of ``engine="raster"`` ids and depth come from
+    the frame's own raster (:meth:`~blender_side.render.Renderer.labels`), not from an id
+    pass. :attr:`timings` holds the last call's ``ids_ms`` and
     ``annotate_ms`` (and ``normals_ms``).
     """
 
@@ -287,8 +289,14 @@ class Annotator:
         depth: bool = False,
         normals: bool = False,
         pad_to: int | None = None,
+        renderer: Any = None,
     ) -> None:
-        self.id_pass = IdPass(collection, camera, width, height, depth=depth)
+        # engine="raster" draws ids and depth with the frame (blender_side.raster): no pass.
+        self.raster = renderer if getattr(renderer, "engine", None) == "raster" else None
+        if self.raster is not None:
+            self.raster.labelled = collection
+        self.id_pass = None if self.raster else IdPass(collection, camera, width, height, depth)
+        self.depth = bool(depth)
         self.normal_pass = NormalPass(collection, camera, width, height) if normals else None
         self.camera, self.masks, self.pad_to = camera, bool(masks), pad_to
         self.cache = MeshCache()
@@ -299,7 +307,7 @@ class Annotator:
     ) -> dict[str, Any]:
         """Annotations of ``objects`` (id ``i + 1`` is ``objects[i]``, of class ``classes[i]``)."""
         t0 = time.perf_counter()
-        ids, depth = self.id_pass.render()
+        ids, depth = self._ids_and_depth()
         t1 = time.perf_counter()
         info: dict[str, Any] = annotate(objects, self.camera, ids, self.cache, scene)
         info["class_id"] = np.array(classes, np.int32)
@@ -318,9 +326,17 @@ class Annotator:
             self.timings["normals_ms"] = (time.perf_counter() - t2) * 1000
         return info
 
+    def _ids_and_depth(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The id pass's render, or the raster frame's own ids and depth."""
+        if self.raster is None:
+            return self.id_pass.render()
+        ids, depth = self.raster.labels()
+        return ids, (depth if self.depth else None)
+
     def close(self) -> None:
         """Remove the passes' scratch files."""
-        self.id_pass.close()
+        if self.id_pass is not None:
+            self.id_pass.close()
         if self.normal_pass is not None:
             self.normal_pass.close()
 

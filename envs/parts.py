@@ -230,7 +230,9 @@ class PartsScene(Scene):
         pad_to = self.max_objects if self.pad_info else None
         options = {"masks": self.masks, "depth": self.depth, "normals": self.normals}
         options["pad_to"] = pad_to
-        self.annotator = Annotator(self.collection, self.camera, self.width, self.height, **options)
+        self.annotator = Annotator(
+            self.collection, self.camera, self.width, self.height, renderer=self.renderer, **options
+        )
         self.active: list[Any] = []
         self.active_classes = np.zeros(0, np.int32)
 
