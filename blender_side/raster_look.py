@@ -296,15 +296,9 @@ def _load_matcap(name: str) -> Any:
     light = bpy.context.preferences.studio_lights.get(name)
     if light is None or light.type != "MATCAP":
         raise RenderError(f"expected a matcap for shading.light='MATCAP', got {name!r}")
-    image = bpy.data.images.load(light.path, check_existing=False)
-    try:
-        width, height = image.size
-        pixels = np.empty(width * height * 4, np.float32)
-        image.pixels.foreach_get(pixels)
-    finally:
-        bpy.data.images.remove(image)
-    data = gpu.types.Buffer("FLOAT", len(pixels), pixels)
-    return gpu.types.GPUTexture((width, height), format="RGBA16F", data=data)
+    # Matcaps are multilayer EXRs: no .pixels in bpy, but the gpu module uploads them.
+    image = bpy.data.images.load(light.path, check_existing=True)
+    return gpu.texture.from_image(image)
 
 
 __all__ = ["COLOR_TYPES", "LIGHT_MODES", "Look", "MatcapTextures", "make_shader", "read_look"]

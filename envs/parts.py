@@ -96,7 +96,8 @@ class PartsScene(Scene):
 
     ## Arguments
 
-    ``width=640, height=512, engine="workbench", samples=None, num_classes=6,
+    ``width=640, height=512, engine="workbench"`` (or ``"raster"``: ids and depth then come
+    from the frame's own raster, see ``docs/raster.md``), ``samples=None, num_classes=6,
     max_objects=20, max_occluders=4, views=8, masks=False, depth=False, normals=False,
     shadows=True, lens=50.0, max_settle_frames=80, pad_info=False``.
     """
