@@ -8,7 +8,8 @@ file. One draw fills two colour targets with the same triangles and matrices: th
 depth describe exactly the pixels drawn. The projection is the scene camera's own
 (``calc_matrix_camera`` at the render size and pixel aspect, ``matrix_world`` inverted),
 as Workbench's. The look comes from the scene's Workbench settings
-(:mod:`blender_side.raster_look`, ``docs/raster.md``).
+(:mod:`blender_side.raster_look`; shadows: :mod:`blender_side.raster_shadow`;
+``docs/raster.md``).
 
 A drawing context in background mode: Blender 5.1 and later make one with ``gpu.init()``;
 5.0 makes one with its first render (a throwaway 8x8 Workbench render,
@@ -31,7 +32,7 @@ import gpu
 import numpy as np
 from mathutils import Matrix
 
-from blender_side import raster_look
+from blender_side import raster_look, raster_shadow
 from btgym.errors import RenderError
 from btgym.wire import gpu_backend
 from btgym.wire.frame_files import WRITER
@@ -90,6 +91,8 @@ class Raster:
         self._labels = gpu.types.Buffer("FLOAT", self.width * self.height * 2)
         self._cache: dict[int, _MeshBatches] = {}
         self._frame_block: Any = None  # the frame's uniform buffer, made on first use
+        self._shadow: raster_shadow.ShadowMap | None = None  # made for the first shadow
+        self._empty_map: Any = None
         #: Objects whose instance id is their colour (``annotations.id_color``), or None.
         self.labelled: Any = None
         self._drawn_labels = False
@@ -125,15 +128,19 @@ class Raster:
         if labels:
             with self._label_only.bind():
                 self._label_only.clear(color=(0.0, 0.0, 0.0, 0.0))
+        items = [(obj, matrix, self._batches(obj)) for obj, matrix in self._visible(depsgraph)]
+        shadow = self._draw_shadow(look, view, items) if look.shadow > 0.0 else None
         with framebuffer.bind():
             gpu.state.depth_test_set("LESS_EQUAL")
             gpu.state.depth_mask_set(True)
             gpu.state.face_culling_set("NONE")
             gpu.state.blend_set("NONE")
             shader.bind()
-            self._scene_uniforms(shader, look, projection, camera_eval.data.type == "ORTHO")
-            for obj, matrix in self._visible(depsgraph):
-                self._draw_object(shader, obj, view @ matrix, look, ids.get(obj.original, 0))
+            ortho = camera_eval.data.type == "ORTHO"
+            self._scene_uniforms(shader, look, projection, ortho, shadow)
+            for obj, matrix, batches in items:
+                object_id = ids.get(obj.original, 0)
+                self._draw_object(shader, obj, batches, view @ matrix, look, object_id)
             gpu.state.depth_test_set("NONE")
             framebuffer.read_color(0, 0, self.width, self.height, 4, 0, "UBYTE", data=self._rgba)
         self._drawn_labels = labels
@@ -167,8 +174,34 @@ class Raster:
             ids[obj] = int(round(red * 255.0)) + (int(round(green * 255.0)) << 8)
         return ids
 
-    def _scene_uniforms(self, shader: Any, look: Any, projection: Matrix, ortho: bool) -> None:
-        block = raster_look.frame_block(look, projection, ortho)
+    def _draw_shadow(self, look: Any, view: Matrix, items: list) -> tuple[Matrix, float] | None:
+        """Draw the shadow map; ``(view space -> shadow map coordinates, depth bias)``."""
+        drawn = [(matrix, batches) for _, matrix, batches in items if batches]
+        if not drawn:
+            return None
+        corners = np.concatenate(
+            [raster_shadow.bounds_corners(obj, m) for obj, m, batches in items if batches]
+        )
+        light_from_world, clip = raster_shadow.light_matrices(look.shadow_world, corners)
+        if self._shadow is None:
+            self._shadow = raster_shadow.ShadowMap()
+        self._shadow.draw(clip @ light_from_world, drawn)
+        to_texture = Matrix.Translation((0.5, 0.5, 0.5)) @ Matrix.Diagonal((0.5, 0.5, 0.5, 1.0))
+        to_map = to_texture @ clip @ light_from_world @ view.inverted()
+        texel = 2.0 / min(clip[0][0], clip[1][1]) / self._shadow.size
+        depth_range = 2.0 / abs(clip[2][2])
+        return to_map, 2.0 * texel / depth_range
+
+    def _scene_uniforms(
+        self,
+        shader: Any,
+        look: Any,
+        projection: Matrix,
+        ortho: bool,
+        shadow: tuple[Matrix, float] | None,
+    ) -> None:
+        matrix, bias = shadow if shadow is not None else (None, 0.0)
+        block = raster_look.frame_block(look, projection, ortho, matrix, bias)
         if self._frame_block is None:
             self._frame_block = gpu.types.GPUUniformBuf(block)
         else:
@@ -176,6 +209,9 @@ class Raster:
         shader.uniform_block("frame", self._frame_block)
         if look.matcap is not None:
             shader.uniform_sampler("matcap", self._matcaps.get(look.matcap))
+        if look.shadow > 0.0:
+            shadow_map = self._shadow.texture if shadow is not None else self._no_shadow()
+            shader.uniform_sampler("shadow_map", shadow_map)
 
     @staticmethod
     def _visible(depsgraph: Any):
@@ -189,8 +225,16 @@ class Raster:
                 continue
             yield obj, instance.matrix_world.copy()
 
-    def _draw_object(self, shader: Any, obj: Any, model_view: Matrix, look: Any, id_: int) -> None:
-        batches = self._batches(obj)
+    def _no_shadow(self) -> Any:
+        """A 1x1 map far behind everything (a scene with nothing drawn: nothing shadowed)."""
+        if self._empty_map is None:
+            data = gpu.types.Buffer("FLOAT", 1, [1e30])
+            self._empty_map = gpu.types.GPUTexture((1, 1), format="R32F", data=data)
+        return self._empty_map
+
+    def _draw_object(
+        self, shader: Any, obj: Any, batches: list, model_view: Matrix, look: Any, id_: int
+    ) -> None:
         if not batches:
             return
         shader.uniform_float("model_view", model_view)

@@ -14,9 +14,10 @@ both engines:
   normal, times the base colour;
 * background: ``world.color``; view transform ``Standard`` (sRGB) or ``Raw``, nothing else.
 
-Not drawn: shadows (``show_shadows``, ``shadow_intensity``, ``light_direction``), cavity,
-outlines, textures, transparency, lamps (Cycles and EEVEE light sources). The mapping and
-its limits are in ``docs/raster.md``.
+Shadows (``show_shadows``, ``shadow_intensity``, ``display.light_direction``): a shadow
+map (:mod:`blender_side.raster_shadow`). Not drawn: cavity, outlines, textures,
+transparency, lamps (Cycles and EEVEE light sources). The mapping and its limits are in
+``docs/raster.md``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import bpy
 import gpu
 import numpy as np
-from mathutils import Matrix
+from mathutils import Matrix, Vector
 
 from btgym.errors import RenderError
 
@@ -49,6 +50,9 @@ struct RasterFrame {
   vec4 light_dir[4];
   vec4 light_diffuse[4];
   vec4 light_specular[4];
+  mat4 shadow_matrix;
+  vec4 shadow;
+  vec4 shadow_dir;
 };
 """
 
@@ -61,6 +65,12 @@ void main()
   gl_Position = frame.projection * p;
   vec3 base = surface.rgb;
   shade = base;
+#if defined(BTGYM_SHADOW)
+  vec3 sn = normalize(view_nor);
+  vec3 sv = frame.flags.x > 0.5 ? vec3(0.0, 0.0, 1.0) : normalize(-view_pos);
+  facing = dot(dot(sn, sv) < 0.0 ? -sn : sn, frame.shadow_dir.xyz);
+  shadow_coord = (frame.shadow_matrix * p).xyz;
+#endif
 #if defined(BTGYM_STUDIO)
   /* Lit per vertex (Gouraud): per-pixel specular costs llvmpipe 4x the whole draw. */
   vec3 n = normalize(view_nor);
@@ -110,6 +120,12 @@ void main()
   }
   lit *= texture(matcap, n.xy * 0.496 + 0.5).rgb;
 #endif
+#if defined(BTGYM_SHADOW)
+  float stored = texture(shadow_map, shadow_coord.xy).r;
+  if (facing <= 0.0 || shadow_coord.z - frame.shadow.y > stored) {
+    lit *= 1.0 - frame.shadow.x;
+  }
+#endif
 #if defined(BTGYM_RAW)
   out_color = vec4(clamp(lit, 0.0, 1.0), 1.0);
 #else
@@ -133,6 +149,7 @@ def make_shader(look: Look, labels: bool) -> Any:
         ("BTGYM_MATCAP", look.mode == MATCAP),
         ("BTGYM_SPECULAR", look.mode == STUDIO and look.specular),
         ("BTGYM_RAW", look.view_raw),
+        ("BTGYM_SHADOW", look.shadow > 0.0),
     ):
         if wanted:
             info.define(name)
@@ -142,6 +159,9 @@ def make_shader(look: Look, labels: bool) -> Any:
     interface.smooth("VEC3", "view_pos")
     interface.smooth("VEC3", "view_nor")
     interface.smooth("VEC3", "shade")
+    if look.shadow > 0.0:
+        interface.smooth("VEC3", "shadow_coord")
+        interface.smooth("FLOAT", "facing")
     info.vertex_out(interface)
     info.typedef_source(_FRAME_STRUCT)
     info.uniform_buf(0, "RasterFrame", "frame")
@@ -150,6 +170,8 @@ def make_shader(look: Look, labels: bool) -> Any:
     info.push_constant("VEC4", "material")  # roughness, metallic (studio light only)
     if look.mode == MATCAP:
         info.sampler(0, "FLOAT_2D", "matcap")
+    if look.shadow > 0.0:
+        info.sampler(1, "FLOAT_2D", "shadow_map")
     info.fragment_out(0, "VEC4", "out_color")
     if labels:
         info.fragment_out(1, "VEC2", "out_label")
@@ -174,6 +196,11 @@ class Look:
     light_specular: list[float] = field(default_factory=lambda: [0.0] * 16)
     matcap: str | None = None
     single_color: tuple[float, float, float] = DEFAULT_COLOR
+    #: Workbench's shadow: darkening in [0, 1] (0: no shadows) and the direction towards
+    #: the shadow light in view and in world space.
+    shadow: float = 0.0
+    shadow_dir: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    shadow_world: tuple[float, float, float] = (0.0, 0.0, 1.0)
 
 
 def read_look(scene: Any, view_matrix: Matrix) -> Look:
@@ -210,6 +237,17 @@ def read_look(scene: Any, view_matrix: Matrix) -> Look:
         view_raw=view.view_transform == "Raw",
         single_color=tuple(shading.single_color),
     )
+    if shading.show_shadows and shading.shadow_intensity > 0.0:
+        # Workbench reads display.light_direction (x, y, z) as rays travelling along
+        # (-x, z, -y) in world space ("more user friendly to control"): towards the light
+        # is (x, -z, y).
+        x, y, z = scene.display.light_direction
+        towards = Vector((x, -z, y))
+        if towards.length > 0.0:
+            towards.normalize()
+            look.shadow = float(shading.shadow_intensity)
+            look.shadow_world = tuple(towards)
+            look.shadow_dir = tuple((view_matrix.to_3x3() @ towards).normalized())
     if look.mode == STUDIO:
         _studio_lights(look, shading, view_matrix)
     elif look.mode == MATCAP:
@@ -249,20 +287,33 @@ def srgb_encode(linear: np.ndarray) -> np.ndarray:
     return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1.0 / 2.4) - 0.055)
 
 
-def shader_key(look: Look, labels: bool) -> tuple[int, bool, bool, bool]:
+def shader_key(look: Look, labels: bool) -> tuple[int, bool, bool, bool, bool]:
     """What tells one compiled variant of :func:`make_shader` from another."""
-    return (look.mode, look.mode == STUDIO and look.specular, look.view_raw, labels)
+    specular = look.mode == STUDIO and look.specular
+    return (look.mode, specular, look.view_raw, look.shadow > 0.0, labels)
 
 
-def frame_block(look: Look, projection: Matrix, ortho: bool) -> np.ndarray:
-    """The frame's uniform block as ``RasterFrame`` lays it out (72 float32, std140)."""
-    block = np.zeros(72, np.float32)
+def frame_block(
+    look: Look,
+    projection: Matrix,
+    ortho: bool,
+    shadow_matrix: Matrix | None = None,
+    shadow_bias: float = 0.0,
+) -> np.ndarray:
+    """The frame's uniform block as ``RasterFrame`` lays it out (96 float32, std140);
+    ``shadow_matrix`` maps view space to the shadow map's texture coordinates and depth.
+    """
+    block = np.zeros(96, np.float32)
     block[:16] = np.array(projection, np.float32).T.reshape(-1)  # GLSL: column-major
     block[16:20] = (*look.ambient, float(look.mode))
     block[20:22] = (1.0 if ortho else 0.0, 1.0 if look.view_raw else 0.0)
     block[24:40] = look.light_dir
     block[40:56] = look.light_diffuse
     block[56:72] = look.light_specular
+    if shadow_matrix is not None:
+        block[72:88] = np.array(shadow_matrix, np.float32).T.reshape(-1)
+    block[88:90] = (look.shadow, shadow_bias)
+    block[92:95] = look.shadow_dir
     return block
 
 

@@ -140,7 +140,15 @@ def test_the_look_follows_the_scene_s_settings_and_refuses_what_it_cannot_draw()
     try:
         env.reset(seed=0)
         renderer, shading = env.scene.renderer, bpy.context.scene.display.shading
+        display = bpy.context.scene.display
+        assert shading.show_shadows and shading.shadow_intensity > 0
         studio = np.array(renderer.render())
+        shading.show_shadows = False
+        unshadowed = np.array(renderer.render())
+        assert (unshadowed.astype(int) - studio).mean() > 0.5  # shadows darken
+        shading.show_shadows = True
+        display.light_direction = (-display.light_direction[0], *display.light_direction[1:])
+        assert not np.array_equal(np.array(renderer.render()), studio)  # and move
         shading.use_world_space_lighting = True
         shading.studiolight_rotate_z = 2.0
         turned = np.array(renderer.render())
