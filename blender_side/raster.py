@@ -129,7 +129,9 @@ class Raster:
             with self._label_only.bind():
                 self._label_only.clear(color=(0.0, 0.0, 0.0, 0.0))
         items = [(obj, matrix, self._batches(obj)) for obj, matrix in self._visible(depsgraph)]
-        shadow = self._draw_shadow(look, view, items) if look.shadow > 0.0 else None
+        shadow = None
+        if look.shadow > 0.0:
+            shadow = self._draw_shadow(look, view, items, camera_eval, scene)
         with framebuffer.bind():
             gpu.state.depth_test_set("LESS_EQUAL")
             gpu.state.depth_mask_set(True)
@@ -174,7 +176,9 @@ class Raster:
             ids[obj] = int(round(red * 255.0)) + (int(round(green * 255.0)) << 8)
         return ids
 
-    def _draw_shadow(self, look: Any, view: Matrix, items: list) -> tuple[Matrix, float] | None:
+    def _draw_shadow(
+        self, look: Any, view: Matrix, items: list, camera: Any, scene: Any
+    ) -> tuple[Matrix, float] | None:
         """Draw the shadow map; ``(view space -> shadow map coordinates, depth bias)``."""
         drawn = [(matrix, batches) for _, matrix, batches in items if batches]
         if not drawn:
@@ -182,7 +186,8 @@ class Raster:
         corners = np.concatenate(
             [raster_shadow.bounds_corners(obj, m) for obj, m, batches in items if batches]
         )
-        light_from_world, clip = raster_shadow.light_matrices(look.shadow_world, corners)
+        seen = raster_shadow.seen_corners(camera, scene, corners)
+        light_from_world, clip = raster_shadow.light_matrices(look.shadow_world, corners, seen)
         if self._shadow is None:
             self._shadow = raster_shadow.ShadowMap()
         self._shadow.draw(clip @ light_from_world, drawn)

@@ -18,7 +18,7 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 #: The shadow map's size in texels (each side).
-MAP_SIZE = 2048
+MAP_SIZE = 1024
 _DEPTH_VERTEX = """
 void main()
 {
@@ -34,17 +34,27 @@ void main()
 
 
 def light_matrices(
-    towards_light: tuple[float, float, float], bounds_world: np.ndarray
+    towards_light: tuple[float, float, float],
+    bounds_world: np.ndarray,
+    seen_world: np.ndarray | None = None,
 ) -> tuple[Matrix, Matrix]:
     """``(light_from_world, clip_from_light)``: the view of a light in world direction
     ``towards_light`` (looking along its rays) and an orthographic projection holding
-    ``bounds_world`` ``(N, 3)`` points.
+    ``bounds_world`` ``(N, 3)`` points, across the light no wider than ``seen_world``
+    (the corners of what the camera sees: texels outside it are never looked up).
     """
     rotation = Vector(towards_light).to_track_quat("Z", "Y").to_matrix().to_4x4()
     light_from_world = rotation.inverted()
-    points = np.asarray(bounds_world, np.float64)
-    local = points @ np.array(light_from_world.to_3x3()).T
+    to_light = np.array(light_from_world.to_3x3()).T
+    local = np.asarray(bounds_world, np.float64) @ to_light
     low, high = local.min(0), local.max(0)
+    if seen_world is not None:
+        seen = np.asarray(seen_world, np.float64) @ to_light
+        low[:2], high[:2] = (
+            np.maximum(low[:2], seen.min(0)[:2]),
+            np.minimum(high[:2], seen.max(0)[:2]),
+        )
+        high[:2] = np.maximum(high[:2], low[:2] + 1e-6)
     pad = 1e-3 + 1e-3 * float(np.abs(high - low).max())
     low, high = low - pad, high + pad
     clip = np.eye(4)
@@ -90,6 +100,29 @@ class ShadowMap:
             gpu.state.depth_test_set("NONE")
 
 
+def seen_corners(camera: Any, scene: Any, bounds_world: np.ndarray) -> np.ndarray | None:
+    """The 8 world-space corners of the camera's view between the nearest and the farthest
+    of ``bounds_world`` (clipped to the camera's clip range); None when nothing is in front.
+    """
+    view = np.array(camera.matrix_world.inverted(), np.float64)
+    depths = -(np.asarray(bounds_world, np.float64) @ view[2, :3] + view[2, 3])
+    data = camera.data
+    near = max(float(depths.min()), data.clip_start)
+    far = min(float(depths.max()), data.clip_end)
+    if far <= near:
+        return None
+    frame = np.array([tuple(v) for v in data.view_frame(scene=scene)], np.float64)
+    corners = []
+    for depth in (near, far):
+        if data.type == "ORTHO":
+            corners.append(np.column_stack([frame[:, :2], np.full(4, -depth)]))
+        else:
+            corners.append(frame * (depth / -frame[:, 2:3]))
+    local = np.concatenate(corners)
+    world = np.array(camera.matrix_world, np.float64)
+    return local @ world[:3, :3].T + world[:3, 3]
+
+
 def bounds_corners(obj: Any, matrix: Matrix) -> np.ndarray:
     """The 8 world-space corners of an evaluated object's bounding box ``(8, 3)``."""
     local = np.array([tuple(c) for c in obj.bound_box], np.float64)
@@ -97,4 +130,4 @@ def bounds_corners(obj: Any, matrix: Matrix) -> np.ndarray:
     return local @ m[:3, :3].T + m[:3, 3]
 
 
-__all__ = ["MAP_SIZE", "ShadowMap", "bounds_corners", "light_matrices"]
+__all__ = ["MAP_SIZE", "ShadowMap", "bounds_corners", "light_matrices", "seen_corners"]
