@@ -255,30 +255,60 @@ def read_look(scene: Any, view_matrix: Matrix) -> Look:
     return look
 
 
+@dataclass(frozen=True)
+class StudioLight:
+    """A studio light's values: ambient, and per light (up to 4, unused ones zero)
+    directions ``(4, 3)``, wrap ("smooth") ``(4,)``, diffuse and specular colours ``(4, 3)``.
+    """
+
+    ambient: tuple[float, float, float]
+    directions: np.ndarray
+    wrap: np.ndarray
+    diffuse: np.ndarray
+    specular: np.ndarray
+
+
+#: Studio lights by name, read from the preferences once (a lookup there costs ~1 ms).
+_STUDIO_LIGHTS: dict[str, StudioLight] = {}
+
+
+def studio_light(name: str) -> StudioLight:
+    """The values of the studio light ``name`` (``Default``: the preferences' own lights)."""
+    known = _STUDIO_LIGHTS.get(name)
+    if known is not None:
+        return known
+    prefs = bpy.context.preferences
+    light = prefs.studio_lights.get(name)
+    if light is None or light.type != "STUDIO":
+        raise RenderError(f"expected a studio light for shading.light='STUDIO', got {name!r}")
+    source = prefs.system if not light.path else light
+    values = np.zeros((4, 10), np.float64)  # direction, wrap, diffuse, specular
+    for i, solid in enumerate(source.solid_lights[:4]):
+        direction = np.array(solid.direction, np.float64)
+        if solid.use and np.linalg.norm(direction) > 0.0:
+            values[i, :3] = direction / np.linalg.norm(direction)
+            values[i, 3] = solid.smooth
+            values[i, 4:7] = solid.diffuse_color
+            values[i, 7:10] = solid.specular_color
+    known = StudioLight(
+        tuple(source.light_ambient), values[:, :3], values[:, 3], values[:, 4:7], values[:, 7:]
+    )
+    _STUDIO_LIGHTS[name] = known
+    return known
+
+
 def _studio_lights(look: Look, shading: Any, view_matrix: Matrix) -> None:
     """The studio light's four lights in view space, its ambient, specular on or off."""
-    prefs = bpy.context.preferences
-    light = prefs.studio_lights.get(shading.studio_light)
-    if light is None or light.type != "STUDIO":
-        raise RenderError(
-            f"expected a studio light for shading.light='STUDIO', got {shading.studio_light!r}"
-        )
-    source = prefs.system if not light.path else light  # "Default": the preferences' lights
-    look.ambient = tuple(source.light_ambient)
+    light = studio_light(shading.studio_light)
+    look.ambient = light.ambient
     look.specular = bool(shading.show_specular_highlight)
-    turn = view_matrix.to_3x3() @ Matrix.Rotation(shading.studiolight_rotate_z, 3, "Z")
-    for i, solid in enumerate(source.solid_lights[:4]):
-        if not solid.use:
-            continue
-        direction = np.array(solid.direction, np.float64)
-        if shading.use_world_space_lighting:
-            direction = np.array(turn @ solid.direction, np.float64)
-        norm = np.linalg.norm(direction)
-        if norm == 0.0:
-            continue
-        look.light_dir[4 * i : 4 * i + 4] = [*(direction / norm).tolist(), float(solid.smooth)]
-        look.light_diffuse[4 * i : 4 * i + 3] = list(solid.diffuse_color)
-        look.light_specular[4 * i : 4 * i + 3] = list(solid.specular_color)
+    directions = light.directions
+    if shading.use_world_space_lighting:
+        turn = view_matrix.to_3x3() @ Matrix.Rotation(shading.studiolight_rotate_z, 3, "Z")
+        directions = directions @ np.array(turn, np.float64).T
+    look.light_dir = np.column_stack([directions, light.wrap]).reshape(-1).tolist()
+    look.light_diffuse = np.column_stack([light.diffuse, np.zeros(4)]).reshape(-1).tolist()
+    look.light_specular = np.column_stack([light.specular, np.zeros(4)]).reshape(-1).tolist()
 
 
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
@@ -352,4 +382,13 @@ def _load_matcap(name: str) -> Any:
     return gpu.texture.from_image(image)
 
 
-__all__ = ["COLOR_TYPES", "LIGHT_MODES", "Look", "MatcapTextures", "make_shader", "read_look"]
+__all__ = [
+    "COLOR_TYPES",
+    "LIGHT_MODES",
+    "Look",
+    "MatcapTextures",
+    "StudioLight",
+    "make_shader",
+    "read_look",
+    "studio_light",
+]
