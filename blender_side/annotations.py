@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import bpy
@@ -67,6 +68,21 @@ def set_instance_ids(objects: list[Any], others: list[Any] = ()) -> None:
         obj.color = id_color(i + 1)
     for obj in others:
         obj.color = (0.0, 0.0, 0.0, 1.0)
+
+
+def renumbered(ids: np.ndarray, drawn: dict[Any, int], objects: Sequence[Any]) -> np.ndarray:
+    """``ids`` drawn with the ids ``drawn`` gives each object, as ``objects[i]`` = ``i + 1``
+    (objects not in ``objects`` become 0): the raster draws ids from object colours,
+    annotations number the objects they are given.
+    """
+    table = np.zeros(max(drawn.values(), default=0) + 1, np.int32)
+    for i, obj in enumerate(objects):
+        drawn_id = drawn.get(getattr(obj, "original", obj), 0)
+        if drawn_id:
+            table[drawn_id] = i + 1
+    if np.array_equal(table, np.arange(len(table))):
+        return ids  # already numbered as the objects are (the usual case)
+    return table[np.minimum(ids, len(table) - 1)] * (ids < len(table))
 
 
 class IdPass:
@@ -363,7 +379,9 @@ class Annotator:
     that many rows (:func:`pad_per_object`); ``masks`` adds the id frame as ``mask`` and
     ``depth`` the depth frame as ``depth``; ``normals`` adds unit surface normals in the
     OpenCV camera frame as ``normals`` (:class:`~blender_side.normals.NormalPass`, a Cycles
-    render of its own). :attr:`timings` holds the last call's ``ids_ms`` and
+    render of its own). With ``renderer`` of ``engine="raster"`` ids and depth come from
+    the frame's own raster (:meth:`~blender_side.render.Renderer.labels`), not from an id
+    pass. :attr:`timings` holds the last call's ``ids_ms`` and
     ``annotate_ms`` (and ``normals_ms``).
     """
 
@@ -379,8 +397,18 @@ class Annotator:
         normals: bool = False,
         pad_to: int | None = None,
         scene: Any = None,
+        renderer: Any = None,
     ) -> None:
-        self.id_pass = IdPass(collection, camera, width, height, depth=depth, scene=scene)
+        # engine="raster" draws ids and depth with the frame (blender_side.raster): no pass.
+        self.raster = renderer if getattr(renderer, "engine", None) == "raster" else None
+        if self.raster is not None:
+            self.raster.labelled = collection
+        self.id_pass = (
+            None
+            if self.raster
+            else IdPass(collection, camera, width, height, depth=depth, scene=scene)
+        )
+        self.depth = bool(depth)
         self.normal_pass = (
             NormalPass(collection, camera, width, height, scene=scene) if normals else None
         )
@@ -397,7 +425,7 @@ class Annotator:
     ) -> dict[str, Any]:
         """Annotations of ``objects`` (id ``i + 1`` is ``objects[i]``, of class ``classes[i]``)."""
         t0 = time.perf_counter()
-        ids, depth = self.id_pass.render(objects)
+        ids, depth = self._ids_and_depth(objects)
         t1 = time.perf_counter()
         info: dict[str, Any] = annotate(objects, self.camera, ids, self.cache, scene)
         self.last_objects, self.last_ids = list(objects), ids
@@ -417,9 +445,17 @@ class Annotator:
             self.timings["normals_ms"] = (time.perf_counter() - t2) * 1000
         return info
 
+    def _ids_and_depth(self, objects: Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The id pass's render, or the raster frame's own ids and depth."""
+        if self.id_pass is not None:
+            return self.id_pass.render(list(objects))
+        ids, depth = self.raster.labels()
+        return renumbered(ids, self.raster.drawn_ids, objects), (depth if self.depth else None)
+
     def close(self) -> None:
         """Remove the passes' scratch files."""
-        self.id_pass.close()
+        if self.id_pass is not None:
+            self.id_pass.close()
         if self.normal_pass is not None:
             self.normal_pass.close()
 
@@ -461,6 +497,7 @@ __all__ = [
     "evaluated_geometry",
     "mesh_arrays",
     "id_color",
+    "renumbered",
     "pad_per_object",
     "set_instance_ids",
 ]

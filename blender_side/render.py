@@ -45,6 +45,7 @@ ENGINES = {
     "workbench": "BLENDER_WORKBENCH",
     "cycles": "CYCLES",
     "eevee": "BLENDER_EEVEE",
+    "raster": "BLENDER_WORKBENCH",  # drawn by blender_side.raster, from Workbench's settings
 }
 READBACKS = ("tiff", "exr")
 
@@ -53,7 +54,9 @@ class Renderer:
     """Configures a scene's render settings and renders frames into numpy.
 
     ``engine`` is ``workbench`` (real time, the default), ``cycles`` (quality; CPU,
-    ``samples`` paths per pixel) or ``eevee`` (for GPU machines). Anti-aliasing is
+    ``samples`` paths per pixel), ``eevee`` (for GPU machines) or ``raster`` (the
+    scene's meshes drawn with Blender's ``gpu`` module straight into the frame, several
+    times Workbench's rate, a look of its own: :mod:`blender_side.raster`). Anti-aliasing is
     off for Workbench by default: it costs 8-10x the render time on a CPU.
     ``readback``: ``tiff`` (the default) or ``exr`` (half-float EXR + Blender's view
     table; exact for a per-channel view, else a :class:`~btgym.errors.RenderError`).
@@ -90,6 +93,9 @@ class Renderer:
         self.last_frame: np.ndarray | None = None
         self._table: np.ndarray | None = None
         self._table_key: tuple[Any, ...] | None = None
+        self._raster: Any = None  # blender_side.raster.Raster, made at the first frame
+        #: Objects the raster engine labels (``IdPass`` ids from their colours), or None.
+        self.labelled: Any = None
         self.configure()
 
     @property
@@ -140,11 +146,42 @@ class Renderer:
         Every render writes a fresh file, also after a failed one (which raises
         :class:`~btgym.errors.RenderError` for this frame only).
         """
-        table = self._view_table()
-        frame = self._render_tiff() if table is None else self._render_exr(table)
+        if self.engine == "raster":
+            frame = self._draw_raster()
+        else:
+            table = self._view_table()
+            frame = self._render_tiff() if table is None else self._render_exr(table)
         frame.flags.writeable = False
         self.last_frame = frame
         return frame
+
+    @property
+    def raster(self) -> Any:
+        """The raster engine of ``engine="raster"`` (made on first use), else None."""
+        if self.engine != "raster":
+            return None
+        if self._raster is None:
+            from blender_side.raster import Raster  # imports gpu: only for this engine
+
+            self._raster = Raster(self.width, self.height)
+        return self._raster
+
+    def _draw_raster(self) -> np.ndarray:
+        scene = self.bpy_scene
+        raster = self.raster
+        raster.labelled = self.labelled
+        layer = bpy.context.view_layer if scene == bpy.context.scene else scene.view_layers[0]
+        depsgraph = layer.depsgraph
+        depsgraph.update()
+        return raster.draw(scene, depsgraph)
+
+    def labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and depth of the last raster frame (``engine="raster"`` with ``labelled``)."""
+        if self.engine != "raster":
+            raise RenderError(
+                f"expected engine='raster' for labels from the frame, got {self.engine!r}"
+            )
+        return self.raster.labels()
 
     @property
     def uses_exr(self) -> bool:
@@ -202,7 +239,9 @@ class Renderer:
         return frame
 
     def close(self) -> None:
-        """Remove the renderer's frame file."""
+        """Remove the renderer's frame file (and the raster engine's batches)."""
+        if self._raster is not None:
+            self._raster.close()
         with contextlib.suppress(FileNotFoundError):
             os.remove(self.path)
 

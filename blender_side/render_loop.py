@@ -6,6 +6,8 @@ Builds the scene in this process (:class:`blender_side.testing.SceneEnv`), reset
 once, then answers each line ``N`` on stdin with ``elapsed SECONDS``: the time ``N``
 ``bpy.ops.render.render(write_still=False)`` calls took (no randomization, read-back or
 transport: the physical limit :mod:`btgym.bench` compares the env and the stream with).
+With ``engine="raster"`` a loop is the raster's own draw into a frame (its read-back is
+the draw's last step), as :meth:`~blender_side.render.Renderer.render` does it.
 It prints ``ready`` once warmed up and ends at the end of its input. It runs inside
 bpy, so it lives on the Blender side; the trainer starts it as a subprocess.
 """
@@ -34,11 +36,17 @@ def render_loop(spec: str, scene_kwargs: dict[str, Any], blend_file: str | None)
     env = SceneEnv(spec, blend_file=blend_file, **scene_kwargs)
     env.reset(seed=0)
 
+    renderer = env.scene.renderer
+    raster = renderer is not None and renderer.engine == "raster"
+
     def renders(count: int) -> float:
         started = time.perf_counter()
         with stdout_silenced(True):  # Blender prints a line per frame
             for _ in range(count):
-                bpy.ops.render.render(write_still=False)
+                if raster:
+                    renderer.render()
+                else:
+                    bpy.ops.render.render(write_still=False)
         return time.perf_counter() - started
 
     renders(WARM_UP_FRAMES)

@@ -53,7 +53,7 @@ class CubeScene(Scene):
     ## Arguments
 
     ``width=640, height=512`` (the paper's Table II), ``engine="workbench"`` (or
-    ``"cycles"``, ``"eevee"``), ``max_episode_steps=None``, ``samples=None`` (Cycles).
+    ``"raster"``, ``"cycles"``, ``"eevee"``), ``max_episode_steps=None``, ``samples=None`` (Cycles).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}

@@ -96,7 +96,8 @@ class PartsScene(Scene):
 
     ## Arguments
 
-    ``width=640, height=512, engine="workbench", samples=None, num_classes=6,
+    ``width=640, height=512, engine="workbench"`` (or ``"raster"``: ids and depth then come
+    from the frame's own raster, see ``docs/raster.md``), ``samples=None, num_classes=6,
     max_objects=20, max_occluders=4, views=8, masks=False, depth=False, normals=False,
     shadows=True, lens=50.0, max_settle_frames=80, pad_info=False``.
     """
@@ -230,7 +231,9 @@ class PartsScene(Scene):
         pad_to = self.max_objects if self.pad_info else None
         options = {"masks": self.masks, "depth": self.depth, "normals": self.normals}
         options["pad_to"] = pad_to
-        self.annotator = Annotator(self.collection, self.camera, self.width, self.height, **options)
+        self.annotator = Annotator(
+            self.collection, self.camera, self.width, self.height, renderer=self.renderer, **options
+        )
         self.active: list[Any] = []
         self.active_classes = np.zeros(0, np.int32)
 

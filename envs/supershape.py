@@ -53,7 +53,8 @@ class SupershapeScene(Scene):
     ## Arguments
 
     ``width=64, height=64, segments=48, rings=24`` (the mesh's resolution),
-    ``max_episode_steps=None``.
+    ``max_episode_steps=None``, ``engine="workbench"`` (or ``"raster"``, ``"cycles"``,
+    ``"eevee"``).
     """
 
     name = "Supershape"
@@ -65,9 +66,10 @@ class SupershapeScene(Scene):
         segments: int = 48,
         rings: int = 24,
         max_episode_steps: int | None = None,
+        engine: str = "workbench",
     ) -> None:
         super().__init__(max_episode_steps=max_episode_steps)
-        self.renderer = Renderer(width, height)
+        self.renderer = Renderer(width, height, engine=engine)
         self.segments, self.rings = segments, rings
         self.action_space = spaces.Box(0.5, 12.0, (2,), np.float32)
         self.observation_space = spaces.Box(0, 255, (height, width, 3), np.uint8)

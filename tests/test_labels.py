@@ -128,3 +128,15 @@ def test_check_scene_names_a_box_that_is_not_its_masks_extent():
             check_scene(env, seeds=(0,), steps=1)
     finally:
         env.close()
+
+
+def test_raster_ids_are_renumbered_as_the_annotated_objects():
+    from blender_side.annotations import renumbered
+
+    ids = np.array([[0, 1, 2], [3, 2, 1]], np.int32)
+    a, b, c = object(), object(), object()
+    drawn = {a: 1, b: 2, c: 3}
+    assert renumbered(ids, drawn, [a, b, c]) is ids  # already in order: no copy
+    np.testing.assert_array_equal(renumbered(ids, drawn, [c, a]), [[0, 2, 0], [1, 0, 2]])
+    # An object drawn with an id but not annotated is background.
+    np.testing.assert_array_equal(renumbered(ids, drawn, [a, b]), [[0, 1, 2], [0, 2, 1]])

@@ -108,14 +108,14 @@ def backend_in_use() -> str:
         return backend
     init = getattr(gpu, "init", None)  # 3.x answers "NONE" until a context exists
     try:
-        init() if init is not None else _first_render()
+        init() if init is not None else first_render()
         return str(get())
     except (SystemError, RuntimeError) as exc:  # no drawing context can be made here
         print(f"btgym: Blender has no drawing context: {exc}", file=sys.stderr, flush=True)
         return "NONE"
 
 
-def _first_render() -> None:
+def first_render() -> None:
     """Render a tiny throwaway scene, which makes Blender's drawing context."""
     import bpy
 
@@ -141,6 +141,7 @@ __all__ = [
     "backend_in_use",
     "check_choice",
     "environment",
+    "first_render",
     "host_has_gpu",
     "resolve",
 ]
