@@ -48,7 +48,7 @@ messages = st.one_of(
     mutated(),
     st.lists(st.binary(max_size=256), min_size=1, max_size=4),
     st.builds(
-        lambda body: [msgpack.packb(["btgym", 2, "step", body, {}])],
+        lambda body: [msgpack.packb(["btgym", 3, "step", body, {}])],
         st.recursive(st.none() | st.integers(-(2**63), 2**64 - 1) | st.text(), st.lists),
     ),
 )
