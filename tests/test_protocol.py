@@ -353,6 +353,12 @@ def test_unknown_or_mistyped_header_options_are_refused(options, match):
         protocol.decode(frames)
 
 
+def test_a_version_2_peer_is_told_the_versions_apart():
+    # Version 2 had no compressed arrays (extension 3): its peers get a clear mismatch.
+    with pytest.raises(VersionMismatchError, match="version 3.*version 2"):
+        protocol.decode([msgpack.packb(["btgym", 2, "hello", {"protocol": 2}, {}])])
+
+
 def test_a_version_1_peer_is_told_the_versions_apart():
     with pytest.raises(VersionMismatchError, match="version 3.*version 1"):
         protocol.decode([msgpack.packb(["btgym", 1, "step", {"frame_files": 1}])])
