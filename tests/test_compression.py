@@ -229,3 +229,29 @@ def test_a_server_refuses_unknown_codecs_and_misshapen_compressed_actions(counte
         reply = raw_request(server.address, frames)
         assert reply.kind == "error" and reply.body["type"] == "LimitError"
         assert counted == []
+
+
+@pytest.mark.blender
+def test_a_real_server_sends_rendered_frames_compressed_over_tcp(counted):
+    """Cube-v0 in bpy over loopback TCP, compression forced: the same pixels, compressed."""
+    from btgym.launcher import Launcher
+    from tests.conftest import SMALL_CUBE
+
+    kwargs = {"scene_kwargs": SMALL_CUBE, "seed": 0, "bind": "tcp://127.0.0.1:0"}
+    with Launcher("envs.cube:CubeScene", 1, **kwargs) as launcher:
+        address = launcher.addresses[0]
+        squeezed = Client(address, timeout=60, frame_files=False, compression="force")
+        plain = Client(address, timeout=60, frame_files=False, compression="off")
+        assert squeezed.hello()["compression"] == "lz4" and squeezed.compression == "lz4"
+        assert plain.hello()["compression"] is None and plain.compression is None
+        frames = []
+        for client in (squeezed, plain):
+            reply = client.request("reset", {"seed": 5})
+            frames.append(reply["obs"])
+            frames.append(client.request("render", {})["frame"])
+        assert len(counted) == 2  # the compressed client's two frames, none of the plain one's
+        assert frames[0].shape == (128, 160, 3) and frames[0].std() > 0  # a real render
+        np.testing.assert_array_equal(frames[0], frames[2])  # lossless: the same pixels
+        np.testing.assert_array_equal(frames[1], frames[3])
+        squeezed.close()
+        plain.close()
