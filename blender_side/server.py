@@ -261,9 +261,15 @@ class Server:
             )
 
     def _check_action_shapes(self, message: protocol.Message) -> None:
-        """Actions of ``step``/``steps`` must have the action space's shapes (cheap: no values)."""
+        """Compressed actions of ``step``/``steps`` must have the action space's shapes.
+
+        Runs before they are decompressed (cheap: shapes only). Only requests that name a
+        codec can hold compressed arrays; the others go straight to ``check_action``.
+        """
         body = message.body
-        if message.kind not in ("step", "steps") or not isinstance(body, dict):
+        if "compression" not in message.options or message.kind not in ("step", "steps"):
+            return
+        if not isinstance(body, dict):
             return
         actions = body.get("actions") if message.kind == "steps" else [body.get("action")]
         if not isinstance(actions, list):
