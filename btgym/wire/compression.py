@@ -157,7 +157,13 @@ def decompress(codec: str, data: Any, raw_size: int) -> bytearray:
 
 
 def _preview(value: Any, limit: int = 80) -> str:
-    text = repr(value[: MAX_OFFERED + 1] if isinstance(value, list) else value)
+    """A short repr of a peer's value (sliced first: a huge one is never repr'd whole).
+
+    :func:`btgym.wire.protocol.preview` does the same; that module imports this one.
+    """
+    if isinstance(value, (str, bytes, list)):
+        value = value[:limit]
+    text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
