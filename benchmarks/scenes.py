@@ -48,3 +48,36 @@ class FileFrameScene(FrameScene):
 
     def close(self) -> None:
         os.remove(self.source)
+
+
+class ReplayScene(Scene):
+    """Replays ``count`` frames a real scene rendered at build: real pixels, no render
+    per step, so that what is measured with it is the transport of realistic frames."""
+
+    def __init__(self, scene: str = "envs.cube:CubeScene", count: int = 16, **kwargs) -> None:
+        super().__init__()
+        from blender_side.loading import scene_from
+
+        self.source = scene_from(scene, kwargs)
+        self.action_space = self.source.action_space
+        self.observation_space = self.source.observation_space
+        self.count = count
+        self.frames: list = []
+        self.index = 0
+
+    def build(self) -> None:
+        self.source.build()
+        self.source.action_space.seed(0)
+        obs, _ = self.source.run_reset(seed=0)
+        self.frames = [np.array(obs)]
+        while len(self.frames) < self.count:
+            obs, *_ = self.source.run_step(self.source.action_space.sample())
+            self.frames.append(np.array(obs))
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed, options=options)
+        return self.frames[0], {}
+
+    def step(self, action):
+        self.index = (self.index + 1) % self.count
+        return self.frames[self.index], 0.0, False, False, {}

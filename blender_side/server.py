@@ -16,10 +16,18 @@ from typing import Any
 import zmq
 
 from blender_side.scene import Scene, no_such_attribute
-from btgym.errors import BtgymError, ConfigError, LimitError, ObservationError, ProtocolError
-from btgym.wire import protocol
+from btgym.errors import (
+    BtgymError,
+    ConfigError,
+    InvalidActionError,
+    LimitError,
+    ObservationError,
+    ProtocolError,
+)
+from btgym.wire import compression, protocol
 from btgym.wire.frame_files import MAX_FRAMES_HELD, WRITER
 from btgym.wire.gate import DEFAULT_MAX_CONNECTIONS, ConnectionGate
+from btgym.wire.reply_checks import observation_mismatch
 from btgym.wire.security import ZAP_DOMAIN, secure_server
 from btgym.wire.space_codec import space_to_data
 from btgym.wire.validation import check_action
@@ -225,7 +233,14 @@ class Server:
                     f"expected a request of at most {self.max_message_bytes} bytes "
                     f"(max_message_bytes), got {size} bytes in {len(frames)} frames"
                 )
-            message = protocol.decode(frames)
+            # Compressed arrays declare raw sizes: bounded like a request's, and actions'
+            # shapes checked against the action space, before anything is decompressed.
+            message = protocol.decode(
+                frames,
+                max_bytes=self.max_message_bytes,
+                codecs=compression.available(),
+                check=self._check_action_shapes,
+            )
             handler = self._handlers.get(message.kind)
             if handler is None:
                 raise ProtocolError(
@@ -247,7 +262,10 @@ class Server:
             if events and isinstance(body, dict):
                 body["events"] = [_encodable_event(event) for event in events]
             locate = self.frame_files.locate if keep is not None else None
-            return protocol.encode(protocol.REPLY_OK, body, locate)
+            codec = message.options.get("compression")  # the client's, agreed at hello
+            if codec is not None:
+                compression.check_codec(codec)
+            return protocol.encode(protocol.REPLY_OK, body, locate, compress=codec)
         except Exception as exc:  # every failure becomes an error reply; the server lives on
             return self._error_reply(exc)
 
@@ -266,6 +284,27 @@ class Server:
             return protocol.encode(
                 protocol.REPLY_ERROR, protocol.error_body(fallback, text, self.instance)
             )
+
+    def _check_action_shapes(self, message: protocol.Message) -> None:
+        """Compressed actions of ``step``/``steps`` must have the action space's shapes.
+
+        Runs before they are decompressed (cheap: shapes only). Only requests that name a
+        codec can hold compressed arrays; the others go straight to ``check_action``.
+        """
+        body = message.body
+        if "compression" not in message.options or message.kind not in ("step", "steps"):
+            return
+        if not isinstance(body, dict):
+            return
+        actions = body.get("actions") if message.kind == "steps" else [body.get("action")]
+        if not isinstance(actions, list):
+            return  # the handler says what is wrong
+        for action in actions:
+            problem = observation_mismatch(self.scene.action_space, action)
+            if problem is not None:
+                raise InvalidActionError(
+                    f"expected actions of {self.scene.action_space}, got {problem}"
+                )
 
     def _remove_probe(self) -> None:
         if self._probe_path is not None:
@@ -298,6 +337,8 @@ class Server:
             "max_message_bytes": self.max_message_bytes,
             "max_server_bytes": self.max_server_bytes,
             "frame_files": probe,
+            # The codec of the client's offer this server has too (None: no compression).
+            "compression": compression.choose(body.get("compression")),
             **({"blender": self.blender_info} if self.blender_info else {}),
             "action_space": space_to_data(self.scene.action_space),
             "observation_space": space_to_data(self.scene.observation_space),

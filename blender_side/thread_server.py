@@ -12,6 +12,8 @@ the SB3 adapter) can be tested in milliseconds, without a Blender process::
 ZeroMQ context (``zmq.Context.instance()``, which btgym's clients use too); forked
 processes (``DataLoader`` workers) have a context of their own and cannot reach it,
 so they need ``transport="ipc"``: a socket in a private (0700) temporary directory.
+``transport="tcp"`` serves on loopback TCP (``tcp://127.0.0.1:<port>``), as a server
+reached by address is.
 Frames travel as bytes on the socket: a threaded server keeps its own frame-file
 writer and scenes here do not render through Blender.
 
@@ -46,7 +48,7 @@ _JOIN_TIMEOUT = 30.0
 class ThreadServer:
     """Serves ``scene`` (a :class:`Scene` or a spec built with ``scene_kwargs``) on a thread.
 
-    ``transport``: ``"inproc"`` or ``"ipc"`` (reachable from forked children);
+    ``transport``: ``"inproc"``, ``"ipc"`` (reachable from forked children) or ``"tcp"``;
     :attr:`address` is what clients connect to. ``seed`` seeds the scene as the
     launcher's ``--seed`` does; ``instance`` is the id the server reports. The server
     stops on :meth:`close` (or a ``close`` request); :attr:`reason` says why it stopped.
@@ -61,8 +63,8 @@ class ThreadServer:
         instance: Any = 0,
         **scene_kwargs: Any,
     ) -> None:
-        if transport not in ("inproc", "ipc"):
-            raise ConfigError(f"expected transport 'inproc' or 'ipc', got {transport!r}")
+        if transport not in ("inproc", "ipc", "tcp"):
+            raise ConfigError(f"expected transport 'inproc', 'ipc' or 'tcp', got {transport!r}")
         scene = scene_from(scene, scene_kwargs)
         self.scene = scene
         if seed is not None:
@@ -72,6 +74,8 @@ class ThreadServer:
         if transport == "ipc":
             self._directory = tempfile.mkdtemp(prefix="btgym-thread-server-")  # mode 0700
             bind = f"ipc://{self._directory}/server"
+        elif transport == "tcp":
+            bind = "tcp://127.0.0.1:0"
         else:
             bind = f"inproc://btgym-{secrets.token_hex(8)}"
         # inproc:// reaches only sockets of the same context: the one btgym's clients use.

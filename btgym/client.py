@@ -10,7 +10,9 @@ timeout.
 Between processes on one host, frames travel by reference to the renderer's output
 file once ``hello`` has proved the client can read the server's files
 (:mod:`btgym.wire.frame_files`); ``frame_files=False`` or ``BTGYM_FRAME_FILES=0`` keeps
-every byte on the socket.
+every byte on the socket. Between hosts, large arrays travel LZ4-compressed when both
+ends have the codec (:mod:`btgym.wire.compression`; ``compression="off"`` or
+``BTGYM_COMPRESSION=off`` turns that off).
 
 A client is safe to share between threads: requests are serialized by a lock (a REQ
 socket carries one request at a time). It belongs to the process that created it: in
@@ -44,9 +46,10 @@ from btgym.errors import (
     VersionMismatchError,
 )
 from btgym.peer import ServerPeer
+from btgym.wire import compression as compressions
 from btgym.wire import protocol
 from btgym.wire.frame_files import FrameFileReader
-from btgym.wire.security import ClientKeys
+from btgym.wire.security import ClientKeys, is_loopback
 from btgym.wire.space_codec import space_from_data
 
 IDEMPOTENT = frozenset({"hello", "ping"})
@@ -66,7 +69,12 @@ class Client(ServerPeer):
     given (the launcher gives them), let errors say that the process died and show
     the end of its log (:class:`~btgym.peer.ServerPeer`). ``frame_files``: take frames
     by reference when the server shares this host's shared memory (proved at
-    :meth:`hello`, which sets :attr:`frame_files` to the reader).
+    :meth:`hello`, which sets :attr:`frame_files` to the reader). ``compression``
+    (default: ``BTGYM_COMPRESSION``, else ``"auto"``): ``"auto"`` offers the codecs this
+    process has to a server at a non-loopback address, ``"off"`` never, ``"force"`` to
+    every server (to test compression on one host). :meth:`hello` sets
+    :attr:`compression` to the codec agreed, used only where frames are not taken by
+    reference (frames on one host never travel compressed).
     """
 
     def __init__(
@@ -80,6 +88,7 @@ class Client(ServerPeer):
         context: zmq.Context | None = None,
         curve: ClientKeys | None = None,
         frame_files: bool = True,
+        compression: str | None = None,
     ) -> None:
         super().__init__(address, timeout, instance, is_alive, log_tail)
         self.curve = curve
@@ -92,6 +101,7 @@ class Client(ServerPeer):
         self._refusal = ""  # a refused handshake the monitor reported before a request
         self._largest_frame = 0  # of the request in flight
         self.use_frame_files = frame_files and os.environ.get("BTGYM_FRAME_FILES", "1") != "0"
+        self.compression_mode = compressions.mode_from(compression)
         self._open_socket()
 
     # -- public API ------------------------------------------------------------------
@@ -123,7 +133,7 @@ class Client(ServerPeer):
             )
         # Frames by reference: one request in flight, so the server may drop older names.
         options = {"frame_files": 1} if self.frame_files is not None else None
-        frames = protocol.encode(op, body, options=options)
+        frames = protocol.encode(op, body, options=options, compress=self.compression)
         largest = self._check_request_size(op, frames)
         self._refusal, _ = self._peer_events()  # a disconnect before this request is no news
         assert self._socket is not None
@@ -184,13 +194,26 @@ class Client(ServerPeer):
 
     def hello(self) -> dict[str, Any]:
         """Handshake: the server's protocol version, spaces and scene description."""
-        info = self.request("hello", {"protocol": protocol.PROTOCOL_VERSION})
+        offered = compressions.offer(self.compression_mode, not is_loopback(self.address))
+        request: dict[str, Any] = {"protocol": protocol.PROTOCOL_VERSION}
+        if offered:
+            request["compression"] = offered
+        self.compression = None  # the hello itself and a repeated hello travel plain
+        info = self.request("hello", request)
         if info.get("protocol") != protocol.PROTOCOL_VERSION:
             raise VersionMismatchError(protocol.PROTOCOL_VERSION, info.get("protocol"), "server")
         self.max_message_bytes = info.get("max_message_bytes")
         self.observation_space = _declared_space(info.get("observation_space"), self._where())
         if self.use_frame_files:
             self.frame_files = FrameFileReader.from_hello(info.get("frame_files"))
+        codec = info.get("compression")
+        if codec is not None and codec not in offered:
+            raise ProtocolError(
+                f"expected the hello reply from {self._where()} to choose a codec from "
+                f"{offered} or none, got {protocol.preview(codec)}"
+            )
+        # On one host frames travel by reference: compression only where they are inline.
+        self.compression = codec if self.frame_files is None else None
         return info
 
     def close(self) -> None:

@@ -56,7 +56,9 @@ class ServerPeer:
 
     ``timeout`` bounds every wait (seconds). ``is_alive`` and ``log_tail``, when given
     (the launcher gives them), let errors say that the process died and show the end of
-    its log. ``frame_files`` maps frames the server sends by reference (``None``: bytes).
+    its log. ``frame_files`` maps frames the server sends by reference (``None``: bytes);
+    ``compression`` is the codec agreed at ``hello`` (``None``: none), with which large
+    arrays travel both ways.
     A peer belongs to the process that created it: in a forked child every use raises
     :class:`~btgym.errors.UsedAfterForkError`.
     """
@@ -72,11 +74,13 @@ class ServerPeer:
         is_alive: Callable[[], bool] | None = None,
         log_tail: Callable[[], str] | None = None,
         frame_files: FrameFileReader | None = None,
+        compression: str | None = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
         self.instance = instance
         self.frame_files = frame_files
+        self.compression = compression
         #: The observation space the server declared at ``hello``: replies must fit it.
         self.observation_space: spaces.Space | None = None
         #: Most bytes of arrays one reply may declare (also the socket's MAXMSGSIZE).
@@ -190,8 +194,21 @@ class ServerPeer:
 
     def _unpack_reply(self, op: str, frames: list[Any]) -> Any:
         """The body of an ``ok`` reply; an ``error`` reply is raised as its exception."""
+        codecs = () if self.compression is None else (self.compression,)
+
+        def check(message: protocol.Message) -> None:  # before anything is decompressed
+            if message.kind == protocol.REPLY_OK and self.observation_space is not None:
+                problem = reply_mismatch(self.observation_space, op, message.body)
+                if problem is not None:
+                    raise ObservationError(
+                        f"expected the reply to {op!r} from {self._where()} to carry "
+                        f"observations of {self.observation_space}, got {problem}"
+                    )
+
         try:
-            message = protocol.decode(frames, self.frame_files, self.max_reply_bytes)
+            message = protocol.decode(
+                frames, self.frame_files, self.max_reply_bytes, codecs=codecs, check=check
+            )
         except LimitError as exc:
             raise LimitError(
                 f"expected a reply to {op!r} from {self._where()} within max_reply_bytes "
@@ -200,13 +217,6 @@ class ServerPeer:
             ) from None
         if message.kind == protocol.REPLY_OK:
             body = message.body
-            if self.observation_space is not None:
-                problem = reply_mismatch(self.observation_space, op, body)
-                if problem is not None:
-                    raise ObservationError(
-                        f"expected the reply to {op!r} from {self._where()} to carry "
-                        f"observations of {self.observation_space}, got {problem}"
-                    )
             if isinstance(body, dict) and "events" in body:
                 self._take_events(op, body.pop("events"))
             return body

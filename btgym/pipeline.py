@@ -35,7 +35,8 @@ class PipelinedClient(ServerPeer):
     """Up to ``depth`` requests in flight to the server at ``address``; replies in order.
 
     ``frame_files``: the reader a :class:`~btgym.client.Client`'s ``hello`` set up for
-    this server, to take frames by reference (``None``: bytes on the socket). ``depth``
+    this server, to take frames by reference (``None``: bytes on the socket);
+    ``compression``: the codec its ``hello`` agreed (``None``: none). ``depth``
     is at most :data:`MAX_DEPTH`, the replies a server queues for one client. Liveness,
     log tail, fork check and reply unpacking are :class:`~btgym.peer.ServerPeer`'s.
     """
@@ -53,10 +54,11 @@ class PipelinedClient(ServerPeer):
         context: zmq.Context | None = None,
         curve: ClientKeys | None = None,
         frame_files: FrameFileReader | None = None,
+        compression: str | None = None,
     ) -> None:
         if not 1 <= depth <= MAX_DEPTH:
             raise ConfigError(f"expected 1 <= depth <= {MAX_DEPTH}, got {depth}")
-        super().__init__(address, timeout, instance, is_alive, log_tail, frame_files)
+        super().__init__(address, timeout, instance, is_alive, log_tail, frame_files, compression)
         self.depth = depth
         self.socket = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
@@ -72,7 +74,8 @@ class PipelinedClient(ServerPeer):
         """A pipelined client to the server ``client`` (a handshaken Client) talks to.
 
         Same address, timeout, keys, liveness, log and declared observation space; frames
-        by reference when the client's ``hello`` proved it can read them.
+        by reference when the client's ``hello`` proved it can read them, compressed when
+        it agreed a codec.
         """
         pipe = cls(
             client.address,
@@ -83,6 +86,7 @@ class PipelinedClient(ServerPeer):
             log_tail=client.log_tail,
             curve=client.curve,
             frame_files=client.frame_files,
+            compression=client.compression,
         )
         pipe.observation_space = client.observation_space  # replies must fit it too
         pipe.max_message_bytes = client.max_message_bytes
@@ -104,7 +108,7 @@ class PipelinedClient(ServerPeer):
         # The server keeps frame files of this many recent requests named for us.
         options = {"frame_files": self.depth + 1} if self.frame_files is not None else None
         # An empty delimiter frame makes the DEALER message look like a REQ one to REP.
-        frames = protocol.encode(op, body, options=options)
+        frames = protocol.encode(op, body, options=options, compress=self.compression)
         self._check_request_size(op, frames)
         self.socket.send_multipart([b"", *frames], copy=False)
         self.pending.append(tag)

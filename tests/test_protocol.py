@@ -88,13 +88,13 @@ def test_values_that_cannot_travel_are_refused(value):
         ([b""], "undecodable"),
         ([b"\xc1garbage"], "undecodable"),
         ([msgpack.packb([1, 2, 3, 4])], "expected header"),
-        ([msgpack.packb(["btgym", 2, "step"])], "expected header"),
-        ([msgpack.packb(["btgym", 2, "step", None, {}]) + b"\x00"], "end after"),
-        ([msgpack.packb(["btgym", 2, 7, None, {}])], "kind as a string"),
+        ([msgpack.packb(["btgym", 3, "step"])], "expected header"),
+        ([msgpack.packb(["btgym", 3, "step", None, {}]) + b"\x00"], "end after"),
+        ([msgpack.packb(["btgym", 3, 7, None, {}])], "kind as a string"),
         (
             [
                 msgpack.packb(
-                    ["btgym", 2, "x", msgpack.ExtType(1, msgpack.packb(["<f4", [4], 1])), {}]
+                    ["btgym", 3, "x", msgpack.ExtType(1, msgpack.packb(["<f4", [4], 1])), {}]
                 )
             ],
             "refers to frame 1",
@@ -102,7 +102,7 @@ def test_values_that_cannot_travel_are_refused(value):
         (
             [
                 msgpack.packb(
-                    ["btgym", 2, "x", msgpack.ExtType(1, msgpack.packb(["<f4", [4], 1])), {}]
+                    ["btgym", 3, "x", msgpack.ExtType(1, msgpack.packb(["<f4", [4], 1])), {}]
                 ),
                 b"\x00" * 15,
             ],
@@ -111,12 +111,12 @@ def test_values_that_cannot_travel_are_refused(value):
         (
             [
                 msgpack.packb(
-                    ["btgym", 2, "x", msgpack.ExtType(1, msgpack.packb(["|O", [1], b"x"])), {}]
+                    ["btgym", 3, "x", msgpack.ExtType(1, msgpack.packb(["|O", [1], b"x"])), {}]
                 )
             ],
             "dtype",
         ),
-        ([msgpack.packb(["btgym", 2, "x", msgpack.ExtType(9, b""), {}])], "extension type"),
+        ([msgpack.packb(["btgym", 3, "x", msgpack.ExtType(9, b""), {}])], "extension type"),
     ],
 )
 def test_malformed_messages_raise_decode_errors(frames, match):
@@ -127,7 +127,7 @@ def test_malformed_messages_raise_decode_errors(frames, match):
 def test_version_mismatch_is_detected_before_the_body():
     # The body uses an extension type this version does not know: the version check wins.
     frames = [msgpack.packb(["btgym", 99, "step", msgpack.ExtType(42, b"??")])]
-    with pytest.raises(VersionMismatchError, match="version 2.*version 99"):
+    with pytest.raises(VersionMismatchError, match="version 3.*version 99"):
         protocol.decode(frames)
 
 
@@ -193,7 +193,7 @@ def test_zero_copy_decode_views_the_received_buffer():
 TIMESTAMP = msgpack.Timestamp(1, 2)
 
 
-def header_with(body, version=2):
+def header_with(body, version=3):
     return [msgpack.packb(["btgym", version, "step", body, {}])]
 
 
@@ -225,7 +225,7 @@ def test_timestamps_are_rejected_anywhere_in_the_body(body):
 )
 def test_every_encoding_of_extension_minus_one_is_rejected(raw):
     with pytest.raises(DecodeError):
-        protocol.decode([b"\x95\xa5btgym\x02\xa4step\x92\x01" + raw + b"\x80"])
+        protocol.decode([b"\x95\xa5btgym\x03\xa4step\x92\x01" + raw + b"\x80"])
 
 
 def test_bodies_nested_beyond_the_recursion_limit_are_still_searched():
@@ -262,7 +262,7 @@ def test_decode_errors_quote_at_most_a_preview_of_the_input():
     huge = "x" * 1_000_000
     for frames in (
         header_with(None, version=huge),
-        [msgpack.packb(["btgym", 2, [huge], None, {}])],
+        [msgpack.packb(["btgym", 3, [huge], None, {}])],
         header_with(msgpack.ExtType(1, msgpack.packb([huge, [1], b"\0"]))),
         header_with(msgpack.ExtType(1, msgpack.packb(["<f4", [huge], b"\0"]))),
     ):
@@ -348,13 +348,19 @@ def test_transport_options_travel_in_the_header_not_the_body():
     ],
 )
 def test_unknown_or_mistyped_header_options_are_refused(options, match):
-    frames = [msgpack.packb(["btgym", 2, "step", None, options])]
+    frames = [msgpack.packb(["btgym", 3, "step", None, options])]
     with pytest.raises(DecodeError, match=match):
         protocol.decode(frames)
 
 
+def test_a_version_2_peer_is_told_the_versions_apart():
+    # Version 2 had no compressed arrays (extension 3): its peers get a clear mismatch.
+    with pytest.raises(VersionMismatchError, match="version 3.*version 2"):
+        protocol.decode([msgpack.packb(["btgym", 2, "hello", {"protocol": 2}, {}])])
+
+
 def test_a_version_1_peer_is_told_the_versions_apart():
-    with pytest.raises(VersionMismatchError, match="version 2.*version 1"):
+    with pytest.raises(VersionMismatchError, match="version 3.*version 1"):
         protocol.decode([msgpack.packb(["btgym", 1, "step", {"frame_files": 1}])])
 
 

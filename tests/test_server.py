@@ -172,7 +172,7 @@ def test_client_refuses_a_server_of_another_protocol_version():
     thread = threading.Thread(target=serve_once, daemon=True)
     thread.start()
     client = Client(f"tcp://127.0.0.1:{port}", timeout=5, retries=0)
-    with pytest.raises(VersionMismatchError, match="expected btgym protocol version 2.*99"):
+    with pytest.raises(VersionMismatchError, match="expected btgym protocol version 3.*99"):
         client.hello()
     thread.join(5)
     client.close()

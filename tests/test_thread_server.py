@@ -48,7 +48,7 @@ def test_seeds_make_unseeded_resets_reproducible_like_the_launchers():
 
 
 def test_misuse_is_refused_before_anything_is_served():
-    with pytest.raises(ConfigError, match="transport 'inproc' or 'ipc', got 'tcp'"):
-        ThreadServer(ECHO_SCENE, transport="tcp")
+    with pytest.raises(ConfigError, match="transport 'inproc', 'ipc' or 'tcp', got 'udp'"):
+        ThreadServer(ECHO_SCENE, transport="udp")
     with pytest.raises(TypeError, match="scene kwargs only with a scene spec"):
         ThreadServer(EchoScene(), max_episode_steps=3)

@@ -177,7 +177,7 @@ def test_a_server_never_imports_from_a_working_directory_another_user_can_write(
         from btgym.client import Client
 
         client = Client(launcher.addresses[0], timeout=30)
-        assert client.hello()["protocol"] == 2  # the real server answered
+        assert client.hello()["protocol"] == 3  # the real server answered
         client.close()
     assert not os.path.exists(marker)
     # run by hand as `python -m blender_side` there: the working directory is dropped too

@@ -10,6 +10,9 @@ A message is a ZeroMQ multipart message:
   their bytes inline instead of a frame index. Between processes on one host that
   agreed on it at ``hello``, an array that views a frame file is sent as
   ``[file_name, offset]`` instead of its bytes (:mod:`btgym.wire.frame_files`).
+  Between hosts that agreed on a codec at ``hello``, a large array's frame may hold its
+  bytes compressed: extension 3 instead of 1, with the codec in the header's options
+  (:mod:`btgym.wire.compression`).
 
 Nothing is ever pickled. Buffers are sent without copying and received as numpy
 arrays that view the received frames. See ``docs/protocol.md``.
@@ -18,7 +21,7 @@ arrays that view the received frames. See ``docs/protocol.md``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,8 +29,9 @@ import msgpack
 import numpy as np
 
 from btgym.errors import DecodeError, EncodeError, LimitError, VersionMismatchError
+from btgym.wire import compression
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 MAGIC = "btgym"
 
 OPERATIONS = ("hello", "reset", "step", "steps", "render", "call", "ping", "close")
@@ -75,6 +79,7 @@ def frame_bound(max_message_bytes: int, max_server_bytes: int, max_connections: 
 
 _EXT_ARRAY = 1
 _EXT_SCALAR = 2
+_EXT_COMPRESSED = 3
 _ALLOWED_DTYPE_KINDS = frozenset("biufc")
 _MAX_DIMS = 64  # numpy's own limit (32 before numpy 2); bounds math.prod on a shape
 
@@ -87,8 +92,8 @@ class FileBuffers(Protocol):
     def buffer(self, name: Any, offset: Any, nbytes: int) -> memoryview: ...
 
 
-#: Transport options a request's header may carry, and the type of each value.
-OPTIONS = {"frame_files": int}
+#: Transport options a message's header may carry, and the type of each value.
+OPTIONS = {"frame_files": int, "compression": str}
 
 
 @dataclass(frozen=True)
@@ -96,8 +101,9 @@ class Message:
     """A decoded message: its kind (operation or reply status), body and transport options.
 
     ``options`` say how the message travels, not what it asks (e.g. ``frame_files``:
-    the client takes frames by reference and keeps that many requests in flight);
-    they live in the header so that no operation's body has to make room for them.
+    the client takes frames by reference and keeps that many requests in flight;
+    ``compression``: the codec of its compressed arrays, and of the reply's); they live
+    in the header so that no operation's body has to make room for them.
     """
 
     kind: str
@@ -110,17 +116,23 @@ def encode(
     body: Any = None,
     locate: FileLocator | None = None,
     options: dict[str, Any] | None = None,
+    compress: str | None = None,
 ) -> list[Any]:
     """Turn ``kind`` and ``body`` into frames for ``socket.send_multipart(copy=False)``.
 
     ``locate``: finds the frame file a large array views (then only its name travels).
     ``options``: transport options for the header (keys from :data:`OPTIONS`).
+    ``compress``: a codec from :func:`btgym.wire.compression.available`: large arrays
+    that travel in frames of their own are compressed with it where that makes them
+    smaller, and the header names it (option ``compression``).
     """
     buffers: list[Any] = []
+    if compress is not None:
+        options = {**(options or {}), "compression": compress}
 
     def default(value: Any) -> msgpack.ExtType:
         if isinstance(value, np.ndarray):
-            return _pack_array(value, buffers, locate)
+            return _pack_array(value, buffers, locate, compress)
         if isinstance(value, np.generic):
             array = np.asarray(value)
             _check_dtype(array.dtype)
@@ -144,7 +156,7 @@ def encode(
 
 
 def _pack_array(
-    array: np.ndarray, buffers: list[Any], locate: FileLocator | None
+    array: np.ndarray, buffers: list[Any], locate: FileLocator | None, codec: str | None
 ) -> msgpack.ExtType:
     _check_dtype(array.dtype)
     shape = list(array.shape)
@@ -153,6 +165,12 @@ def _pack_array(
         payload: Any = reference
     elif array.nbytes >= OUT_OF_BAND_BYTES:
         flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+        if codec is not None and array.nbytes >= compression.MIN_COMPRESSED_BYTES:
+            packed = compression.compress(codec, flat)
+            if packed is not None:  # smaller: its frame holds the compressed bytes
+                buffers.append(packed)
+                descriptor = msgpack.packb([array.dtype.str, shape, len(buffers)])
+                return msgpack.ExtType(_EXT_COMPRESSED, descriptor)
         buffers.append(flat)
         payload = len(buffers)  # frame index (frame 0 is the header)
     else:
@@ -169,13 +187,21 @@ def _check_dtype(dtype: np.dtype) -> None:
 
 
 def decode(
-    frames: Sequence[Any], files: FileBuffers | None = None, max_bytes: int | None = None
+    frames: Sequence[Any],
+    files: FileBuffers | None = None,
+    max_bytes: int | None = None,
+    codecs: Collection[str] = (),
+    check: Callable[[Message], None] | None = None,
 ) -> Message:
     """Parse frames (bytes or ``zmq.Frame``) into a :class:`Message`.
 
     ``files`` maps arrays sent as frame-file references; without it they are an error.
     ``max_bytes``: most bytes all arrays together may declare (:class:`LimitError` past
-    it, raised before the array's bytes are mapped or copied).
+    it, raised before the array's bytes are mapped, copied or decompressed).
+    ``codecs``: the codecs compressed arrays may use (none: they are an error).
+    ``check``: runs on the message before any array is decompressed; compressed arrays
+    are then read-only stand-ins of their declared dtype and shape (no memory), so that
+    the receiver can check shapes against a space before trusting the sizes.
 
     Raises :class:`DecodeError` for anything that is not a btgym message and
     :class:`VersionMismatchError` for a message of another protocol version.
@@ -184,14 +210,19 @@ def decode(
         raise DecodeError("expected at least one frame (the header), got an empty message")
     buffers = [_buffer_of(frame) for frame in frames]
     budget = [max_bytes]  # what later arrays may still declare (None: no bound)
+    compressed: list[_Compressed] = []  # decompressed once the header is read and checked
 
     def ext_hook(code: int, data: bytes) -> Any:
-        if code not in (_EXT_ARRAY, _EXT_SCALAR):
-            raise DecodeError(f"expected extension type 1 (array) or 2 (scalar), got {code}")
+        if code not in (_EXT_ARRAY, _EXT_SCALAR, _EXT_COMPRESSED):
+            raise DecodeError(
+                f"expected extension type 1 (array), 2 (scalar) or 3 (compressed array), got {code}"
+            )
         try:
             dtype_str, shape, payload = msgpack.unpackb(data, raw=False)
         except Exception as exc:
             raise DecodeError(f"malformed array descriptor: {_clip(exc)}") from exc
+        if code == _EXT_COMPRESSED:
+            return _stand_in(dtype_str, shape, payload, buffers, budget, compressed)
         array = _unpack_array(dtype_str, shape, payload, buffers, files, budget)
         return array[()] if code == _EXT_SCALAR else array
 
@@ -234,10 +265,82 @@ def decode(
         raise DecodeError(f"expected the message kind as a string, got {preview(kind)}")
     if _holds_timestamp(body):
         raise DecodeError(
-            "expected extension types 1 (array) and 2 (scalar) only, got msgpack's "
+            "expected extension types 1 to 3 (arrays and scalars) only, got msgpack's "
             "timestamp (extension type -1)"
         )
-    return Message(kind, body, _checked_options(options))
+    message = Message(kind, body, _checked_options(options))
+    codec = message.options.get("compression")
+    if compressed and codec not in codecs:
+        raise DecodeError(
+            f"expected arrays compressed with one of {sorted(codecs)} (what was agreed), got "
+            f"{len(compressed)} compressed with {preview(codec)}"
+        )
+    if check is not None:
+        check(message)
+    if not compressed:
+        return message
+    return Message(kind, _decompressed(body, compressed, str(codec)), message.options)
+
+
+@dataclass
+class _Compressed:
+    """A compressed array met in a header: its stand-in, frame and declared raw size."""
+
+    stand_in: np.ndarray
+    frame: memoryview
+    nbytes: int
+
+
+def _stand_in(
+    dtype_str: Any,
+    shape: Any,
+    payload: Any,
+    buffers: list[memoryview],
+    budget: list[int | None],
+    compressed: list[_Compressed],
+) -> np.ndarray:
+    """A read-only array of the declared dtype and shape that holds no memory.
+
+    The declared raw size is charged against the message's budget first, as for any
+    array; the frame is decompressed only after the whole header has been checked.
+    """
+    dtype, shape, expected = _declared(dtype_str, shape, budget)
+    if type(payload) is not int or not 1 <= payload < len(buffers):
+        raise DecodeError(
+            f"expected a compressed array's frame index from 1 to {len(buffers) - 1}, got "
+            f"{preview(payload)}"
+        )
+    stand_in = np.broadcast_to(np.zeros((), dtype), shape)
+    compressed.append(_Compressed(stand_in, buffers[payload], expected))
+    return stand_in
+
+
+def _decompressed(body: Any, compressed: list[_Compressed], codec: str) -> Any:
+    """``body`` with each stand-in replaced by its decompressed array (writable)."""
+    arrays = {
+        id(item.stand_in): np.frombuffer(
+            compression.decompress(codec, item.frame, item.nbytes), item.stand_in.dtype
+        ).reshape(item.stand_in.shape)
+        for item in compressed
+    }
+    if id(body) in arrays:
+        return arrays[id(body)]
+    stack = [body]  # no recursion: msgpack allows bodies deeper than Python's stack
+    while stack:
+        value = stack.pop()
+        if type(value) is list:
+            keys: Any = range(len(value))
+        elif type(value) is dict:
+            keys = list(value)
+        else:
+            continue
+        for key in keys:
+            item = value[key]
+            if type(item) is list or type(item) is dict:
+                stack.append(item)
+            elif id(item) in arrays:
+                value[key] = arrays[id(item)]
+    return body
 
 
 def _checked_options(options: Any) -> dict[str, Any]:
@@ -316,14 +419,10 @@ def _buffer_of(frame: Any) -> memoryview:
     return buffer if buffer is not None else memoryview(frame)
 
 
-def _unpack_array(
-    dtype_str: Any,
-    shape: Any,
-    payload: Any,
-    buffers: list[memoryview],
-    files: FileBuffers | None,
-    budget: list[int | None],
-) -> np.ndarray:
+def _declared(
+    dtype_str: Any, shape: Any, budget: list[int | None]
+) -> tuple[np.dtype, list[int], int]:
+    """An array descriptor's dtype, shape and byte size, checked and charged to ``budget``."""
     try:
         dtype = np.dtype(dtype_str)
     except TypeError as exc:
@@ -347,6 +446,18 @@ def _unpack_array(
                 f"an array {dtype} {preview(tuple(shape))} declaring {expected} bytes"
             )
         budget[0] = left - expected
+    return dtype, shape, expected
+
+
+def _unpack_array(
+    dtype_str: Any,
+    shape: Any,
+    payload: Any,
+    buffers: list[memoryview],
+    files: FileBuffers | None,
+    budget: list[int | None],
+) -> np.ndarray:
+    dtype, shape, expected = _declared(dtype_str, shape, budget)
     if type(payload) is int:  # not a bool; inlined, as this runs for every array
         if not 1 <= payload < len(buffers):
             raise DecodeError(
