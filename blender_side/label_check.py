@@ -61,6 +61,9 @@ def check_labels(scene: Any, info: dict[str, Any], name: str, where: str) -> Non
 
 def _check_frame(renderer: Any, ids: np.ndarray, objects: list[Any], label: str) -> None:
     """The frame returned is the scene's current state, and no object covers the world."""
+    if getattr(renderer, "engine", None) == "raster":
+        _check_raster_frame(renderer, ids, objects, label)
+        return
     scene = renderer.bpy_scene
     render, settings = scene.render, scene.render.image_settings
     tiff, exr = WRITER.scratch_path("check.tif"), WRITER.scratch_path("check.exr")
@@ -77,16 +80,7 @@ def _check_frame(renderer: Any, ids: np.ndarray, objects: list[Any], label: str)
         ]
     ):
         render_still(scene)
-    again = read_tiff_rgb8(tiff)
-    frame = renderer.last_frame
-    if again.shape == frame.shape:
-        changed = (again != frame).any(-1)
-        if changed.sum() > max(TOLERANCE_PIXELS, TOLERANCE_FRACTION * changed.size):
-            raise AssertionError(
-                f"expected {label}'s frame to show the state its labels describe, but the "
-                f"scene renders {int(changed.sum())} of {changed.size} pixels differently "
-                "now: something moved after the render (render after the last change)"
-            )
+    _check_same_frame(read_tiff_rgb8(tiff), renderer.last_frame, label)
     with overridden(
         [
             *common,
@@ -102,9 +96,37 @@ def _check_frame(renderer: Any, ids: np.ndarray, objects: list[Any], label: str)
     ):
         render_still(scene)
     alpha = read_exr_float32(exr)["A"]
-    if alpha.shape != ids.shape:
-        return
-    world = alpha <= 0.0
+    if alpha.shape == ids.shape:
+        _check_masks_off_the_world(ids, objects, alpha <= 0.0, label)
+
+
+def _check_raster_frame(renderer: Any, ids: np.ndarray, objects: list[Any], label: str) -> None:
+    """The raster draws the scene again: the same frame; the world is where it drew nothing."""
+    frame = renderer.last_frame
+    again = renderer.render()
+    renderer.last_frame = frame
+    _check_same_frame(again, frame, label)
+    _, depth = renderer.labels()
+    if depth.shape == ids.shape:
+        _check_masks_off_the_world(ids, objects, depth <= 0.0, label)
+
+
+def _check_same_frame(again: np.ndarray, frame: np.ndarray, label: str) -> None:
+    """``frame`` shows the state the scene renders as ``again`` now (within the tolerance)."""
+    if again.shape == frame.shape:
+        changed = (again != frame).any(-1)
+        if changed.sum() > max(TOLERANCE_PIXELS, TOLERANCE_FRACTION * changed.size):
+            raise AssertionError(
+                f"expected {label}'s frame to show the state its labels describe, but the "
+                f"scene renders {int(changed.sum())} of {changed.size} pixels differently "
+                "now: something moved after the render (render after the last change)"
+            )
+
+
+def _check_masks_off_the_world(
+    ids: np.ndarray, objects: list[Any], world: np.ndarray, label: str
+) -> None:
+    """No object's mask covers pixels where the frame shows the world (beyond tolerance)."""
     count = len(objects)
     if ids.max(initial=0) > count:
         raise AssertionError(

@@ -184,6 +184,11 @@ class Renderer:
         return self.raster.labels()
 
     @property
+    def drawn_ids(self) -> dict[Any, int]:
+        """The instance id each labelled object had in the last raster frame."""
+        return self._raster.drawn_ids if self._raster is not None else {}
+
+    @property
     def uses_exr(self) -> bool:
         """Whether the next frame is read back through the half-float EXR and the table."""
         return self._view_table() is not None
