@@ -25,9 +25,9 @@ from btgym.errors import (
     ProtocolError,
 )
 from btgym.wire import compression, protocol
+from btgym.wire._gate import DEFAULT_MAX_CONNECTIONS, ConnectionGate
+from btgym.wire._reply_checks import observation_mismatch
 from btgym.wire.frame_files import MAX_FRAMES_HELD, WRITER
-from btgym.wire.gate import DEFAULT_MAX_CONNECTIONS, ConnectionGate
-from btgym.wire.reply_checks import observation_mismatch
 from btgym.wire.security import ZAP_DOMAIN, secure_server
 from btgym.wire.space_codec import space_to_data
 from btgym.wire.validation import check_action
@@ -50,7 +50,7 @@ class Server:
     against the observation space, naming the scene and the space when one is outside.
     ``blender_info`` (Blender's version and graphics backend) travels in ``hello``.
     ``max_connections``: most peers served at once; the handshake of any beyond is
-    refused (:class:`~btgym.wire.gate.ConnectionGate`). ``max_server_bytes``: most bytes
+    refused (:class:`~btgym.wire._gate.ConnectionGate`). ``max_server_bytes``: most bytes
     ZeroMQ may hold for all peers together; the frame bound (``max_message_bytes``, as
     ``hello`` says it) is cut to fit it (:func:`~btgym.wire.protocol.frame_bound`).
     Without ``context`` the server makes its own.

@@ -37,9 +37,9 @@ from btgym.errors import (
     UsedAfterForkError,
 )
 from btgym.wire import protocol
+from btgym.wire._gate import DEFAULT_MAX_CONNECTIONS
+from btgym.wire._reply_checks import reply_mismatch
 from btgym.wire.frame_files import FrameFileReader
-from btgym.wire.gate import DEFAULT_MAX_CONNECTIONS
-from btgym.wire.reply_checks import reply_mismatch
 
 #: Scene events a client keeps until they are popped (the oldest go first).
 MAX_EVENTS = 1024

@@ -11,7 +11,7 @@ from btgym.client import Client
 from btgym.errors import AuthenticationError, ConfigError
 from btgym.launcher import Launcher
 from btgym.wire import protocol
-from btgym.wire.gate import DEFAULT_MAX_CONNECTIONS
+from btgym.wire._gate import DEFAULT_MAX_CONNECTIONS
 from tests.conftest import ECHO_SCENE
 
 pytestmark = pytest.mark.blender  # every test here serves from a Blender process

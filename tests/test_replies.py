@@ -12,7 +12,7 @@ import pytest
 from btgym import BlenderEnv
 from btgym.errors import LimitError, ObservationError, ProtocolError
 from btgym.wire import page_maps, protocol
-from btgym.wire.reply_checks import observation_mismatch
+from btgym.wire._reply_checks import observation_mismatch
 
 ROGUE = Path(__file__).resolve().parent / "rogue_server.py"
 

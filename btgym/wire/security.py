@@ -198,7 +198,7 @@ def secure_server(
     """Configure CURVE on a server socket before it binds; required off loopback.
 
     Returns the z85 public keys of the allow-list (the server's
-    :class:`~btgym.wire.gate.ConnectionGate` lets only those in), or None on loopback
+    :class:`~btgym.wire._gate.ConnectionGate` lets only those in), or None on loopback
     without keys.
     """
     if secret_file is None:
