@@ -16,7 +16,8 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 
     Annotations vary in length from item to item, so ``info`` stays a list of dicts;
     ``env_id``, ``episode``, ``step`` and ``seed`` become int64 tensors and numeric
-    ``params`` a stacked float64 tensor (NaN rows for items without params).
+    ``params`` a stacked float64 tensor (NaN rows for items without params); a sensor
+    model's ``sensor`` values a stacked float32 tensor.
     """
     batch: dict[str, Any] = {
         "obs": _stack([item["obs"] for item in items]),
@@ -33,6 +34,8 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         batch["params"] = torch.as_tensor(np.stack(rows))
     else:
         batch["params"] = params
+    if all("sensor" in item for item in items):  # a sensor model's per-frame values
+        batch["sensor"] = torch.as_tensor(np.stack([item["sensor"] for item in items]))
     return batch
 
 

@@ -25,6 +25,7 @@ from btgym._recycling import InstanceLives
 from btgym.data._params import as_action, params_placeholder
 from btgym.errors import ClosedError, InstanceDiedError, InstanceTimeoutError
 from btgym.pipeline import PipelinedClient
+from btgym.sensor import SensorModel
 from btgym.wire.space_codec import restore
 from btgym.wire.validation import check_action
 
@@ -55,6 +56,10 @@ class StreamSource(Protocol):
 
     def params(self, env_id: int) -> Any:
         """The parameters instance ``env_id`` uses now (None without params)."""
+        ...
+
+    def sensor_now(self) -> SensorModel | None:
+        """The sensor model frames pass through now (None: frames as rendered)."""
         ...
 
 
@@ -248,7 +253,7 @@ class Stream:
     def _item(self, env_id: int, obs: Any, info: Any, params: Any) -> dict[str, Any]:
         if params is None:  # a seeded reset: no action made this frame
             params = self._params_now(env_id)
-        return {
+        item = {
             "obs": restore(self.observation_space, obs),
             "info": info,
             "env_id": env_id,
@@ -257,6 +262,8 @@ class Stream:
             "seed": self.seed[env_id],
             "params": params,
         }
+        sensor = self.dataset.sensor_now()
+        return item if sensor is None else sensor.sense_item(item)
 
     def _wait(self) -> int:
         # Each request's own timeout finds hung instances; this is only a safety net.
