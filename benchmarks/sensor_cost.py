@@ -6,6 +6,7 @@ configuration of :data:`CONFIGS` (timed each); medians per round, the median of 
 rounds, and the ratio to the step's median.
 
     python benchmarks/sensor_cost.py [--rounds 3 --frames 30 --scenes Cube-v0,Parts-v0]
+    python benchmarks/sensor_cost.py --sheet docs/img/sensor-sheet.png   # docs/sensor.md's figure
 """
 
 from __future__ import annotations
@@ -37,12 +38,60 @@ CONFIGS = {
 }
 
 
+#: The figure: one Parts-v0 frame through single effects, then whole draws; then the
+#: appearance parameters of Parts-v0 (issue 27).
+SHEET_SENSORS = {
+    "clean": {},
+    "shot 0.03 + read 0.01": {"shot_noise": 0.03, "read_noise": 0.01},
+    "blur 2.5 px": {"blur": 2.5},
+    "vignetting 0.6, exposure 0.7": {"vignetting": 0.6, "exposure": 0.7},
+    "gamma 0.6": {"gamma": 0.6},
+    "JPEG quality 25": {"jpeg_quality": 25},
+}
+SHEET_DRAWS = {**NOISE, **OPTICS, **TONE, "jpeg_quality_min": 50, "jpeg_quality_max": 95}
+SHEET_LOOKS = {
+    "Parts-v0 defaults": {},
+    "vivid ground": {"ground_saturation_min": 0.6, "ground_saturation_max": 1.0},
+    "textured ground": {"ground_texture_prob": 1.0, "ground_texture_contrast": 1.0},
+    "pale parts": {"pale_prob": 1.0, "saturation_max": 1.0},
+}
+
+
+def sheet(path: str) -> None:
+    """Write the contact sheet of sensor effects and appearance modes to ``path``."""
+    from btgym.preview import contact_sheet
+
+    tiles = []
+    with BlenderEnv(SCENES["Parts-v0"], width=320, height=256) as env:
+        frame, _ = env.reset(seed=5)
+        for caption, fixed in SHEET_SENSORS.items():
+            ranges = {f"{n}_{end}": v for n, v in fixed.items() for end in ("min", "max")}
+            model = SensorModel(ranges)
+            tiles.append((model.apply(frame, model.frame_rng(0))[0], {}, caption))
+        model = SensorModel(SHEET_DRAWS)
+        for k in range(2):
+            out, values = model.apply(frame, model.frame_rng(1, k))
+            drawn = model.to_dict(values)
+            caption = f"drawn: blur {drawn['blur']:.1f}, noise {drawn['shot_noise']:.3f}"
+            tiles.append((out, {}, caption))
+        defaults = env.unwrapped.call("default_params")
+        for caption, looks in SHEET_LOOKS.items():
+            env.unwrapped.call("set_params", {**defaults, **looks})
+            tiles.append((env.reset(seed=11)[0], {}, caption))
+    contact_sheet(tiles, columns=4).save(path)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--scenes", default=",".join(SCENES))
+    parser.add_argument("--sheet", help="write the figure of docs/sensor.md here instead")
     args = parser.parse_args()
+    if args.sheet:
+        sheet(args.sheet)
+        return
     models = {name: SensorModel(ranges) for name, ranges in CONFIGS.items()}
     print(f"{args.rounds} interleaved rounds x {args.frames} frames, 640x512, medians in ms\n")
     print("| scene | what | ms per frame | ratio to the env step |")

@@ -187,8 +187,8 @@ def apply_sensor(
     # The rest is one table: (level, noise quantile) -> output, built for this frame.
     noisy = v["shot_noise"] > 0 or v["read_noise"] > 0
     table = _response_table(levels, v, noisy)
-    if noisy:
-        level <<= 8
+    if noisy:  # the table's row (level) and column (one of 256 noise quantiles)
+        level = level.astype(np.int32) << 8
         level |= _random_bytes(rng, level.shape)
     out = np.take(table, level)
     if v["jpeg_quality"] < 100:

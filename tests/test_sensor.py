@@ -86,6 +86,13 @@ def test_read_noise_has_the_sigma_the_model_predicts():
         assert abs(out.astype(np.float64).mean() - 128) < 0.5
 
 
+def test_noise_after_blur_or_vignetting_keeps_the_level():
+    # The optics path indexes the sensor's table by 1,024 light levels x 256 noise values.
+    for values in (effects(blur=3.0, read_noise=0.01), effects(vignetting=0.01, shot_noise=0.02)):
+        out = apply_sensor(flat(128), values, np.random.default_rng(4)).astype(np.float64)
+        assert abs(out.mean() - 128) < 1.0 and 2 < out.std() < 12
+
+
 def test_shot_noise_grows_with_the_signal_and_read_noise_does_not():
     def sigma_in_light(level: int, **values: float) -> float:
         out = apply_sensor(flat(level), effects(**values), np.random.default_rng(2))
