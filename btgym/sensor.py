@@ -179,16 +179,16 @@ def apply_sensor(
         np.sqrt(light, out=light)
         light *= OPTICS_LEVELS - 1
         light += 0.5
-        level = light.astype(np.uint16)
+        level = light.astype(np.int32)
         levels = (np.arange(OPTICS_LEVELS) / (OPTICS_LEVELS - 1)) ** 2
     else:
-        level = rgb.astype(np.uint16)
+        level = rgb.astype(np.int32)
         levels = _decode_lut().astype(np.float64)
     # The rest is one table: (level, noise quantile) -> output, built for this frame.
     noisy = v["shot_noise"] > 0 or v["read_noise"] > 0
     table = _response_table(levels, v, noisy)
     if noisy:  # the table's row (level) and column (one of 256 noise quantiles)
-        level = level.astype(np.int32) << 8
+        level <<= 8
         level |= _random_bytes(rng, level.shape)
     out = np.take(table, level)
     if v["jpeg_quality"] < 100:
