@@ -14,6 +14,7 @@ The experiment's module (:mod:`agents.experiments.transfer`) is passed in as
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -122,15 +123,15 @@ def massive_v3_frames(cfg: Any, transfer: Any) -> list[np.ndarray]:
     params = transfer.MASSIVE_V3_ACTION
     kwargs = {**transfer.scene_kwargs(cfg), "views": 1}
     dataset = StreamDataset(
-        transfer.ENV_ID,
-        1,
-        items=ROWS + 1,
-        seed=8,
-        params=params,
-        env_kwargs=kwargs,
-        sensor=transfer.SENSOR_V3,
-    )  # fmt: skip  (the first frame, a seeded reset, has the scene's defaults: left out)
-    return [np.asarray(item["obs"]) for item in rendered(iter(dataset), params)]
+        transfer.ENV_ID, 1, seed=8, params=params, env_kwargs=kwargs, sensor=transfer.SENSOR_V3
+    )
+    # Frames of arrangements started before the stream's action applied show the scene's
+    # defaults: left out (``rendered``).
+    stream = iter(dataset)
+    try:
+        return [np.asarray(item["obs"]) for item in islice(rendered(stream, params), ROWS)]
+    finally:
+        stream.close()  # type: ignore[attr-defined]
 
 
 def trajectory_figure(results: dict[str, Any], path: Path, target_values: dict[str, Any]) -> Path:
