@@ -303,13 +303,56 @@ def give_material(obj: Any, material: Any) -> None:
 
 
 def hsv_colors(
-    rng: np.random.Generator, count: int, sat_max: float, value: tuple[float, float]
+    rng: np.random.Generator,
+    count: int,
+    sat_max: float,
+    value: tuple[float, float],
+    sat_min: float = 0.0,
 ) -> np.ndarray:
-    """``count`` display (sRGB) colours: hue uniform, saturation in [0, sat_max], value range."""
+    """``count`` display (sRGB) colours: hue uniform, saturation in [sat_min, sat_max],
+    value range.
+    """
     hue = rng.uniform(0.0, 1.0, count)
-    sat = rng.uniform(0.0, sat_max, count)
+    sat = rng.uniform(sat_min, sat_max, count)
     val = rng.uniform(value[0], value[1], count)
     return np.array([colorsys.hsv_to_rgb(h, s, v) for h, s, v in zip(hue, sat, val, strict=True)])
+
+
+def image_texture(material: Any, name: str, size: int) -> Any:
+    """An Image Texture node in ``material`` with a new ``size`` x ``size`` float (linear)
+    image of its own, not linked yet (:func:`show_texture` links it).
+    """
+    image = bpy.data.images.new(name, size, size, alpha=True, float_buffer=True)
+    node = material.node_tree.nodes.new("ShaderNodeTexImage")
+    node.image = image
+    return node
+
+
+def show_texture(material: Any, node: Any, pixels: np.ndarray | None) -> None:
+    """Show ``pixels`` (``(S, S, 4)`` linear RGBA) through ``node`` as the material's base
+    colour (Cycles, EEVEE; Workbench with ``color_type = 'TEXTURE'``), or, None, unlink it.
+    """
+    tree = material.node_tree
+    bsdf = tree.nodes.get("Principled BSDF")
+    for link in list(bsdf.inputs["Base Color"].links):
+        tree.links.remove(link)
+    if pixels is None:
+        return
+    node.image.pixels.foreach_set(np.ascontiguousarray(pixels, np.float32).reshape(-1))
+    node.image.update()
+    tree.links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
+    tree.nodes.active = node  # what Workbench's Texture colour shows
+
+
+def planar_uvs(mesh: Any, metres_per_repeat: float, offset: tuple[float, float] = (0, 0)) -> None:
+    """UVs from the vertices' x and y: a texture repeats every ``metres_per_repeat``."""
+    layer = mesh.uv_layers[0] if len(mesh.uv_layers) else mesh.uv_layers.new(name="UVMap")
+    corners = np.empty(len(mesh.loops), np.int32)
+    mesh.loops.foreach_get("vertex_index", corners)
+    points = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", points)
+    uv = points.reshape(-1, 3)[corners, :2] / float(metres_per_repeat) + np.asarray(offset)
+    layer.data.foreach_set("uv", uv.astype(np.float32).reshape(-1))
 
 
 def srgb_to_linear(c: np.ndarray) -> np.ndarray:
@@ -466,6 +509,7 @@ __all__ = [
     "freeze",
     "give_material",
     "hsv_colors",
+    "image_texture",
     "linked_scene",
     "locations",
     "look_at",
@@ -474,6 +518,7 @@ __all__ = [
     "object_color_material",
     "park",
     "plain_settings",
+    "planar_uvs",
     "randomize_workbench_light",
     "restart_simulation",
     "rigid_body_world",
@@ -484,6 +529,7 @@ __all__ = [
     "settle",
     "shade_flat",
     "shade_smooth_but_sharp",
+    "show_texture",
     "solid_mesh",
     "srgb_to_linear",
     "surface_material",

@@ -24,6 +24,7 @@ from blender_side.geometry import (
     supershape,
 )
 from blender_side.render import Renderer
+from blender_side.textures import procedural_texture
 from btgym.errors import ConfigError
 from envs.parts_params import parts_param_space
 
@@ -42,6 +43,9 @@ STUDIO_LIGHTS = ("Default", "basic.sl", "outdoor.sl", "paint.sl", "studio.sl")
 #: Matcaps drawn with ``matcap_prob``: Blender's bundled ones, minus test patterns.
 MATCAP_SKIP = ("check_", "brush_")
 SQUARE = np.array([[1.0, -1.0], [1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0]])
+TEXTURE_SIZE = 256  # pixels of the ground's procedural texture (it repeats)
+TEXTURE_REPEAT = (1.0, 6.0)  # metres per repeat of the ground texture (parts: ~1 m)
+SKY_SATURATION_MAX = 0.3  # the sky's saturation cap (also the tied ground's)
 
 
 def bundled_matcaps() -> list[str]:
@@ -68,7 +72,7 @@ class PartsScene(Scene):
 
     ## Action Space
 
-    The randomization parameters, ``Box(low, high, (num_classes + 20,), float32)`` with
+    The randomization parameters, ``Box(low, high, (num_classes + 28,), float32)`` with
     named entries (:attr:`param_space`, a :class:`~btgym.wire.params.ParamSpace`; names in
     ``param_names``; bounds and defaults in ``docs/scenes.md``). A step's parameters take
     effect from the next arrangement started by an unseeded ``reset()`` or by the servers'
@@ -202,6 +206,8 @@ class PartsScene(Scene):
         self.ground = self._new_object("ground", kit.solid_mesh("ground", *prism(SQUARE * 30, 0.5)))
         self.ground.location = (0.0, 0.0, -0.5)
         kit.add_rigid_body(self.ground, "PASSIVE", "BOX", **BODY)
+        ground_material = bpy.data.materials[self.ground["material"]]
+        self.ground_texture = kit.image_texture(ground_material, "ground-texture", TEXTURE_SIZE)
         self.slots = []
         for i in range(self.max_objects):
             obj = self._new_object(f"part-slot-{i}", self.class_meshes[0])
@@ -416,6 +422,9 @@ class PartsScene(Scene):
         value = sorted((named["value_min"], named["value_max"]))
         roughness = sorted((named["roughness_min"], named["roughness_max"]))
         sat = named["saturation_max"]
+        if named["pale_prob"] > 0 and rng.random() < named["pale_prob"]:  # grey, bright parts
+            sat = named["pale_saturation_max"]
+            value = sorted((named["pale_value_min"], named["pale_value_max"]))
         objects = self.active + occluders
         colors = kit.srgb_to_linear(kit.hsv_colors(rng, len(objects), sat, value))
         for obj, color, r in zip(
@@ -425,16 +434,47 @@ class PartsScene(Scene):
             kit.set_surface(material, color, r, light)
             kit.give_material(obj, material)
         background = sorted((named["background_min"], named["background_max"]))
-        ground, sky = (
-            kit.srgb_to_linear(kit.hsv_colors(rng, 1, min(sat, 0.3), background)[0]) for _ in "gs"
-        )
-        kit.set_surface(bpy.data.materials[self.ground["material"]], ground, 0.8, light)
-        kit.set_background(self.bpy_scene.world, sky)
+        sky_sat = min(named["saturation_max"], SKY_SATURATION_MAX)
+        ground_sat = named["ground_saturation_max"]
+        ground_sat = sky_sat if ground_sat < 0 else ground_sat  # < 0: tied, as in v2
+        low_sat = min(named["ground_saturation_min"], ground_sat)
+        ground = kit.hsv_colors(rng, 1, ground_sat, background, sat_min=low_sat)[0]
+        sky = kit.hsv_colors(rng, 1, sky_sat, background)[0]
+        ground_material = bpy.data.materials[self.ground["material"]]
+        kit.set_surface(ground_material, kit.srgb_to_linear(ground), 0.8, light)
+        kit.set_background(self.bpy_scene.world, kit.srgb_to_linear(sky))
+        self._texture_ground(named, ground, (low_sat, ground_sat), background)
         self._randomize_workbench_shading(named)
         sun = rng.normal(size=3)  # the sun (Cycles, EEVEE): from anywhere above, world space
         sun[2] = abs(sun[2]) + 0.5
         self.sun.data.energy = 3.0 * light
         self.sun.rotation_euler = kit.look_at(sun / np.linalg.norm(sun) * 10.0, np.zeros(3))
+
+    def _texture_ground(
+        self, named: dict[str, Any], ground: np.ndarray, sat: tuple[float, float], value: list
+    ) -> None:
+        """With probability ``ground_texture_prob``, a procedural texture on the ground (noise,
+        tiles or stripes from its colour towards a second colour by half to all of
+        ``ground_texture_contrast``); Workbench then draws textures. Draws nothing at 0.
+        """
+        rng, shading = self.np_random, self.bpy_scene.display.shading
+        material = bpy.data.materials[self.ground["material"]]
+        prob = named["ground_texture_prob"]
+        if not (prob > 0 and rng.random() < prob):
+            kit.show_texture(material, self.ground_texture, None)
+            shading.color_type = "MATERIAL"
+            return
+        other = kit.hsv_colors(rng, 1, sat[1], value, sat_min=sat[0])[0]
+        pixels = procedural_texture(
+            rng,
+            TEXTURE_SIZE,
+            kit.srgb_to_linear(ground),
+            kit.srgb_to_linear(other),
+            contrast=rng.uniform(0.5, 1.0) * named["ground_texture_contrast"],
+        )
+        kit.planar_uvs(self.ground.data, rng.uniform(*TEXTURE_REPEAT), tuple(rng.random(2)))
+        kit.show_texture(material, self.ground_texture, pixels)
+        shading.color_type = "TEXTURE"  # untextured materials show their colour, as before
 
     def _randomize_workbench_shading(self, named: dict[str, Any]) -> None:
         """Studio light (rotated up to ``studio_rotation_max`` degrees) or, with probability

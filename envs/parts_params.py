@@ -35,7 +35,19 @@ SCALAR_PARAMS: list[tuple[str, float, float | None, float]] = [
     ("lens_max", 10.0, 120.0, 50.0),
     ("matcap_prob", 0.0, 1.0, 0.0),
     ("studio_rotation_max", 0.0, 180.0, 0.0),
+    # Appearance (issue 27). The defaults draw nothing new: seeded frames stay the same.
+    ("ground_saturation_min", 0.0, 1.0, 0.0),
+    ("ground_saturation_max", -1.0, 1.0, -1.0),
+    ("ground_texture_prob", 0.0, 1.0, 0.0),
+    ("ground_texture_contrast", 0.0, 1.0, 0.5),
+    ("pale_prob", 0.0, 1.0, 0.0),
+    ("pale_saturation_max", 0.0, 1.0, 0.05),
+    ("pale_value_min", 0.0, 1.0, 0.6),
+    ("pale_value_max", 0.0, 1.0, 0.95),
 ]
+#: ``ground_saturation_max`` below 0: the ground's saturation is tied to the parts', as
+#: before issue 27 (``[ground_saturation_min, min(saturation_max, 0.3)]``).
+TIED = -1.0
 #: Parameters whose default is the scene's ``lens`` kwarg (focal length in mm).
 LENS_PARAMS = ("lens_min", "lens_max")
 
@@ -58,4 +70,4 @@ def parts_param_space(
     return ParamSpace({**probs, **scalars}, groups={"class_probs": list(probs)})
 
 
-__all__ = ["LENS_PARAMS", "SCALAR_PARAMS", "parts_param_space"]
+__all__ = ["LENS_PARAMS", "SCALAR_PARAMS", "TIED", "parts_param_space"]

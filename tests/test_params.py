@@ -135,7 +135,7 @@ def test_the_description_travels_over_the_wire_and_rebuilds_the_space(space):
 def test_parts_table_names_bounds_and_defaults():
     parts = parts_param_space(6, 20)
     assert parts.names[:6] == tuple(f"class_prob_{k}" for k in range(6))
-    assert parts.names[6:8] == ("count_min", "count_max") and len(parts) == 26
+    assert parts.names[6:8] == ("count_min", "count_max") and len(parts) == 34
     assert parts.groups == {"class_probs": parts.names[:6]}
     named = parts.defaults()
     assert named["class_probs"] == pytest.approx([1 / 6] * 6)

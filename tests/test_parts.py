@@ -78,7 +78,7 @@ def silhouette_box(mask: np.ndarray) -> list[int]:
 
 def test_spaces_observation_and_annotation_types(env):
     assert env.observation_space.shape == (HEIGHT, WIDTH, 3)
-    assert env.action_space.shape == (K_CLASSES + 20,)
+    assert env.action_space.shape == (K_CLASSES + 28,)
     names = env.unwrapped.call("param_names")
     assert names[:K_CLASSES] == [f"class_prob_{k}" for k in range(K_CLASSES)]
     assert names[K_CLASSES : K_CLASSES + 2] == ["count_min", "count_max"]
@@ -303,6 +303,71 @@ def test_matcaps_and_studio_rotation_change_the_light_of_the_same_layout(env):
         assert np.abs(frame[cube].astype(int) - plain[cube]).mean() > 2.0  # another light
         again, _ = env.reset(seed=8, options={"layout": layout, "params": params})
         np.testing.assert_array_equal(again, frame)  # and reproducible
+
+
+#: sha256 of Parts-v0's seeded frames at the default parameters (160x128, views=3, seeds
+#: 0-2, reset + 2 steps each), recorded on main before issue 27's appearance parameters,
+#: per bpy version (Workbench frames differ between 5.0's OpenGL and 5.3's Vulkan).
+DEFAULT_FRAMES_SHA256 = {
+    "5.0": "2b630d8f14d877fde7e18508cffe08c0dff2b4835062e8135d7aa50a5d1a4349",
+    "5.3": "b0fd4082339abff7f2bfb3ffc3d5e352ef1e350c39e230c719edcadc14c07765",
+}
+
+
+def test_seeded_frames_at_the_defaults_are_those_recorded_before_new_parameters():
+    import hashlib
+    from importlib.metadata import version as installed
+
+    version = ".".join(installed("bpy").split(".")[:2])  # the bpy the instance embeds
+    if version not in DEFAULT_FRAMES_SHA256:
+        pytest.skip(f"no frames recorded for bpy {version}")
+    env = gym.make("btgym/Parts-v0", width=160, height=128, views=3)
+    try:
+        digest = hashlib.sha256()
+        default = env.unwrapped.call("default_action")
+        for seed in (0, 1, 2):
+            frames = [env.reset(seed=seed)[0]] + [env.step(default)[0] for _ in range(2)]
+            for frame in frames:
+                digest.update(np.ascontiguousarray(frame).tobytes())
+    finally:
+        env.close()
+    assert digest.hexdigest() == DEFAULT_FRAMES_SHA256[version]
+
+
+def chroma(pixels: np.ndarray) -> float:
+    """Median chroma (max - min of RGB, 0-1) of ``(N, 3)`` pixels."""
+    pixels = pixels.astype(np.float64) / 255
+    return float(np.median(pixels.max(axis=1) - pixels.min(axis=1)))
+
+
+def test_ground_colour_texture_and_pale_parts_follow_their_own_parameters(env):
+    layout = {"objects": [{"class": 0, "location": (x, 0.0, CUBE_HALF)} for x in (-1, 0, 1)]}
+    layout["camera"] = {"location": [0.0, -3.0, 6.0], "target": [0.0, 0.0, 0.0]}
+    grey = {"saturation_max": 0.0, "background_min": 0.2, "background_max": 0.9}
+    cases = {
+        "tied": grey,  # v2: the ground as saturated as the parts (here: not at all)
+        "vivid ground": {**grey, "ground_saturation_min": 0.9, "ground_saturation_max": 1.0},
+        "textured": {**grey, "ground_texture_prob": 1.0, "ground_texture_contrast": 1.0},
+        "colourful": {"saturation_max": 1.0, "value_min": 0.8, "value_max": 0.9},
+        "pale": {"saturation_max": 1.0, "value_min": 0.2, "value_max": 0.3, "pale_prob": 1.0},
+    }
+    stats = {}
+    for name, params in cases.items():
+        rows = []
+        for seed in range(4):
+            env.unwrapped.call("set_params", env.unwrapped.call("default_params"))
+            frame, info = env.reset(seed=seed, options={"layout": layout, "params": params})
+            parts, ground = info["mask"] > 0, info["mask"] == 0
+            luma = frame.mean(axis=2)
+            both = ground[:, 1:] & ground[:, :-1]  # neighbours on the ground: its texture
+            detail = np.abs(np.diff(luma, axis=1))[both].mean()
+            rows.append((chroma(frame[parts]), chroma(frame[ground]), luma[parts].mean(), detail))
+        stats[name] = np.median(rows, axis=0)
+    assert stats["tied"][1] < 0.02 and stats["vivid ground"][1] > 0.15  # the ground, untied
+    assert stats["vivid ground"][0] < 0.02  # while the parts stay grey
+    assert stats["textured"][3] > max(0.3, 3 * stats["tied"][3])  # a pattern on the ground
+    assert stats["colourful"][0] > 0.15 and stats["pale"][0] < 0.06  # pale: low chroma ...
+    assert stats["pale"][2] > 100  # ... and bright (pale_value 0.6-0.95, not value 0.2-0.3)
 
 
 def test_same_seed_gives_the_same_arrangement_and_views(env):

@@ -154,3 +154,55 @@ def test_target_set_through_shards_is_annotated_and_cached(tmp_path):
     again = target.render_target(directory, frames=2)  # meta.json matches: nothing rendered
     assert len(again) == 2 and sorted(directory.glob("shard-*.tar")) == shards
     assert np.array_equal(again[0]["obs"], first)
+
+
+# -- the fresh held-out target (issue 27) -------------------------------------------------------
+SPEC_V3 = target.load_spec(target.SPEC_V3_FILE)
+
+
+def test_held_out_v3_spec_is_committed_and_new_in_seed_tables_lights_and_sensor():
+    assert target.spec_dict(target.TARGET_V3) == SPEC_V3, "target_v3_spec.json and code differ"
+    assert SPEC_V3["fixed_on"] == target.FIXED_V3_ON == "2026-12-07"
+    assert SPEC_V3["seed"] != SPEC["seed"]
+    old = {f["name"] for f in SPEC["table"]["finishes"]}
+    assert old.isdisjoint(f["name"] for f in SPEC_V3["table"]["finishes"])
+    lights = SPEC_V3["lights"]
+    assert set(lights) == {"area", "sun", "overhead", "probabilities"}
+    assert sum(lights["probabilities"]) == pytest.approx(1.0) and min(lights["probabilities"]) > 0
+    sensor = SPEC_V3["sensor"]  # within the cited real-camera ranges (SensorV3's docstring)
+    assert 1_000 <= sensor["full_well"][0] < sensor["full_well"][1] <= 33_000
+    electrons = np.array(sensor["read_noise"]) * np.array(sensor["full_well"])[::-1]
+    assert electrons.min() >= 0.5 and electrons.max() <= 25  # read noise in electrons
+    # The v2 target stays as it was: a second test.
+    assert target.spec_dict() == SPEC and "overhead" not in SPEC["lights"]
+
+
+SCRIPT_V3 = """
+import sys
+import numpy as np
+from blender_side.testing import SceneEnv
+from agents.experiments import target
+spec = target.load_spec(target.SPEC_V3_FILE)
+spec["lights"]["probabilities"] = [0.0, 0.0, 1.0]  # the new set-up, for sure
+env = SceneEnv(target.SCENE, **target.scene_kwargs(spec))
+frame, info = env.reset(seed=spec["seed"])
+np.savez(sys.argv[1], frame=frame, light=info["light_setup"], table=info["table"],
+         visib=np.asarray(info["visib_fract"]))
+env.close()
+"""
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_v3_target_renders_under_the_overhead_panels_on_a_new_table(tmp_path):
+    out = tmp_path / "v3.npz"
+    subprocess.run(
+        [sys.executable, "-c", SCRIPT_V3, str(out)], cwd=ROOT, check=True, timeout=170,
+        capture_output=True,
+    )  # fmt: skip
+    data = np.load(out)
+    assert str(data["light"]) == "overhead"
+    assert str(data["table"]) in {f["name"] for f in SPEC_V3["table"]["finishes"]}
+    frame = data["frame"]
+    assert frame.shape == (HEIGHT, WIDTH, 3) and frame.std() > 5 and (data["visib"] > 0).any()

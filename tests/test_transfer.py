@@ -143,9 +143,25 @@ def test_massive_ranges_are_wide_and_inside_the_scene_bounds():
     assert np.all(tr.SPACE.box.high >= tr.MASSIVE_ACTION)
 
 
+def test_v3_ranges_extend_v2_inside_the_scene_and_sensor_bounds():
+    from btgym.sensor import SensorModel
+
+    v2, v3 = (tr.SPACE.to_dict(a) for a in (tr.MASSIVE_ACTION, tr.MASSIVE_V3_ACTION))
+    assert all(v3[name] == value for name, value in v2.items() if name in tr.MASSIVE)
+    assert v3["ground_saturation_max"] > 0 and v3["ground_texture_prob"] > 0 < v3["pale_prob"]
+    assert np.all(tr.SPACE.box.low <= tr.MASSIVE_V3_ACTION)
+    assert np.all(tr.SPACE.box.high >= tr.MASSIVE_V3_ACTION)
+    sensor = SensorModel(tr.SENSOR_V3).get_params()  # in bounds, or it raises
+    assert sensor["shot_noise_max"] > sensor["shot_noise_min"] > 0
+    sensed = tr.Sensed([{"obs": np.full((8, 8, 3), 100, np.uint8), "env_id": 0, "seed": 1,
+                         "episode": 0, "step": 0}], SensorModel(tr.SENSOR_V3, seed=2))  # fmt: skip
+    assert len(sensed) == 1 and sensed[0]["sensor"].shape == (7,)
+    assert not np.array_equal(sensed[0]["obs"], np.full((8, 8, 3), 100, np.uint8))
+
+
 @pytest.mark.blender
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)
 def test_quick_pipeline_end_to_end(tmp_path):
     out, cache = tmp_path / "out", tmp_path / "cache"
     results = tr.main(["--quick", "--out", str(out), "--cache", str(cache)])
@@ -166,6 +182,8 @@ def test_quick_pipeline_end_to_end(tmp_path):
     assert all(label in table for label in tr.LABELS.values())
     # The quick target lives apart from the committed one: a trial never replaces it.
     assert (cache / "target-eevee-n24" / "meta.json").exists()
+    assert (cache / "target-eevee-v3-n24" / "meta.json").exists()  # the held-out v3 target
+    assert all(0.0 <= row["target_v3"]["mAP"] <= 1.0 for row in saved["runs"])
     assert not (cache / "target-eevee").exists()
 
 

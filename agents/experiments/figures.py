@@ -14,6 +14,7 @@ The experiment's module (:mod:`agents.experiments.transfer`) is passed in as
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +68,21 @@ def domains_figure(
     """Frames of each domain side by side (columns), ``ROWS`` each."""
     from PIL import Image
 
+    conditions = cfg.condition_list
     columns = [("massive DR", frames(transfer.cached_set(cfg, cache, "domain")))]
-    if "photoreal" in cfg.condition_list:
-        columns.append(("photo-realistic", frames(transfer.cached_set(cfg, cache, "photoreal"))))
+    if "massive_v3" in conditions:
+        columns.append(("massive DR v3", massive_v3_frames(cfg, transfer)))
+    if {"photoreal", "photoreal_sensor"} & set(conditions):
+        photoreal = transfer.cached_set(cfg, cache, "photoreal")
+        columns.append(("photo-realistic", frames(photoreal)))
+        if "photoreal_sensor" in conditions:
+            sensor = transfer.SensorModel(transfer.SENSOR_V3, seed=cfg.seed)
+            columns.append(("photo-real + sensor", frames(transfer.Sensed(photoreal, sensor))))
     adaptive = [r for r in results["runs"] if r["condition"] == "adaptive"]
     if adaptive:
         columns.append(("adaptive (run 0, final)", adapted_frames(adaptive[0], cfg, transfer)))
-    target = transfer.target_set(cfg, cache)
-    columns.append(("target (EEVEE)", frames(target)))
+    columns.append(("target v2 (EEVEE)", frames(transfer.target_set(cfg, cache))))
+    columns.append(("target v3 (held out)", frames(transfer.target_set(cfg, cache, v3=True))))
     h, w = cfg.height, cfg.width
     label_h = 18
     sheet = Image.new("RGB", (len(columns) * (w + 4), ROWS * (h + 4) + label_h), "white")
@@ -105,6 +113,25 @@ def adapted_frames(run: dict[str, Any], cfg: Any, transfer: Any) -> list[np.ndar
         transfer.ENV_ID, 1, items=ROWS, seed=7, params=params, env_kwargs=kwargs
     )
     return [np.asarray(item["obs"]) for item in dataset]
+
+
+def massive_v3_frames(cfg: Any, transfer: Any) -> list[np.ndarray]:
+    """``ROWS`` fresh frames of the massive DR v3 stream (appearance and sensor)."""
+    from agents.experiments.shards import rendered
+    from btgym.data import StreamDataset
+
+    params = transfer.MASSIVE_V3_ACTION
+    kwargs = {**transfer.scene_kwargs(cfg), "views": 1}
+    dataset = StreamDataset(
+        transfer.ENV_ID, 1, seed=8, params=params, env_kwargs=kwargs, sensor=transfer.SENSOR_V3
+    )
+    # Frames of arrangements started before the stream's action applied show the scene's
+    # defaults: left out (``rendered``).
+    stream = iter(dataset)
+    try:
+        return [np.asarray(item["obs"]) for item in islice(rendered(stream, params), ROWS)]
+    finally:
+        stream.close()  # type: ignore[attr-defined]
 
 
 def trajectory_figure(results: dict[str, Any], path: Path, target_values: dict[str, Any]) -> Path:

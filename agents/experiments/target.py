@@ -12,6 +12,7 @@ numpy (slight defocus, vignetting, shot and read noise).
 
     python -m agents.experiments.target                 # render the target set (cached)
     python -m agents.experiments.target --write-spec    # dump TARGET (only when fixing it)
+    python -m agents.experiments.target --v3            # the fresh held-out target (issue 27)
 """
 
 from __future__ import annotations
@@ -179,6 +180,86 @@ class TargetSpec:
 TARGET = TargetSpec()
 
 
+# -- the fresh held-out target (issue 27), fixed before any v3 training range ----------------
+FIXED_V3_ON = "2026-12-07"
+SPEC_V3_FILE = Path(__file__).with_name("target_v3_spec.json")
+
+
+@dataclass(frozen=True)
+class OverheadRig:
+    """Light set-up 3, a workshop ceiling: a 2x2 grid of panel lights straight above the
+    table, cool white, in a dim room (neither v2 set-up lights from straight above)."""
+
+    panel_power: Range = (150.0, 400.0)  # watts each
+    panel_size: Range = (1.0, 2.0)
+    height: Range = (5.0, 8.0)  # above the table
+    spacing: Range = (3.0, 6.0)  # between neighbouring panels
+    colour: RGB = (0.90, 0.95, 1.0)  # ~6,500 K fluorescent / LED panels
+    world_colour: RGB = (0.45, 0.46, 0.48)
+    world_strength: Range = (0.1, 0.3)
+
+
+@dataclass(frozen=True)
+class LightsV3:
+    """Three set-ups, drawn per arrangement with ``probabilities`` (area, sun, overhead)."""
+
+    area: AreaRig = field(default_factory=AreaRig)
+    sun: SunRig = field(default_factory=SunRig)
+    overhead: OverheadRig = field(default_factory=OverheadRig)
+    probabilities: tuple[float, float, float] = (0.3, 0.3, 0.4)
+
+
+@dataclass(frozen=True)
+class TableV3(Table):
+    """Tables none of the v2 target's finishes resemble."""
+
+    finishes: tuple[TableFinish, ...] = (
+        TableFinish("light oak", (0.55, 0.42, 0.29), (0.74, 0.60, 0.44), 6.0),
+        TableFinish("blue ESD mat", (0.10, 0.17, 0.30), (0.18, 0.27, 0.44), 1.0),
+        TableFinish("black rubber mat", (0.04, 0.04, 0.05), (0.12, 0.12, 0.13), 1.0),
+        TableFinish("brushed steel", (0.36, 0.38, 0.41), (0.56, 0.58, 0.61), 14.0),
+    )
+
+
+@dataclass(frozen=True)
+class SensorV3(Sensor):
+    """A machine-vision camera at moderate gain, every range from published sensor data:
+
+    - ``full_well`` 2,000-8,000 electrons at white: a large-pixel (5.86 um) sensor saturates
+      at ~32,700 e- (Sony IMX174, EMVA 1288 data as reported by fhotolab.fherb.de, 2016,
+      "Sony Exmor Sensoren: Datenblattrekonstruktion IMX157"); at 12-24 dB analogue gain
+      (x4-x16), or with 2-3 um pixels (full well scales with pixel area), that is ~2,000-8,000.
+    - ``read_noise`` 0.0003-0.003 of full scale: 2-7 e- (IMX174: 6.8 e-; R. N. Clark,
+      clarkvision.com, "Digital Camera Sensor Performance Summary": read noise of modern
+      sensors mostly under ~2 e-, rarely above ~15 e-) over that full well.
+    - ``vignetting`` 0.15-0.35: the cos^4 law gives 29 % less light in the corners of a
+      50 mm lens on a 36 mm sensor (23.4 degrees off axis); lens design and stopping down
+      reduce it, a wide aperture adds mechanical vignetting.
+    - ``blur_sigma`` 0.5-1.0 px: the optical low-pass filter and demosaicing of a Bayer
+      sensor (colour sampled every 2 px) spread a point over about one pixel.
+    """
+
+    blur_sigma: Range = (0.5, 1.0)
+    vignetting: Range = (0.15, 0.35)
+    full_well: Range = (2000.0, 8000.0)
+    read_noise: Range = (0.0003, 0.003)
+
+
+@dataclass(frozen=True)
+class TargetSpecV3(TargetSpec):
+    """The fresh held-out target: a new seed, new tables, a third light set-up, a sensor
+    from real-camera ranges; the rest (parts, camera, EEVEE) as the v2 target."""
+
+    fixed_on: str = FIXED_V3_ON
+    seed: int = 20_261_207
+    table: Table = field(default_factory=TableV3)
+    lights: LightsV3 = field(default_factory=LightsV3)  # type: ignore[assignment]
+    sensor: Sensor = field(default_factory=SensorV3)
+
+
+TARGET_V3 = TargetSpecV3()
+
+
 # -- the spec as data ------------------------------------------------------------------------
 def spec_dict(spec: TargetSpec = TARGET) -> dict[str, Any]:
     """The spec as JSON-shaped data (tuples as lists), what the scene and the file hold."""
@@ -303,14 +384,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/detection/cache/target-eevee"))
     parser.add_argument("--frames", type=int, default=None, help="fewer frames (a trial)")
     parser.add_argument("--write-spec", action="store_true", help=f"dump TARGET to {SPEC_FILE}")
+    parser.add_argument("--v3", action="store_true", help="the fresh held-out target (issue 27)")
     args = parser.parse_args(argv)
+    spec_file, spec = (SPEC_V3_FILE, TARGET_V3) if args.v3 else (SPEC_FILE, TARGET)
     if args.write_spec:
-        write_spec()
-        print(f"wrote {SPEC_FILE}")
+        write_spec(spec_file, spec)
+        print(f"wrote {spec_file}")
         return
     started = time.perf_counter()
-    replay = render_target(args.out, frames=args.frames)
-    print(f"{len(replay)} target frames in {args.out} ({time.perf_counter() - started:.0f} s)")
+    out = args.out.with_name(args.out.name + "-v3") if args.v3 else args.out
+    replay = render_target(out, spec_dict(spec), frames=args.frames)
+    print(f"{len(replay)} target frames in {out} ({time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,11 @@ class TargetScene(PartsScene):
         self.table = self._table_material(bpy.data.materials[self.ground["material"]])
         self.key = kit.add_area_light((6.0, 0.0, 6.0), collection=self.collection)
         self.fill = kit.add_area_light((-6.0, 0.0, 4.0), collection=self.collection)
-        for light in (self.key, self.fill, self.sun):
+        self.panels = [self.key, self.fill]
+        if "overhead" in self.spec["lights"]:  # the v3 target's ceiling: two more panels
+            for x in (-1.0, 1.0):
+                self.panels.append(kit.add_area_light((x, 0.0, 6.0), collection=self.collection))
+        for light in (*self.panels, self.sun):
             light.data.use_shadow = bool(self.spec["eevee"]["shadows"])
             light.data.use_shadow_jitter = bool(self.spec["eevee"]["shadow_jitter"])
 
@@ -134,7 +138,11 @@ class TargetScene(PartsScene):
             kit.give_material(obj, material)
         self._randomize_table(rng)
         lights = self.spec["lights"]
-        if rng.random() < lights["area_probability"]:
+        if "overhead" in lights:  # the v3 target: three set-ups
+            choice = int(rng.choice(3, p=np.asarray(lights["probabilities"], np.float64)))
+            rig = (self._area_rig, self._sun_rig, self._overhead_rig)[choice]
+            rig(rng, lights[("area", "sun", "overhead")[choice]])
+        elif rng.random() < lights["area_probability"]:
             self._area_rig(rng, lights["area"])
         else:
             self._sun_rig(rng, lights["sun"])
@@ -172,7 +180,9 @@ class TargetScene(PartsScene):
         self.key.data.energy, self.key.data.size = power, float(rng.uniform(*rig["key_size"]))
         self.fill.data.energy = power * float(rng.uniform(*rig["fill_ratio"]))
         self.fill.data.size = float(rig["fill_size"])
-        self.key.hide_render = self.fill.hide_render = False
+        for panel in self.panels:
+            panel.hide_render = panel not in (self.key, self.fill)
+        self.key.data.color = self.fill.data.color = (1.0, 1.0, 1.0)  # (v3: after overhead)
         self.sun.hide_render = True
         self._set_world(rig["world_colour"], float(rng.uniform(*rig["world_strength"])))
         self.light_setup = "area"
@@ -186,9 +196,29 @@ class TargetScene(PartsScene):
         self.sun.data.energy = float(rng.uniform(*rig["sun_strength"]))
         self.sun.data.angle = math.radians(rng.uniform(*rig["sun_angle"]))
         self.sun.hide_render = False
-        self.key.hide_render = self.fill.hide_render = True
+        for panel in self.panels:
+            panel.hide_render = True
         self._set_world(rig["sky_colour"], float(rng.uniform(*rig["sky_strength"])))
         self.light_setup = "sun"
+
+    def _overhead_rig(self, rng: np.random.Generator, rig: dict[str, Any]) -> None:
+        """A 2x2 grid of square panels straight above the table, pointing down, cool white."""
+        height = float(rng.uniform(*rig["height"]))
+        half = float(rng.uniform(*rig["spacing"])) / 2
+        turn = rng.uniform(0.0, math.pi / 2)
+        size = float(rng.uniform(*rig["panel_size"]))
+        colour = kit.srgb_to_linear(np.array(rig["colour"])).tolist()
+        for panel, (sx, sy) in zip(self.panels, ((1, 1), (-1, 1), (-1, -1), (1, -1)), strict=True):
+            x, y = sx * half, sy * half
+            at = (x * math.cos(turn) - y * math.sin(turn), x * math.sin(turn) + y * math.cos(turn))
+            kit.aim(panel, (*at, height), (at[0], at[1], 0.0))
+            panel.data.energy = float(rng.uniform(*rig["panel_power"]))
+            panel.data.size = size
+            panel.data.color = colour
+            panel.hide_render = False
+        self.sun.hide_render = True
+        self._set_world(rig["world_colour"], float(rng.uniform(*rig["world_strength"])))
+        self.light_setup = "overhead"
 
     # -- views -----------------------------------------------------------------------------
     def _view(self) -> tuple[np.ndarray, dict[str, Any]]:

@@ -31,7 +31,8 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     ``(B, 8, 2)``), any other (ragged per-object arrays, strings, keys some items lack,
     missing ones as None) a list of the items' values. ``infos`` keeps each item's info
     dict. ``env_id``, ``episode``, ``step`` and ``seed`` become int64 tensors and numeric
-    ``params`` a stacked float64 tensor (NaN rows for items without params).
+    ``params`` a stacked float64 tensor (NaN rows for items without params); a sensor
+    model's ``sensor`` values a stacked float32 tensor.
     """
     infos = [dict(item["info"]) for item in items]
     batch: dict[str, Any] = {
@@ -50,6 +51,8 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         batch["params"] = torch.as_tensor(np.stack(rows))
     else:
         batch["params"] = params
+    if all("sensor" in item for item in items):  # a sensor model's per-frame values
+        batch["sensor"] = torch.as_tensor(np.stack([item["sensor"] for item in items]))
     return batch
 
 

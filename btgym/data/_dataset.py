@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from btgym.data._seqlock import SharedRows, fence
 from btgym.data._stream import IDLE_TIMEOUT, Stream
 from btgym.errors import ConfigError
 from btgym.recording import DEFAULT_MAX_MEMBER_BYTES, ShardReader
+from btgym.sensor import SensorModel
 from btgym.wire import protocol
 
 
@@ -60,6 +61,12 @@ class StreamDataset(IterableDataset):
     ``idle_timeout`` (default :data:`IDLE_TIMEOUT`, 300 s; ``None``: never): a stream
     not iterated for that long closes its instances, and relaunches them (new episodes)
     at its next item; closing the iterator (or its garbage collection) closes them at once.
+
+    ``sensor``: a :class:`~btgym.sensor.SensorModel` (or its ranges by name) that every
+    frame passes through in the worker that streams it: shot and read noise, blur,
+    vignetting, exposure, gamma, JPEG, drawn per frame from the ranges; ``item["sensor"]``
+    echoes the values drawn (:data:`btgym.sensor.SENSOR_NAMES` order), the same seed
+    gives the same frames. :meth:`set_sensor_params` changes the ranges while streaming.
     """
 
     def __init__(
@@ -84,6 +91,7 @@ class StreamDataset(IterableDataset):
         recycle_after_episodes: int | None = None,
         recycle_rss_mb: float | None = None,
         idle_timeout: float | None = IDLE_TIMEOUT,
+        sensor: SensorModel | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if idle_timeout is not None and idle_timeout <= 0:
@@ -163,6 +171,13 @@ class StreamDataset(IterableDataset):
             self._layout.check(row, None, None)
             self._shared = SharedRows(np.tile(row, (num_instances, 1)))
             self._bounds = torch.zeros((2, self._layout.size), dtype=torch.float64).share_memory_()
+        #: The sensor model every frame passes through in the worker that streams it
+        #: (:mod:`btgym.sensor`), or None; its ranges are shared with DataLoader workers.
+        self.sensor: SensorModel | None = None
+        self._sensor_row: SharedRows | None = None  # behind a seqlock, as the params
+        if sensor is not None:
+            self.sensor = sensor if isinstance(sensor, SensorModel) else SensorModel(sensor, seed)
+            self._sensor_row = SharedRows(self.sensor.ranges[None, :])
 
     # -- feedback --------------------------------------------------------------------
     def set_params(self, params: Any, env_ids: Sequence[int] | None = None) -> None:
@@ -189,6 +204,26 @@ class StreamDataset(IterableDataset):
         row = self._layout.flatten(params)
         self._layout.check(row, *self._known_bounds())
         self._shared.write(ids, row)
+
+    def set_sensor_params(self, params: Mapping[str, Any]) -> dict[str, float]:
+        """Change the sensor's ranges (names as :meth:`btgym.sensor.SensorModel.get_params`)
+        for every instance, also in ``DataLoader`` workers; returns all of them.
+        """
+        if self.sensor is None or self._sensor_row is None:
+            raise ConfigError(
+                "expected a StreamDataset created with sensor= (a SensorModel or its ranges) "
+                "to change sensor parameters while streaming"
+            )
+        ranges = self.sensor.set_params(params)
+        self._sensor_row.write([0], self.sensor.ranges)
+        return ranges
+
+    def sensor_now(self) -> SensorModel | None:
+        """The sensor model with the ranges set last (from any process), or None."""
+        if self.sensor is None or self._sensor_row is None:
+            return None
+        self.sensor.ranges = self._sensor_row.read(0).astype(np.float32)
+        return self.sensor
 
     def params(self, env_id: int) -> np.ndarray | None:
         """The parameters instance ``env_id`` uses now (as one ``set_params`` call left them)."""

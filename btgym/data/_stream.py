@@ -26,6 +26,7 @@ from btgym.data._info import Info
 from btgym.data._params import as_action, params_placeholder
 from btgym.errors import ClosedError, InstanceDiedError, InstanceTimeoutError
 from btgym.pipeline import PipelinedClient
+from btgym.sensor import SensorModel
 from btgym.wire.space_codec import restore
 from btgym.wire.validation import check_action
 
@@ -60,6 +61,10 @@ class StreamSource(Protocol):
 
     def note_action_space(self, space: spaces.Space) -> None:
         """Learn the action space a stream's instances declared (to check params early)."""
+        ...
+
+    def sensor_now(self) -> SensorModel | None:
+        """The sensor model frames pass through now (None: frames as rendered)."""
         ...
 
 
@@ -254,7 +259,7 @@ class Stream:
     def _item(self, env_id: int, obs: Any, info: Any, params: Any) -> dict[str, Any]:
         if params is None:  # a seeded reset: no action made this frame
             params = self._params_now(env_id)
-        return {
+        item = {
             "obs": restore(self.observation_space, obs),
             "info": Info(info),
             "env_id": env_id,
@@ -263,6 +268,8 @@ class Stream:
             "seed": self.seed[env_id],
             "params": params,
         }
+        sensor = self.dataset.sensor_now()
+        return item if sensor is None else sensor.sense_item(item)
 
     def _wait(self) -> int:
         # Each request's own timeout finds hung instances; this is only a safety net.
