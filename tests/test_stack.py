@@ -197,11 +197,11 @@ def test_a_scene_leaves_nothing_behind_for_the_next_one_in_the_process():
     done = run_in_bpy(
         """
         import bpy
-        from blender_side.kit import _plain_settings
+        from blender_side.kit import plain_settings
         from blender_side.testing import SceneEnv
         def look():
             display = bpy.context.scene.display
-            return _plain_settings(display), _plain_settings(display.shading)
+            return plain_settings(display), plain_settings(display.shading)
         env = SceneEnv("envs.cube:CubeScene", width=64, height=48); env.close()
         alone = look()
         env = SceneEnv("envs.parts:PartsScene", width=64, height=48, shadows=True)
