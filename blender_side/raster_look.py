@@ -6,7 +6,9 @@ both engines:
 
 * colour (``scene.display.shading.color_type``): ``OBJECT`` (``obj.color``), ``MATERIAL``
   (each slot's ``diffuse_color``, ``roughness`` and ``metallic``), ``SINGLE``
-  (``single_color``); other colour types (textures, vertex colours, random) are refused;
+  (``single_color``), ``TEXTURE`` (as ``MATERIAL``, but a material whose base colour is an
+  image texture shows the image's mean colour: the pattern itself is not drawn); other
+  colour types (vertex colours, random) are refused;
 * light (``shading.light``): ``FLAT``; ``STUDIO``: the studio light's (or the Default
   one's) up to four lights, ambient, specular on ``show_specular_highlight``, in view
   space or, with ``use_world_space_lighting``, in world space turned by
@@ -35,7 +37,7 @@ from btgym.errors import RenderError
 #: Light modes the shader knows.
 FLAT, STUDIO, MATCAP = 0, 1, 2
 LIGHT_MODES = {"FLAT": FLAT, "STUDIO": STUDIO, "MATCAP": MATCAP}
-COLOR_TYPES = ("OBJECT", "MATERIAL", "SINGLE")
+COLOR_TYPES = ("OBJECT", "MATERIAL", "SINGLE", "TEXTURE")
 VIEWS = ("Standard", "Raw")
 #: Workbench's roughness where no material gives one.
 DEFAULT_ROUGHNESS = 0.5
@@ -222,7 +224,7 @@ def read_look(scene: Any, view_matrix: Matrix) -> Look:
     if shading.color_type not in COLOR_TYPES:
         raise RenderError(
             f"expected display.shading.color_type in {COLOR_TYPES} for engine='raster', got "
-            f"{shading.color_type!r} (textures, vertex and random colours are not drawn)"
+            f"{shading.color_type!r} (vertex and random colours are not drawn)"
         )
     if shading.light not in LIGHT_MODES:
         raise RenderError(f"expected shading.light in {sorted(LIGHT_MODES)}, got {shading.light!r}")
@@ -357,7 +359,32 @@ def surface_of(obj: Any, slot: int, look: Look) -> tuple[tuple[float, ...], floa
     material = slots[slot].material if slot < len(slots) else None
     if material is None:
         return DEFAULT_COLOR, DEFAULT_ROUGHNESS, 0.0
-    return tuple(material.diffuse_color[:3]), float(material.roughness), float(material.metallic)
+    color = tuple(material.diffuse_color[:3])
+    if look.color_type == "TEXTURE":
+        color = texture_mean(material) or color
+    return color, float(material.roughness), float(material.metallic)
+
+
+def texture_mean(material: Any) -> tuple[float, ...] | None:
+    """The mean linear colour of the image texture that gives ``material`` its base colour
+    (what Workbench's ``TEXTURE`` colour shows, averaged), or None without one.
+    """
+    tree = material.node_tree if bpy.app.version >= (5, 0, 0) or material.use_nodes else None
+    bsdf = tree.nodes.get("Principled BSDF") if tree is not None else None
+    if bsdf is None or not bsdf.inputs["Base Color"].links:
+        return None
+    node = bsdf.inputs["Base Color"].links[0].from_node
+    image = getattr(node, "image", None)
+    if node.type != "TEX_IMAGE" or image is None or not image.size[0]:
+        return None
+    pixels = np.empty(len(image.pixels), np.float32)
+    image.pixels.foreach_get(pixels)
+    rgb = pixels.reshape(-1, image.channels)[::3, :3]  # a third of the texels: ~0.5 ms
+    if image.is_float:  # averaged as displayed (sRGB), as the eye averages the pattern
+        rgb = srgb_encode(np.clip(rgb, 0.0, 1.0))
+    mean = rgb.mean(axis=0)
+    linear = np.where(mean <= 0.04045, mean / 12.92, ((mean + 0.055) / 1.055) ** 2.4)
+    return tuple(float(c) for c in linear)
 
 
 class MatcapTextures:

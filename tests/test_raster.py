@@ -163,7 +163,7 @@ def test_the_look_follows_the_scene_s_settings_and_refuses_what_it_cannot_draw()
         ground.diffuse_color = (1.0, 0.0, 0.0, 1.0)
         red = np.array(renderer.render())
         assert (red[..., 0] == 255).sum() > (flat[..., 0] == 255).sum()
-        shading.color_type = "TEXTURE"
+        shading.color_type = "VERTEX"
         with pytest.raises(RenderError, match="color_type"):
             renderer.render()
         shading.color_type = "MATERIAL"
@@ -197,3 +197,35 @@ def test_a_mesh_changed_in_place_is_drawn_anew():
         assert not np.array_equal(before, after)
     finally:
         env.close()
+
+
+def test_a_textured_ground_draws_as_its_texture_s_mean_colour():
+    import bpy
+
+    from blender_side import kit
+    from blender_side.raster_look import texture_mean
+    from blender_side.testing import SceneEnv
+
+    # Half black, half white texels average to mid-grey as displayed: sRGB 0.5.
+    material = kit.node_material("texture-mean-check")
+    node = kit.image_texture(material, "texture-mean-check", 8)
+    pixels = np.ones((8, 8, 4), np.float32)
+    pixels[:, :4, :3] = 0.0
+    kit.show_texture(material, node, pixels)
+    np.testing.assert_allclose(texture_mean(material), [0.214] * 3, atol=0.01)
+    kit.show_texture(material, node, None)
+    assert texture_mean(material) is None  # untextured: its own colour
+    bpy.data.materials.remove(material)
+
+    # Parts' textured ground (Workbench TEXTURE colour) draws, and its texture acts.
+    grounds = {}
+    for prob in (0.0, 1.0):
+        params = {"saturation_max": 0.0, "ground_texture_prob": prob}
+        params.update(ground_texture_contrast=1.0, ground_saturation_max=1.0)
+        env = SceneEnv("envs.parts:PartsScene", engine="raster", width=96, height=72, masks=True)
+        try:
+            frame, info = env.reset(seed=4, options={"params": params})
+            grounds[prob] = frame[info["mask"] == 0].astype(np.float64).mean(axis=0)
+        finally:
+            env.close()
+    assert np.abs(grounds[1.0] - grounds[0.0]).max() > 3
