@@ -44,7 +44,7 @@ from blender_side.camera import evaluated_depsgraph, intrinsics, mesh_vertices, 
 from blender_side.compositor import PassCompositor, replace_alpha
 from blender_side.image_stats import read_exr_float32, silhouette_areas, visible_stats
 from blender_side.normals import NormalPass
-from blender_side.passes import Override, drawn_objects, overridden, render_still
+from blender_side.passes import Override, drawn_objects, image_output, overridden, render_still
 from blender_side.tiff import read_tiff_rgb8
 from btgym.errors import ConfigError
 from btgym.wire.frame_files import WRITER
@@ -151,8 +151,6 @@ class IdPass:
             (render, "use_motion_blur", False),  # ids are exact, never blended
             (render, "film_transparent", False),
             (render, "dither_intensity", 0.0),
-            (render, "filepath", self.path),
-            (render, "use_file_extension", False),
             (render, "use_compositing", False),
             (scene.view_settings, "view_transform", "Raw"),
             (scene.view_settings, "look", "None"),
@@ -168,26 +166,12 @@ class IdPass:
             (shading, "show_specular_highlight", False),
             (shading, "use_dof", False),
         ]
-        if hasattr(settings, "media_type"):  # Blender 5
-            out.append((settings, "media_type", "IMAGE"))
         if hasattr(settings, "color_management"):
             out.append((settings, "color_management", "FOLLOW_SCENE"))
         if self.compositor is not None:
             out += self.compositor.overrides
-            out += [
-                (settings, "file_format", "OPEN_EXR"),
-                (settings, "exr_codec", "NONE"),
-                (settings, "color_mode", "RGBA"),
-                (settings, "color_depth", "32"),
-            ]
-        else:
-            out += [
-                (settings, "file_format", "TIFF"),
-                (settings, "tiff_codec", "NONE"),
-                (settings, "color_mode", "RGB"),
-                (settings, "color_depth", "8"),
-            ]
-        return out
+            return out + image_output(scene, self.path, "EXR", "RGBA")
+        return out + image_output(scene, self.path, "TIFF", "RGB")
 
     def colours(self, objects: list[Any] | None) -> list[Override]:
         """Object colours for the pass: ``objects[i]`` id ``i + 1`` (or, without objects,

@@ -24,7 +24,7 @@ import numpy as np
 
 from blender_side.annotations import Annotator
 from blender_side.image_stats import read_exr_float32, visible_stats
-from blender_side.passes import overridden, render_still
+from blender_side.passes import image_output, overridden, render_still
 from blender_side.tiff import read_tiff_rgb8
 from btgym.wire.frame_files import WRITER
 
@@ -65,35 +65,13 @@ def _check_frame(renderer: Any, ids: np.ndarray, objects: list[Any], label: str)
         _check_raster_frame(renderer, ids, objects, label)
         return
     scene = renderer.bpy_scene
-    render, settings = scene.render, scene.render.image_settings
+    render = scene.render
     tiff, exr = WRITER.scratch_path("check.tif"), WRITER.scratch_path("check.exr")
-    common = [(settings, "media_type", "IMAGE")] if hasattr(settings, "media_type") else []
-    with overridden(
-        [
-            *common,
-            (render, "filepath", tiff),
-            (render, "use_file_extension", False),
-            (settings, "file_format", "TIFF"),
-            (settings, "tiff_codec", "NONE"),
-            (settings, "color_mode", "RGB"),
-            (settings, "color_depth", "8"),
-        ]
-    ):
+    with overridden(image_output(scene, tiff, "TIFF", "RGB")):
         render_still(scene)
     _check_same_frame(read_tiff_rgb8(tiff), renderer.last_frame, label)
-    with overridden(
-        [
-            *common,
-            (render, "filepath", exr),
-            (render, "use_file_extension", False),
-            (render, "film_transparent", True),
-            (render, "use_compositing", False),
-            (settings, "file_format", "OPEN_EXR"),
-            (settings, "exr_codec", "NONE"),
-            (settings, "color_mode", "RGBA"),
-            (settings, "color_depth", "32"),
-        ]
-    ):
+    transparent = [(render, "film_transparent", True), (render, "use_compositing", False)]
+    with overridden([*transparent, *image_output(scene, exr, "EXR", "RGBA")]):
         render_still(scene)
     alpha = read_exr_float32(exr)["A"]
     if alpha.shape == ids.shape:

@@ -22,7 +22,7 @@ import numpy as np
 
 from blender_side.compositor import PassCompositor
 from blender_side.image_stats import read_exr_float32
-from blender_side.passes import Override, overridden, render_still
+from blender_side.passes import Override, image_output, overridden, render_still
 from btgym.errors import ConfigError
 from btgym.wire.frame_files import WRITER
 
@@ -85,7 +85,7 @@ class NormalPass:
     def settings(self) -> list[Override]:
         """The pass's settings: Cycles, 1 sample at pixel centres, Normal -> float EXR."""
         scene = self.scene
-        render, cycles, settings = scene.render, scene.cycles, scene.render.image_settings
+        render, cycles = scene.render, scene.cycles
         out: list[Override] = [
             (scene, "camera", self.camera),
             (render, "engine", "CYCLES"),
@@ -104,21 +104,11 @@ class NormalPass:
             (render, "pixel_aspect_y", 1.0),
             (render, "use_sequencer", False),
             (render, "film_transparent", True),
-            (render, "filepath", self.path),
-            (render, "use_file_extension", False),
             (scene.view_settings, "view_transform", "Raw"),
             (scene.view_settings, "look", "None"),
             *self.compositor.overrides,
         ]
-        if hasattr(settings, "media_type"):  # Blender 5
-            out.append((settings, "media_type", "IMAGE"))
-        out += [
-            (settings, "file_format", "OPEN_EXR"),
-            (settings, "exr_codec", "NONE"),
-            (settings, "color_mode", "RGB"),
-            (settings, "color_depth", "32"),
-        ]
-        return out
+        return out + image_output(scene, self.path, "EXR", "RGB")
 
     def render(self) -> np.ndarray:
         """Render the pass: ``(H, W, 3) float32`` unit normals in :attr:`frame`, 0 for none."""

@@ -71,6 +71,21 @@ def overridden(overrides: Iterable[Override]) -> Iterator[None]:
             setattr(struct, name, old)
 
 
+def image_output(scene: Any, path: str, kind: str, color_mode: str) -> list[Override]:
+    """Overrides that make a render of ``scene`` write ``path`` uncompressed: ``"TIFF"``
+    (8 bits a channel) or ``"EXR"`` (32-bit float), as ``color_mode`` (``RGB``, ``RGBA``).
+    """
+    render, settings = scene.render, scene.render.image_settings
+    out: list[Override] = [(render, "filepath", path), (render, "use_file_extension", False)]
+    if hasattr(settings, "media_type"):  # Blender 5: a .blend saved for video output
+        out.append((settings, "media_type", "IMAGE"))
+    if kind == "TIFF":
+        out += [(settings, "file_format", "TIFF"), (settings, "tiff_codec", "NONE")]
+        return [*out, (settings, "color_mode", color_mode), (settings, "color_depth", "8")]
+    out += [(settings, "file_format", "OPEN_EXR"), (settings, "exr_codec", "NONE")]
+    return [*out, (settings, "color_mode", color_mode), (settings, "color_depth", "32")]
+
+
 def drawn_objects(scene: Any) -> list[Any]:
     """The scene's objects of a type a render draws (hidden ones included)."""
     return [obj for obj in scene.objects if obj.type in DRAWN_TYPES]
@@ -82,4 +97,4 @@ def render_still(scene: Any) -> None:
         bpy.ops.render.render(write_still=True, scene=scene.name)
 
 
-__all__ = ["DRAWN_TYPES", "Override", "drawn_objects", "overridden", "render_still"]
+__all__ = ["image_output", "DRAWN_TYPES", "Override", "drawn_objects", "overridden", "render_still"]
