@@ -181,3 +181,97 @@ def test_candidate_sensors_reach_their_own_frames_and_stay_out_of_the_action():
     again = sense(batch)["obs"]
     assert torch.equal(out["obs"], again)  # each frame's noise from its own seeded generator
     assert not torch.equal(out["obs"][0], out["obs"][1])  # and fresh from frame to frame
+
+
+# -- the adaptive_v3 condition (agents/experiments/transfer.py) ------------------------------
+def test_v3_adapts_appearance_and_sensor_from_the_v3_centres_within_their_bounds():
+    from agents.experiments import transfer as tr
+
+    names = {a.name for a in tr.ADAPTED_V3}
+    assert {a.name for a in tr.ADAPTED} < names  # v2's nine, and more
+    assert {"ground saturation", "pale probability", "ground texture probability"} < names
+    assert {n.replace("_", " ") for n in SENSOR_NAMES} < names  # every sensor effect
+    strategy = EvolutionStrategy(tr.ADAPTED_V3, tr.v3_start(), seed=0, candidates=16)
+    start = strategy.params(strategy.mean)
+    for key in ("shot_noise", "blur", "exposure", "jpeg_quality", "ground_saturation"):
+        ranges = {**tr.SENSOR_V3, **tr.MASSIVE_V3}
+        centre = (ranges[f"{key}_min"] + ranges[f"{key}_max"]) / 2
+        assert (start[f"{key}_min"] + start[f"{key}_max"]) / 2 == pytest.approx(centre)
+    assert start["pale_prob"] == pytest.approx(tr.MASSIVE_V3["pale_prob"])
+    assert start["saturation_max"] == pytest.approx(tr.MASSIVE_V3["saturation_max"])
+    ranges = {**tr.MASSIVE_V3, **tr.SENSOR_V3}
+    ends = [k[:-4] for k in ranges if k.endswith("_min") and f"{k[:-4]}_max" in ranges]
+    rng = np.random.default_rng(0)
+    for _ in range(5):  # wherever the search goes, ranges stay inside the v3 ones
+        for candidate in strategy.propose():
+            named = strategy.params(candidate)
+            for stem in ends:
+                for key in (f"{stem}_min", f"{stem}_max"):
+                    if key in named:
+                        assert ranges[f"{stem}_min"] - 1e-9 <= named[key]
+                        assert named[key] <= ranges[f"{stem}_max"] + 1e-9
+        strategy.mean = rng.uniform(-1, 2, len(tr.ADAPTED_V3)).clip(0, 1)
+
+
+def test_v3_candidates_spend_v2s_frames_per_generation_and_are_configurable():
+    from agents.experiments import transfer as tr
+
+    for cfg in (tr.Config(), tr.Config(**tr.QUICK), tr.Config(v3_candidates=8)):
+        v2 = cfg.candidates * cfg.batches_per_candidate // cfg.instances
+        v3 = cfg.v3_candidates * cfg.v3_batches_per_candidate // cfg.instances
+        assert v3 == v2 and cfg.v3_candidates > cfg.candidates
+    assert tr.Config().v3_candidates == 16 and tr.Config().v3_batches_per_candidate == 1
+    assert "adaptive_v3" in tr.CONDITIONS and "adaptive" in tr.CONDITIONS
+
+
+def test_the_v3_controller_never_receives_the_targets_true_values(monkeypatch):
+    """Build and run a generation of the controller with every way to the target's spec
+    refusing; what it holds of the target is its unlabeled frames."""
+    from agents.experiments import figures
+    from agents.experiments import target as target_module
+    from agents.experiments import transfer as tr
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the controller read the target's spec")
+
+    for module in (target_module, tr, figures):
+        monkeypatch.setattr(module, "load_spec", refuse)
+    monkeypatch.setattr(figures, "v3_target_values", refuse)
+    cfg = tr.Config(**tr.QUICK)
+    unlabeled = torch.rand(6, 3, 32, 40) - 0.5
+    sent: dict[int, np.ndarray] = {}
+    strategy, trainer, glue, sense = tr.adaptive_v3_controller(
+        cfg, unlabeled, lambda params, ids: sent.update({ids[0]: params}), seed=5
+    )
+    assert trainer.target is unlabeled and trainer.equalizer is not None
+    for batch_index in range(cfg.v3_candidates * cfg.v3_batches_per_candidate // 2):
+        params = [sent[0], sent[0], sent[1], sent[1]]
+        batch = {
+            "obs": torch.full((4, 32, 40, 3), 120, dtype=torch.uint8),
+            "infos": [{"params": p} for p in params],
+            **{k: torch.arange(4) + 4 * batch_index for k in ("env_id", "seed", "episode", "step")},
+        }
+        batch = sense(batch)
+        glue.after_batch(tr.to_input(batch["obs"]), params)
+    assert len(strategy.history) == 1 and np.isfinite(strategy.history[0]["scores"]).all()
+    assert len(sent[0]) == len(tr.MASSIVE_V3_ACTION)  # scene parameters only: no sensor
+    named = tr.SPACE.to_dict(sent[0])
+    assert named["ground_texture_prob"] >= 0 and "shot_noise_min" not in named
+
+
+def test_trajectory_figure_draws_the_v3_targets_true_values(tmp_path):
+    from agents.experiments import figures
+    from agents.experiments import transfer as tr
+
+    values = figures.v3_target_values(figures.load_spec(figures.SPEC_V3_FILE))
+    assert values["camera distance"] == 9.0 and values["blur"] == 0.75
+    assert values["shot noise"] == pytest.approx((8000**-0.5 + 2000**-0.5) / 2)
+    bounds = {a.name: (a.low, a.high) for a in tr.ADAPTED_V3}
+    assert set(values) <= set(bounds)
+    assert all(bounds[n][0] <= v <= bounds[n][1] for n, v in values.items())
+    adapted = [{"name": a.name, "low": a.low, "high": a.high} for a in tr.ADAPTED_V3]
+    strategy = EvolutionStrategy(tr.ADAPTED_V3, tr.v3_start(), seed=0)
+    trajectory = [{"mean": strategy.physical(strategy.mean).tolist(), "scores": [0.0]}] * 3
+    run = {"condition": "adaptive_v3", "run": 0, "adapted": adapted, "trajectory": trajectory}
+    path = figures.trajectory_figure({"runs": [run]}, tmp_path / "t.png", values, "adaptive_v3")
+    assert path.stat().st_size > 1000
