@@ -174,9 +174,14 @@ def test_quick_pipeline_end_to_end(tmp_path):
     adaptive = next(r for r in saved["runs"] if r["condition"] == "adaptive")
     assert adaptive["trajectory"] and adaptive["discriminator_loss"]
     assert any(np.isfinite(s) for g in adaptive["trajectory"] for s in g["scores"])
+    v3 = next(r for r in saved["runs"] if r["condition"] == "adaptive_v3")
+    assert len(v3["trajectory"]) == 2  # 8 batches, generations of 4 candidates x 2 batches / 2
+    assert len(v3["trajectory"][0]["scores"]) == tr.QUICK["v3_candidates"]
+    assert {"shot_noise_min", "pale_prob", "ground_saturation_max"} <= set(v3["final_params"])
+    assert [a["name"] for a in v3["adapted"]] == [a.name for a in tr.ADAPTED_V3]
     reweight = next(r for r in saved["runs"] if r["condition"] == "reweight")
     assert reweight["class_probs"]
-    for name in ("pr.png", "domains.png", "trajectories.png"):
+    for name in ("pr.png", "domains.png", "trajectories.png", "trajectories_v3.png"):
         assert (out / name).stat().st_size > 1000
     table = (out / "results.md").read_text()
     assert all(label in table for label in tr.LABELS.values())

@@ -18,6 +18,14 @@ COCO AP on the EEVEE target (:mod:`agents.experiments.target`, fixed 2026-12-01)
   labels; every condition is evaluated on the other two thirds.
 * ``reweight``: the massive stream with today's class re-weighting
   (:class:`~agents.curriculum.ClassReweighting` from the per-class heatmap loss).
+* ``adaptive_v3`` (issue 27): the massive DR v3 stream, whose controller adapts the v3
+  appearance and sensor ranges too (:data:`ADAPTED_V3`, starting at the centres of
+  :data:`MASSIVE_V3` and :data:`SENSOR_V3`, bounded by them) to the *v3* target's
+  unlabeled adaptation third: each frame through its candidate's sensor, a discriminator
+  behind an equalizer (:class:`~agents.experiments.adaptive_dr.Equalizer`), calibrated
+  (label smoothing, spectral norm, a generation scored by one network), and
+  ``cfg.v3_candidates`` candidates a generation within v2's frame budget per generation.
+  Every condition is evaluated on the v3 target's other two thirds.
 
     python -m agents.experiments.transfer            # the benchmark (docs/detection.md)
     python -m agents.experiments.transfer --quick    # every path in a few minutes (CI)
@@ -42,8 +50,11 @@ from agents.curriculum import ClassReweighting
 from agents.curriculum.glue import StreamCurriculum
 from agents.experiments.adaptive_dr import (
     ADAPTED,
+    Adapted,
     AdaptiveRandomization,
+    CandidateSensor,
     DiscriminatorTrainer,
+    Equalizer,
     EvolutionStrategy,
 )
 from agents.experiments.centernet import ResidualCenterNet, to_input
@@ -66,10 +77,18 @@ from agents.experiments.shards import cached_shards, rendered
 from agents.experiments.target import SPEC_V3_FILE, load_spec, render_target
 from blender_side.geometry import part_geometry
 from btgym.data import ReplayDataset, StreamDataset, collate
-from btgym.sensor import SensorModel
+from btgym.sensor import SENSOR_NAMES, SensorModel
 from envs.parts_params import parts_param_space
 
-CONDITIONS = ("massive", "photoreal", "adaptive", "reweight", "massive_v3", "photoreal_sensor")
+CONDITIONS = (
+    "massive",
+    "photoreal",
+    "adaptive",
+    "reweight",
+    "massive_v3",
+    "photoreal_sensor",
+    "adaptive_v3",
+)
 LABELS = {
     "massive": "massive DR (Workbench stream)",
     "photoreal": "photo-realistic (fixed Cycles set)",
@@ -77,6 +96,7 @@ LABELS = {
     "reweight": "massive DR + class re-weighting",
     "massive_v3": "massive DR v3 (+ appearance, + sensor)",
     "photoreal_sensor": "photo-realistic + the same sensor",
+    "adaptive_v3": "adaptive DR v3 (+ appearance, + sensor; v3 target)",
 }
 #: Massive randomization, fixed before any training (issue 17): wide for variety.
 MASSIVE = {
@@ -155,6 +175,42 @@ SENSOR_V3 = {
     "jpeg_quality_min": 60.0,
     "jpeg_quality_max": 100.0,
 }
+
+
+def _range(name: str, ranges: dict[str, float], key: str, fraction: float = 0.25) -> Adapted:
+    """An adapted range bounded by ``ranges``' ``<key>_min`` and ``<key>_max``, half-width
+    ``fraction`` of that span (a candidate's range is half the full one)."""
+    low, high = ranges[f"{key}_min"], ranges[f"{key}_max"]
+    return Adapted(name, low, high, fraction * (high - low), (f"{key}_min", f"{key}_max"))
+
+
+#: What ``adaptive_v3`` adapts: v2's 9 quantities (bounded by the massive ranges, which v3
+#: keeps), the v3 appearance (the ground's saturation, textured grounds, pale parts) and
+#: every sensor effect, each bounded by its :data:`MASSIVE_V3` / :data:`SENSOR_V3` range.
+ADAPTED_V3: tuple[Adapted, ...] = (
+    *ADAPTED,
+    _range("ground saturation", MASSIVE_V3, "ground_saturation"),
+    Adapted("ground texture probability", 0.0, 1.0, 0.0, ("ground_texture_prob",)),
+    Adapted("pale probability", 0.0, 1.0, 0.0, ("pale_prob",)),
+    *(_range(name.replace("_", " "), SENSOR_V3, name) for name in SENSOR_NAMES),
+)
+#: The sensor's parameters among :data:`ADAPTED_V3`'s (applied trainer-side per frame).
+SENSOR_PARAMS = frozenset(f"{name}_{end}" for name in SENSOR_NAMES for end in ("min", "max"))
+
+
+def v3_start() -> np.ndarray:
+    """``ADAPTED_V3``'s normalized starting point: each range's centre, each single value
+    as in :data:`MASSIVE_V3` (saturation 1, matcaps 0.5, textures 0.5, pale parts 0.33)."""
+    start = []
+    for adapted in ADAPTED_V3:
+        value = MASSIVE_V3.get(adapted.params[0]) if len(adapted.params) == 1 else None
+        centre = 0.5 if value is None else (value - adapted.low) / (adapted.high - adapted.low)
+        start.append(centre)
+    return np.array(start)
+
+
+#: The v3 discriminator's equalizer (fixed blur, px; noise, of full scale) and calibration.
+EQUALIZER_SIGMA, EQUALIZER_NOISE, LABEL_SMOOTHING = 1.5, 4.0 / 255, 0.1
 PHOTOREAL_SEED, DOMAIN_SEED = 40_000, 50_000
 #: The target's own values for the adapted quantities that have one (never shown to the
 #: controller; for the trajectory plot): centres of the spec's ranges.
@@ -195,6 +251,7 @@ class Config:
     target_frames: int | None = None  # None: the whole committed target
     candidates: int = 4
     batches_per_candidate: int = 4
+    v3_candidates: int = 16  # adaptive_v3: antithetic pairs, in rounds of `instances`
     update_every: int = 5
     discriminator_extra_steps: int = 4  # per batch, on the last 8 batches' frames
     seed: int = 0
@@ -218,6 +275,13 @@ class Config:
         """Optimizer steps: each batch is used ``echo`` times (data echoing)."""
         return self.iterations * self.echo
 
+    @property
+    def v3_batches_per_candidate(self) -> int:
+        """Batches per ``adaptive_v3`` candidate: v2's batches per generation
+        (``candidates * batches_per_candidate / instances``) spread over
+        ``v3_candidates``, so a generation costs as many frames as v2's (at least 1)."""
+        return max(1, (self.candidates * self.batches_per_candidate) // self.v3_candidates)
+
 
 QUICK = {
     "batch": 4,
@@ -230,6 +294,7 @@ QUICK = {
     "target_frames": 24,
     "candidates": 2,
     "batches_per_candidate": 4,
+    "v3_candidates": 4,
     "update_every": 2,
 }
 
@@ -348,6 +413,22 @@ def train_condition(
     if condition == "massive_v3":
         _, loader = massive_stream(cfg, data_seed, MASSIVE_V3_ACTION, SENSOR_V3)
         return model, fit(loader), extra
+    if condition == "adaptive_v3":
+        dataset, loader = massive_stream(cfg, data_seed, MASSIVE_V3_ACTION)  # sensor: below
+        send = lambda params, ids: dataset.set_params(params, env_ids=ids)  # noqa: E731
+        strategy, discriminator, adaptive, sense = adaptive_v3_controller(
+            cfg, sets["unlabeled_v3"], send, data_seed
+        )
+
+        def after_v3(index: int, inputs: torch.Tensor, batch: Any, per_class: torch.Tensor):
+            adaptive.after_batch(inputs, [np.asarray(info["params"]) for info in batch["infos"]])
+
+        log = fit((sense(batch) for batch in loader), after_batch=after_v3)
+        extra["adapted"] = [{"name": a.name, "low": a.low, "high": a.high} for a in ADAPTED_V3]
+        extra["trajectory"] = strategy.history
+        extra["discriminator_loss"] = discriminator.losses
+        extra["final_params"] = strategy.params(strategy.mean)
+        return model, log, extra
     dataset, loader = massive_stream(cfg, data_seed)
     if condition == "massive":
         return model, fit(loader), extra
@@ -386,6 +467,39 @@ def train_condition(
     extra["discriminator_loss"] = discriminator.losses
     extra["final_params"] = strategy.params(strategy.mean)
     return model, log, extra
+
+
+def adaptive_v3_controller(
+    cfg: Config,
+    unlabeled: torch.Tensor,
+    set_params: Callable[[np.ndarray, list[int]], None],
+    seed: int,
+) -> tuple[EvolutionStrategy, DiscriminatorTrainer, AdaptiveRandomization, CandidateSensor]:
+    """The ``adaptive_v3`` controller: an evolution strategy over :data:`ADAPTED_V3` from
+    :func:`v3_start`, a calibrated discriminator behind an equalizer on the ``unlabeled``
+    target frames, the glue sending scene parameters to instances (``set_params``) and the
+    per-frame sensor (:class:`CandidateSensor`) for the loader's batches. It gets nothing
+    of the target but its unlabeled frames."""
+    strategy = EvolutionStrategy(ADAPTED_V3, v3_start(), seed=seed, candidates=cfg.v3_candidates)
+    discriminator = DiscriminatorTrainer(
+        unlabeled,
+        seed=seed,
+        extra_steps=cfg.discriminator_extra_steps,
+        equalizer=Equalizer(EQUALIZER_SIGMA, EQUALIZER_NOISE, seed=seed + 1),
+        smoothing=LABEL_SMOOTHING,
+        spectral=True,
+    )
+    adaptive = AdaptiveRandomization(
+        strategy,
+        discriminator,
+        set_params=set_params,
+        to_action=lambda named: action(named, MASSIVE_V3_ACTION),
+        batches_per_candidate=cfg.v3_batches_per_candidate,
+        instances=cfg.instances,
+        sensor_names=SENSOR_PARAMS,
+        rescore=True,
+    )
+    return strategy, discriminator, adaptive, CandidateSensor(adaptive, SENSOR_V3, seed=seed)
 
 
 # -- the sets --------------------------------------------------------------------------------
@@ -461,16 +575,25 @@ def cached_set(cfg: Config, cache: Path, kind: str) -> ReplayDataset:
     )
 
 
+def unlabeled_frames(target: ReplayDataset, indices: list[int]) -> torch.Tensor:
+    """The frames (no labels) of ``indices``, as the discriminator's inputs."""
+    return torch.stack([to_input(torch.as_tensor(target[i]["obs"])[None])[0] for i in indices])
+
+
 def prepare_sets(cfg: Config, cache: Path) -> dict[str, Any]:
-    """Target (split), the photo-realistic set and the massive domain's own test set."""
+    """Targets (split), the photo-realistic set and the massive domain's own test set."""
     target = target_set(cfg, cache)
     adapt, evaluate = split_target(target)
-    unlabeled = torch.stack([to_input(torch.as_tensor(target[i]["obs"])[None])[0] for i in adapt])
+    unlabeled = unlabeled_frames(target, adapt)
+    target_v3 = target_set(cfg, cache, v3=True)
+    adapt_v3, evaluate_v3 = split_target(target_v3)  # adaptive_v3 adapts to a third
     wanted = bool({"photoreal", "photoreal_sensor"} & set(cfg.condition_list))
     photoreal = cached_set(cfg, cache, "photoreal") if wanted else None
     domain = cached_set(cfg, cache, "domain")
     return {
-        "target_v3": target_set(cfg, cache, v3=True),  # nobody adapts to it: all evaluated
+        "target_v3": Subset(target_v3, evaluate_v3),  # never shown to any condition
+        "target_v3_all": target_v3,
+        "unlabeled_v3": unlabeled_frames(target_v3, adapt_v3),  # adaptive_v3's, no labels
         "target": Subset(target, evaluate),
         "target_all": target,
         "adapt_indices": adapt,
