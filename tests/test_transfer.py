@@ -226,3 +226,35 @@ def test_merge_runs_joins_result_files_and_refuses_a_run_twice(tmp_path, monkeyp
     assert merged["command"] == "cmd a + cmd b" and merged["wall_s"] == 20.0
     with pytest.raises(SystemExit, match="each"):
         merge_runs.main([a, a, "--out", str(tmp_path / "again")])
+
+
+def test_table_and_pr_figure_cover_both_targets(tmp_path):
+    from PIL import Image
+
+    from agents.experiments.figures import pr_figure
+
+    def row(condition, run, v2, v3):
+        metrics = {"AP50": 2 * v2, "AP75": v2 / 2, "per_class": [v2] * 6, "pr50": [v2] * 101}
+        v3_metrics = {"mAP": v3, "AP50": 2 * v3, "AP75": v3 / 2, "per_class": [v3] * 6}
+        v3_metrics["pr50"] = [v3] * 101
+        return {"condition": condition, "run": run, "mAP": v2, **metrics, "train_s": 1.0,
+                "domain": {"mAP": 0.3}, "target_v3": v3_metrics}  # fmt: skip
+
+    runs = [row("massive", 0, 0.1, 0.2), row("massive", 1, 0.3, 0.4)]
+    runs.append(row("massive_v3", 0, 0.25, 0.35))
+    summary = tr.summarize(runs)
+    assert summary["massive"]["mAP"] == pytest.approx(0.2)
+    assert summary["massive"]["v3_mAP"] == pytest.approx(0.3)
+    assert summary["massive"]["v3_mAP_std"] == pytest.approx(np.std([0.2, 0.4], ddof=1))
+    assert summary["massive"]["v3_AP75"] == pytest.approx(0.15)
+    assert summary["massive"]["v3_per_class"] == pytest.approx([0.3] * 6)
+    assert summary["massive_v3"]["v3_mAP_std"] == 0.0  # a single run
+    results = {"class_names": tr.CLASS_NAMES, "runs": runs, "summary": summary}
+    v2_table, v3_table = tr.markdown_table(results).split("**v3 target (held out)**")
+    assert "| massive DR (Workbench stream) | 2 | 20.0 ± 14.1 | 40.0 | 10.0 | 20.0 |" in v2_table
+    assert "| massive DR (Workbench stream) | 2 | 30.0 ± 14.1 | 60.0 | 15.0 | 30.0 |" in v3_table
+    assert "own-domain" in v2_table and "own-domain" not in v3_table
+    one = pr_figure({"runs": [{k: v for k, v in r.items() if k != "target_v3"} for r in runs]},
+                    tmp_path / "one.png", tr.LABELS)  # fmt: skip
+    two = pr_figure(results, tmp_path / "two.png", tr.LABELS)
+    assert Image.open(two).size[0] == 2 * Image.open(one).size[0]  # a panel per target

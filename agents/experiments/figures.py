@@ -1,8 +1,9 @@
 """Figures of the rebuilt Experiment 2: precision-recall, domains side by side, and what
 the adaptive controller learned.
 
-- ``pr.png``: precision against recall at IoU 0.5 on the target, mean over classes and
-  runs, one curve per condition (the paper's Figure 7);
+- ``pr.png``: precision against recall at IoU 0.5 on the v2 target (and the held-out v3
+  target beside it, where runs carry its curves), mean over classes and runs, one curve
+  per condition (the paper's Figure 7);
 - ``domains.png``: a contact sheet, one column per domain (massive DR, photo-realistic,
   adaptive DR with the first run's final parameters, the target);
 - ``trajectories.png``: the adapted parameters' centres per generation, every adaptive
@@ -83,19 +84,25 @@ def v3_target_values(spec: dict[str, Any]) -> dict[str, float]:
 
 
 def pr_figure(results: dict[str, Any], path: Path, labels: dict[str, str]) -> Path:
-    """Mean precision-recall curves at IoU 0.5 per condition."""
+    """Mean precision-recall curves at IoU 0.5 per condition: on the v2 target, and beside
+    it on the held-out v3 target where the runs carry its curves."""
     import matplotlib.pyplot as plt
 
     recall = np.linspace(0, 1, 101)
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for condition, label in labels.items():
-        curves = [r["pr50"] for r in results["runs"] if r["condition"] == condition]
-        if curves:
-            ax.plot(recall, np.mean(curves, axis=0), label=f"{label} ({len(curves)} runs)")
-    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1))
-    ax.set_title("Target, IoU 0.5, mean over classes and runs")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+    panels = [("v2 target", lambda r: r.get("pr50"))]
+    if any("pr50" in r.get("target_v3", {}) for r in results["runs"]):
+        panels.append(("v3 target (held out)", lambda r: r.get("target_v3", {}).get("pr50")))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (title, curve_of) in zip(axes[0], panels, strict=True):
+        for condition, label in labels.items():
+            runs = [r for r in results["runs"] if r["condition"] == condition]
+            curves = [c for c in map(curve_of, runs) if c is not None]
+            if curves:
+                ax.plot(recall, np.mean(curves, axis=0), label=f"{label} ({len(curves)} runs)")
+        ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1))
+        ax.set_title(f"{title}, IoU 0.5, mean over classes and runs")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -645,6 +645,7 @@ def run_experiment(
             domain = coco_metrics(domain_gt, detect(model, sets["domain"], cfg.top_k))
             held_out = coco_evaluation(gt_v3, detect(model, sets["target_v3"], cfg.top_k))
             target_v3 = metrics_of(held_out, len(CLASS_NAMES))
+            target_v3["pr50"] = pr_curve(held_out)
             record = {
                 "condition": condition,
                 "run": run,
@@ -681,54 +682,76 @@ def pr_curve(evaluation: Any) -> list[float]:
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and standard deviation (ddof 1) per condition."""
+    """Mean and standard deviation (ddof 1) per condition, on each target.
+
+    Keys without a prefix are the v2 target's; ``v3_`` keys the held-out v3 target's
+    (NaN where no run of the condition was evaluated on it); ``domain_`` the own domain's.
+    """
     summary: dict[str, Any] = {}
     for condition in CONDITIONS:
         rows = [r for r in runs if r["condition"] == condition]
         if not rows:
             continue
-        maps = np.array([r["mAP"] for r in rows])
-        domain = np.array([r["domain"]["mAP"] for r in rows])
-        v3 = np.array([r["target_v3"]["mAP"] for r in rows if "target_v3" in r])
+        v3_rows = [r["target_v3"] for r in rows if "target_v3" in r]
         summary[condition] = {
             "runs": len(rows),
-            "mAP": float(maps.mean()),
-            "mAP_std": float(maps.std(ddof=1)) if len(rows) > 1 else 0.0,
-            "AP50": float(np.mean([r["AP50"] for r in rows])),
-            "AP75": float(np.mean([r["AP75"] for r in rows])),
-            "per_class": np.nanmean([r["per_class"] for r in rows], axis=0).tolist(),
-            "v3_mAP": float(v3.mean()) if len(v3) else float("nan"),
-            "v3_mAP_std": float(v3.std(ddof=1)) if len(v3) > 1 else 0.0,
-            "v3_AP50": float(np.mean([r["target_v3"]["AP50"] for r in rows if "target_v3" in r]))
-            if len(v3)
-            else float("nan"),
-            "domain_mAP": float(domain.mean()),
-            "domain_mAP_std": float(domain.std(ddof=1)) if len(rows) > 1 else 0.0,
+            **_target_summary(rows, ""),
+            **_target_summary(v3_rows, "v3_"),
+            "domain_mAP": float(np.mean([r["domain"]["mAP"] for r in rows])),
+            "domain_mAP_std": _std([r["domain"]["mAP"] for r in rows]),
             "train_s": float(np.mean([r["train_s"] for r in rows])),
         }
     return summary
 
 
+def _target_summary(rows: list[dict[str, Any]], prefix: str) -> dict[str, Any]:
+    """mAP (mean, std), AP50, AP75 and per-class AP over ``rows`` (metrics on one target)."""
+    if not rows:
+        nan = float("nan")
+        return {f"{prefix}{k}": nan for k in ("mAP", "mAP_std", "AP50", "AP75")} | {
+            f"{prefix}per_class": [nan] * len(CLASS_NAMES)
+        }
+    return {
+        f"{prefix}mAP": float(np.mean([r["mAP"] for r in rows])),
+        f"{prefix}mAP_std": _std([r["mAP"] for r in rows]),
+        f"{prefix}AP50": float(np.mean([r["AP50"] for r in rows])),
+        f"{prefix}AP75": float(np.mean([r["AP75"] for r in rows])),
+        f"{prefix}per_class": np.nanmean([r["per_class"] for r in rows], axis=0).tolist(),
+    }
+
+
+def _std(values: list[float]) -> float:
+    """Sample standard deviation (ddof 1); 0 for a single value."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
 def markdown_table(results: dict[str, Any]) -> str:
-    """The paper's Table I for these conditions (AP in percent)."""
+    """The paper's Table I for these conditions, one table per target (AP in percent).
+
+    The v2 target's table ends with the own-domain mAP (a check of the detector).
+    """
     names = results["class_names"]
-    head = ["training data", "runs", "mAP", "AP50", "AP75", *names, "v3 target mAP"]
-    head += ["v3 AP50", "own-domain mAP"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for condition, s in results["summary"].items():
-        cells = [
-            LABELS[condition],
-            str(s["runs"]),
-            f"{100 * s['mAP']:.1f} ± {100 * s['mAP_std']:.1f}",
-            f"{100 * s['AP50']:.1f}",
-            f"{100 * s['AP75']:.1f}",
-            *(f"{100 * v:.1f}" for v in s["per_class"]),
-            f"{100 * s.get('v3_mAP', float('nan')):.1f} ± {100 * s.get('v3_mAP_std', 0.0):.1f}",
-            f"{100 * s.get('v3_AP50', float('nan')):.1f}",
-            f"{100 * s['domain_mAP']:.1f} ± {100 * s['domain_mAP_std']:.1f}",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    tables = []
+    for title, prefix in (("v2 target", ""), ("v3 target (held out)", "v3_")):
+        head = ["training data", "runs", "mAP", "AP50", "AP75", *names]
+        if not prefix:
+            head.append("own-domain mAP")
+        lines = [f"**{title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for condition, s in results["summary"].items():
+            s = {"v3_per_class": [float("nan")] * len(names)} | s  # older result files
+            cells = [
+                LABELS[condition],
+                str(s["runs"]),
+                f"{100 * s.get(prefix + 'mAP', float('nan')):.1f} ± "
+                f"{100 * s.get(prefix + 'mAP_std', 0.0):.1f}",
+                *(f"{100 * s.get(prefix + key, float('nan')):.1f}" for key in ("AP50", "AP75")),
+                *(f"{100 * v:.1f}" for v in s[prefix + "per_class"]),
+            ]
+            if not prefix:
+                cells.append(f"{100 * s['domain_mAP']:.1f} ± {100 * s['domain_mAP_std']:.1f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
