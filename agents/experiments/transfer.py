@@ -738,13 +738,11 @@ def markdown_table(results: dict[str, Any]) -> str:
             head.append("own-domain mAP")
         lines = [f"**{title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for condition, s in results["summary"].items():
-            s = {"v3_per_class": [float("nan")] * len(names)} | s  # older result files
             cells = [
                 LABELS[condition],
                 str(s["runs"]),
-                f"{100 * s.get(prefix + 'mAP', float('nan')):.1f} ± "
-                f"{100 * s.get(prefix + 'mAP_std', 0.0):.1f}",
-                *(f"{100 * s.get(prefix + key, float('nan')):.1f}" for key in ("AP50", "AP75")),
+                f"{100 * s[prefix + 'mAP']:.1f} ± {100 * s[prefix + 'mAP_std']:.1f}",
+                *(f"{100 * s[prefix + key]:.1f}" for key in ("AP50", "AP75")),
                 *(f"{100 * v:.1f}" for v in s[prefix + "per_class"]),
             ]
             if not prefix:
