@@ -213,6 +213,7 @@ class Server:
         frames = self.socket.recv_multipart(copy=False)
         self.socket.send_multipart(self.handle(frames), copy=False)
         self.requests_served += 1
+        self.frame_files.prepare_spares()  # while the client reads the reply
 
     def _shutdown(self) -> None:
         self.socket.close()

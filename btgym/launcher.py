@@ -46,6 +46,7 @@ from btgym.wire._private_files import (
 )
 from btgym.wire.frame_files import DIRECTORY_PATTERN, frame_directory
 from btgym.wire.gpu_backend import environment as gpu_backend_environment
+from btgym.wire.gpu_backend import share_software_rasterizer
 
 #: Longest Unix-domain socket path ZeroMQ accepts (``sun_path`` is 108 bytes on Linux).
 IPC_PATH_MAX = 100
@@ -277,6 +278,9 @@ class Launcher(InstanceSet):
     ``bind``: the ZeroMQ address servers listen on; by default a Unix-domain socket in
     the log directory (``ipc://``, ~35 % less CPU per 1 MB frame than loopback TCP), or
     ``tcp://127.0.0.1:0`` where IPC is unavailable.
+    On a host without a GPU the instances share the cores' software rasterizer
+    threads (``LP_NUM_THREADS``, unless ``env`` or this process sets it:
+    :func:`~btgym.wire.gpu_backend.share_software_rasterizer`).
     ``scene_kwargs`` must be JSON-serializable. Logs go to ``log_dir`` (a temporary
     directory, removed on close unless ``keep_logs``; a given one that another user owns
     or can write is refused with :class:`~btgym.errors.UntrustedPathError`). Use as a
@@ -347,7 +351,8 @@ class Launcher(InstanceSet):
         self.restarts: list[list[float]] = [[] for _ in range(num_instances)]
         self.ui = ui
         command = blender_command(blender, ui)
-        self._launch = (command, kwargs_json, blend_file, bind, child_env(env, gpu_backend))
+        instance_env = share_software_rasterizer(child_env(env, gpu_backend), num_instances)
+        self._launch = (command, kwargs_json, blend_file, bind, instance_env)
         try:
             for index, instance_seed in enumerate(self.seeds):
                 self.instances.append(self._start(index, instance_seed))

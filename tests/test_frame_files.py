@@ -143,6 +143,99 @@ def test_a_frame_sent_again_after_its_name_is_gone_travels_as_bytes(writer, tmp_
     np.testing.assert_array_equal(body["obs"], pixels)
 
 
+def test_spares_are_fresh_private_files_made_ahead_for_the_next_frames(writer):
+    def names() -> set[str]:
+        return set(os.listdir(writer.directory))
+
+    writer.begin_request(1, keep=1)
+    first = writer.create(1000)
+    first[:] = 7
+    first_name = writer.locate(first)[0]
+    writer.prepare_spares()  # after the reply: one spare of the size request 1 made
+    spares = names() - {first_name}
+    assert len(spares) == 1
+    assert os.stat(os.path.join(writer.directory, *spares)).st_mode & 0o777 == 0o600
+    writer.begin_request(2, keep=1)
+    second = writer.create(1000)
+    assert {writer.locate(second)[0]} == spares  # the spare became the frame
+    assert not second.any()  # a fresh file: nothing of another frame in it
+    second[:] = 9
+    assert (first == 7).all() and (second == 9).all()
+    writer.create(50), writer.create(50)
+    writer.prepare_spares()
+    assert len(names()) == 3 + 3  # request 2's three frames and a spare for each
+    writer.begin_request(3, keep=1)
+    writer.create(50)
+    writer.prepare_spares()  # the 1000-byte spare goes: request 3 made none of that size
+    sizes = sorted(os.path.getsize(os.path.join(writer.directory, n)) for n in names())
+    assert sizes == [50, 50]  # request 3's frame and one spare
+
+
+def test_spares_are_bounded_in_count_and_bytes(writer, monkeypatch):
+    def spare_count() -> int:
+        return len(os.listdir(writer.directory)) - writer.held
+
+    writer.begin_request(1, keep=1)
+    for _ in range(3 * frame_files.MAX_SPARES):
+        writer.create(10)
+    writer.prepare_spares()
+    assert spare_count() == frame_files.MAX_SPARES
+    monkeypatch.setattr(frame_files, "MAX_SPARE_BYTES", 25)
+    writer.begin_request(2, keep=1)
+    for _ in range(4):
+        writer.create(10)
+    writer.prepare_spares()
+    assert spare_count() == 2  # 2 x 10 bytes fit in 25
+
+
+def test_a_forked_child_never_writes_into_its_parents_spares(writer):
+    writer.begin_request(1, keep=1)
+    writer.create(100)
+    writer.prepare_spares()
+    parent_directory = writer.directory
+    parent_files = set(os.listdir(parent_directory))
+    pid = os.fork()
+    if pid == 0:  # the child: its frames go to a directory of its own
+        code = 1
+        try:
+            frame = writer.create(100)
+            frame[:] = 1
+            fresh = writer.locate(frame)[0] not in parent_files
+            code = 0 if fresh and writer.directory != parent_directory else 1
+            writer.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert set(os.listdir(writer.directory)) == parent_files
+    writer.begin_request(2, keep=1)
+    frame = writer.create(100)
+    assert writer.locate(frame)[0] in parent_files and not frame.any()
+
+
+@pytest.mark.blender
+def test_raster_frames_use_spares_and_never_change_once_delivered(monkeypatch):
+    env = gym.make("btgym/Cube-v0", engine="raster", **SMALL_CUBE)
+    monkeypatch.setenv("BTGYM_FRAME_FILES", "0")
+    byte_env = gym.make("btgym/Cube-v0", engine="raster", **SMALL_CUBE)
+    try:
+        assert env.unwrapped.connection.clients[0].frame_files is not None
+        kept, _ = env.reset(seed=2)
+        np.testing.assert_array_equal(kept, byte_env.reset(seed=2)[0])
+        snapshot = kept.copy()
+        for step in range(8):
+            action = np.array([0.1 * step, 0.5, 1.0], np.float32)
+            obs, *_ = env.step(action)
+            np.testing.assert_array_equal(obs, byte_env.step(action)[0])
+        np.testing.assert_array_equal(kept, snapshot)  # a spare is never a delivered frame
+        pid = env.unwrapped.connection.hellos[0]["pid"]
+        files = glob.glob(os.path.join("/dev/shm", f"btgym-frames-{pid}-*", "frame-*.rgb"))
+        assert len(files) == 2, files  # the last reply's frame and the next frame's spare
+    finally:
+        env.close()
+        byte_env.close()
+
+
 @pytest.mark.blender
 def test_a_stream_takes_frames_by_reference_and_they_equal_the_bytes(monkeypatch):
     from btgym.data import StreamDataset

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,18 @@ def test_an_unknown_backend_names_the_choices():
         ConfigError, match=r"gpu_backend in \('auto', 'opengl', 'vulkan'\), got 'metal'"
     ):
         LaunchConfig(gpu_backend="metal")
+
+
+def test_instances_share_the_software_rasterizer_threads(monkeypatch):
+    monkeypatch.setattr(gpu_backend, "host_has_gpu", lambda: False)
+    share = gpu_backend.share_software_rasterizer
+    assert share({"PATH": "/bin"}, 2, cpus=2) == {"PATH": "/bin", "LP_NUM_THREADS": "1"}
+    assert share({}, 2, cpus=16)["LP_NUM_THREADS"] == "8"
+    assert share({}, 3, cpus=2)["LP_NUM_THREADS"] == "1"  # never 0: Mesa's own default
+    assert "LP_NUM_THREADS" not in share({}, 1, cpus=2)  # one instance: all cores
+    assert share({"LP_NUM_THREADS": "4"}, 2, cpus=2)["LP_NUM_THREADS"] == "4"  # the user's
+    monkeypatch.setattr(gpu_backend, "host_has_gpu", lambda: True)
+    assert "LP_NUM_THREADS" not in share({}, 2, cpus=2)  # a GPU draws: nothing to share
 
 
 @pytest.mark.parametrize(
@@ -108,6 +121,33 @@ def test_workbench_shadows_render_the_same_state_identically():
             if not np.array_equal(first, again):
                 differing.append((seed, int((first != again).any(-1).sum())))
     assert differing == []
+
+
+def process_environment(pid: int) -> dict[str, str]:
+    """The environment process ``pid`` was started with."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+
+
+@pytest.mark.blender
+@pytest.mark.timeout(300)
+def test_two_instances_split_the_cores_and_draw_the_same_pixels(monkeypatch):
+    from btgym.launcher import Launcher
+
+    monkeypatch.delenv("LP_NUM_THREADS", raising=False)
+    cpus = len(os.sched_getaffinity(0))
+    with Launcher("envs.cube:CubeScene", 2, scene_kwargs=SMALL, seed=0) as launcher:
+        pids = [instance.process.pid for instance in launcher.instances]
+        shares = [process_environment(pid).get("LP_NUM_THREADS") for pid in pids]
+    assert shares == [str(max(1, cpus // 2))] * 2
+    frames = {}
+    for threads in ("1", None):  # Mesa draws a tile whole in one thread: same pixels
+        launch = LaunchConfig(env={"LP_NUM_THREADS": threads} if threads else None)
+        kwargs = {"width": 160, "height": 128, "engine": "raster"}
+        with BlenderEnv("envs.parts:PartsScene", launch=launch, **kwargs) as env:
+            frames[threads] = [env.reset(seed=seed)[0] for seed in range(3)]
+    assert frames["1"][0].std() > 5
+    assert all(np.array_equal(a, b) for a, b in zip(frames["1"], frames[None], strict=True))
 
 
 def save_blend(path: Path) -> tuple[int, int]:

@@ -72,6 +72,34 @@ def environment(choice: str, base: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+#: Mesa's software rasterizers (llvmpipe for OpenGL, lavapipe for Vulkan) start this many
+#: drawing threads, one per core when it is unset; GPU drivers ignore it.
+RASTERIZER_THREADS_VARIABLE = "LP_NUM_THREADS"
+
+
+def share_software_rasterizer(
+    env: Mapping[str, str], instances: int, cpus: int | None = None
+) -> dict[str, str]:
+    """``env`` with the software rasterizer's threads split among ``instances`` Blenders.
+
+    On a host without a GPU every Blender draws on the CPU, and Mesa gives *each*
+    process one drawing thread per core: two instances on two cores run four drawing
+    threads beside their two Blender threads, and the oversubscription costs the
+    raster engine's 2-instance Parts-v0 stream about a tenth of its frames
+    (``docs/benchmarks.md``). Sets ``LP_NUM_THREADS`` to ``cpus // instances`` (at least
+    1) for more than one instance; a value already in ``env`` (the user's) and hosts
+    with a GPU are left alone. Pixels do not depend on it (Mesa splits a frame into
+    tiles, each drawn whole by one thread).
+    """
+    shared = dict(env)
+    if instances <= 1 or RASTERIZER_THREADS_VARIABLE in shared or host_has_gpu():
+        return shared
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    shared[RASTERIZER_THREADS_VARIABLE] = str(max(1, cpus // instances))
+    return shared
+
+
 def apply_to_this_process(choice: str | None = None) -> str:
     """Apply ``choice`` (default: ``BTGYM_GPU_BACKEND`` or ``"auto"``) to ``os.environ``.
 
@@ -137,6 +165,7 @@ def first_render() -> None:
 __all__ = [
     "CHOICE_VARIABLE",
     "GPU_BACKENDS",
+    "RASTERIZER_THREADS_VARIABLE",
     "apply_to_this_process",
     "backend_in_use",
     "check_choice",
@@ -144,4 +173,5 @@ __all__ = [
     "first_render",
     "host_has_gpu",
     "resolve",
+    "share_software_rasterizer",
 ]
