@@ -82,7 +82,10 @@ def renumbered(ids: np.ndarray, drawn: dict[Any, int], objects: Sequence[Any]) -
             table[drawn_id] = i + 1
     if np.array_equal(table, np.arange(len(table))):
         return ids  # already numbered as the objects are (the usual case)
-    return table[np.minimum(ids, len(table) - 1)] * (ids < len(table))
+    if ids.size == 0 or (ids.min() >= 0 and ids.max() < len(table)):
+        return np.take(table, ids)  # every drawn id is in the table: one gather
+    drawn_here = (ids >= 0) & (ids < len(table))
+    return np.where(drawn_here, table[np.clip(ids, 0, len(table) - 1)], 0).astype(np.int32)
 
 
 class IdPass:

@@ -30,12 +30,13 @@ def visible_reference(ids: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarr
     return pixels, boxes
 
 
+@pytest.mark.parametrize("background", [0.2, 0.5, 0.9])  # dense and sparse labels
 @pytest.mark.parametrize("seed", range(6))
-def test_visible_stats_match_a_loop_over_ids(seed):
+def test_visible_stats_match_a_loop_over_ids(seed, background):
     rng = np.random.default_rng(seed)
     height, width, count = rng.integers(1, 40), rng.integers(1, 50), int(rng.integers(0, 12))
     ids = rng.integers(-2, count + 3, (height, width))  # ids outside 0..count are ignored
-    ids[rng.random(ids.shape) < 0.5] = 0
+    ids[rng.random(ids.shape) < background] = 0
     pixels, boxes = visible_stats(ids, count)
     expected_pixels, expected_boxes = visible_reference(ids, count)
     np.testing.assert_array_equal(pixels, expected_pixels)

@@ -140,3 +140,6 @@ def test_raster_ids_are_renumbered_as_the_annotated_objects():
     np.testing.assert_array_equal(renumbered(ids, drawn, [c, a]), [[0, 2, 0], [1, 0, 2]])
     # An object drawn with an id but not annotated is background.
     np.testing.assert_array_equal(renumbered(ids, drawn, [a, b]), [[0, 1, 2], [0, 2, 1]])
+    # Ids no object was drawn with (never in a raster frame) are background too.
+    stray = np.array([[0, 7, 2], [-1, 3, 1]], np.int32)
+    np.testing.assert_array_equal(renumbered(stray, drawn, [c, a]), [[0, 0, 0], [0, 1, 2]])
