@@ -186,7 +186,7 @@ class FrameFileWriter:
         """Make, ahead of the next request, fresh files for the frames the last one made.
 
         A new file's pages are allocated and zeroed by the kernel at the first write,
-        ~0.6 ms for a 640x512 RGB frame here, a sixth of a raster Cube step; the server
+        ~0.7 ms for a 640x512 RGB frame here, a sixth of a raster Cube step; the server
         calls this after sending a reply, while the client reads it, so the next frame
         is written into pages already mapped. At most :data:`MAX_SPARES` files wait;
         spares of sizes the last request did not make are removed, and spares never hold
