@@ -28,27 +28,22 @@ def visible_stats(ids: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     Returns ``(pixels (count,) int64, boxes (count, 4) float32)``; boxes are ``[x0, y0,
     x1, y1]`` of the visible pixels (``x1 = last column + 1``), ``-1`` where an id is
     not visible. Ids outside ``0..count`` are ignored. Two ``bincount`` calls, one over
-    (row, id) and one over (column, id) pairs; no loop over pixels or objects. Where
-    labelled pixels are under a third of the frame (id 0, the background, is most of a
-    typical frame) the counts run over those pixels alone: ~2.4x faster at 640x512.
+    (row, id) and one over (column, id) pairs, each key array made just before its
+    count and never a copy of ``ids`` it does not need; no loop over pixels or objects.
     """
     height, width = ids.shape
-    flat = np.asarray(ids).reshape(-1)
-    if flat.size and (flat.min() < 0 or flat.max() > count):
-        flat = np.where((flat >= 0) & (flat <= count), flat, 0)
+    grid = np.asarray(ids)
+    if grid.size and (grid.min() < 0 or grid.max() > count):
+        grid = np.where((grid >= 0) & (grid <= count), grid, 0)
     stride = count + 1
-    if 3 * np.count_nonzero(flat) < flat.size:
-        where = np.flatnonzero(flat)
-        values = flat[where].astype(np.intp)
-        rows, cols = np.divmod(where, width)
-        row_keys, col_keys = values + rows * stride, values + cols * stride
-    else:
-        dtype = np.int32 if height * width * stride < 2**31 else np.int64
-        grid = flat.astype(dtype).reshape(height, width)
-        row_keys = (grid + (np.arange(height, dtype=dtype) * stride)[:, None]).reshape(-1)
-        col_keys = (grid + np.arange(width, dtype=dtype) * stride).reshape(-1)
-    per_row = np.bincount(row_keys, minlength=height * stride).reshape(height, stride)[:, 1:]
-    per_col = np.bincount(col_keys, minlength=width * stride).reshape(width, stride)[:, 1:]
+    dtype = np.int32 if height * width * stride < 2**31 else np.int64
+    grid = grid.astype(dtype, copy=False)
+    row_offsets = (np.arange(height, dtype=dtype) * stride)[:, None]
+    per_row = np.bincount((grid + row_offsets).reshape(-1), minlength=height * stride)
+    col_offsets = np.arange(width, dtype=dtype) * stride
+    per_col = np.bincount((grid + col_offsets).reshape(-1), minlength=width * stride)
+    per_row = per_row.reshape(height, stride)[:, 1:]
+    per_col = per_col.reshape(width, stride)[:, 1:]
     pixels = per_row.sum(0)
     rows, cols = per_row.T, per_col.T
     boxes = np.full((count, 4), -1.0, np.float32)
