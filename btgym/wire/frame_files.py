@@ -98,10 +98,9 @@ class FrameFileWriter:
         self.request = 0  # number of the request being served; 0 outside a server
         self.keep: int | None = None  # None: remove names as soon as they are mapped
         self._held: deque[tuple[int, _FrameMap]] = deque()
-        #: Fresh files made ahead, by ``(bytes, suffix)``, and those the last request made.
+        #: Fresh files made ahead, by ``(bytes, suffix)``, and the last frames' sizes.
         self._spares: dict[tuple[int, str], list[_FrameMap]] = {}
-        self._spare_pid: int | None = None
-        self._made: list[tuple[int, str]] = []
+        self._made: deque[tuple[int, str]] = deque(maxlen=MAX_SPARES)
 
     @property
     def directory(self) -> str:
@@ -109,7 +108,7 @@ class FrameFileWriter:
         if self._directory is None or self._owner_pid != os.getpid():
             if self._owner_pid is not None:  # a forked child: the names are the parent's
                 self._held.clear()
-                self._spares, self._made = {}, []
+                self._spares = {}
             self._directory = make_private_directory(self.base, f"btgym-frames-{os.getpid()}-")
             self._owner_pid = os.getpid()
         return self._directory
@@ -178,7 +177,7 @@ class FrameFileWriter:
         """
         key = (max(nbytes, 1), suffix)
         self._made.append(key)
-        spares = self._spares.get(key) if self._spare_pid == os.getpid() else None
+        spares = self._spares.get(key) if self._owner_pid == os.getpid() else None
         mapping = spares.pop() if spares else self._new_file(*key, flags=mmap.MAP_SHARED)
         return self._register(mapping, mapping.path)[:nbytes]
 
@@ -194,13 +193,13 @@ class FrameFileWriter:
         makes its file as before).
         """
         wanted, budget = [], MAX_SPARE_BYTES
-        for key in self._made[-MAX_SPARES:]:
+        for key in self._made:
             if key[0] <= budget:
                 wanted.append(key)
                 budget -= key[0]
-        self._made = []
-        if self._spare_pid != os.getpid():  # none yet, or a forked child: the parent's
-            self._spares, self._spare_pid = {}, os.getpid()
+        self._made.clear()
+        if self._owner_pid != os.getpid():  # a forked child: the spares are the parent's
+            self._spares = {}
         for key, spares in list(self._spares.items()):
             while len(spares) > wanted.count(key):  # sizes or counts no longer made
                 _unname(spares.pop())
@@ -283,13 +282,14 @@ class FrameFileWriter:
         """
         if self._owner_pid != os.getpid():
             self._held.clear()
+            self._spares = {}
         while self._held:
             _unname(self._held.popleft()[1])
-        if self._spare_pid == os.getpid():
-            for spares in self._spares.values():
-                for mapping in spares:
-                    _unname(mapping)
-        self._spares, self._made = {}, []
+        for spares in self._spares.values():
+            for mapping in spares:
+                _unname(mapping)
+        self._spares = {}
+        self._made.clear()
         if self._directory is not None and self._owner_pid == os.getpid():
             remove_owned_tree(self._directory)
             self._directory = None
