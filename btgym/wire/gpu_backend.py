@@ -95,7 +95,8 @@ def share_software_rasterizer(
     if instances <= 1 or RASTERIZER_THREADS_VARIABLE in shared or host_has_gpu():
         return shared
     if cpus is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        affinity = getattr(os, "sched_getaffinity", None)  # Linux: the cores this may use
+        cpus = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
     shared[RASTERIZER_THREADS_VARIABLE] = str(max(1, cpus // instances))
     return shared
 
