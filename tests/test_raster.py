@@ -180,6 +180,34 @@ def _matcaps() -> list[str]:
     return bundled_matcaps()
 
 
+def test_matcaps_are_sampled_from_their_full_resolution_image_alone():
+    """The matcap texture holds the image's first level (no mip chain to sample)."""
+    import bpy
+    import gpu
+
+    from blender_side import raster_look
+    from blender_side.testing import SceneEnv
+
+    env = SceneEnv("envs.parts:PartsScene", engine="raster", width=32, height=24)
+    try:
+        env.reset(seed=0)  # a drawing context
+        name = _matcaps()[0]
+        texture = raster_look.MatcapTextures().get(name)
+        light = bpy.context.preferences.studio_lights[name]
+        image = bpy.data.images.load(light.path, check_existing=True)
+        level0 = gpu.texture.from_image(image)
+        assert texture is not level0
+        assert (texture.width, texture.height, texture.format) == (
+            level0.width,
+            level0.height,
+            level0.format,
+        )
+        ours, theirs = np.array(texture.read().to_list()), np.array(level0.read().to_list())
+        assert ours.std() > 0 and np.array_equal(ours, theirs)
+    finally:
+        env.close()
+
+
 def test_a_mesh_changed_in_place_is_drawn_anew():
     from blender_side import kit
     from blender_side.testing import SceneEnv
