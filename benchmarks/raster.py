@@ -6,10 +6,10 @@ stream (``StreamDataset`` with ``--instances`` instances, items in this process)
 each engine at its defaults (Workbench anti-aliasing off; labels on: Cube's projected
 corners, Parts' annotations), and the raster engine's own draw-only loop (the scene's
 frame drawn into a frame file again and again: ``python -m blender_side.render_loop``).
-After each stream round the run idles while the stream refills its buffer (it would
-otherwise render during the next loop). Prints the medians of the rounds, the ratios
-raster/workbench and the env over the draw-only loop, and the load average before and
-after (the host is shared).
+After each round the run waits until the loop's processes are idle (a stream refills
+its buffer, which would otherwise render during the next loop). Prints the medians of
+the rounds, the ratios raster/workbench and the env over the draw-only loop, and the
+load average before and after (the host is shared).
 
     python benchmarks/raster.py [--rounds 5 --frames 40 --raster-frames 200 --instances 2]
 """
@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -56,11 +58,41 @@ def loops_for(spec: str, kwargs: dict[str, Any], instances: int) -> dict[str, An
 
 
 def settle(loop: Any, rate: float) -> None:
-    """After a stream's round, wait (untimed) while its instances refill the items they
-    buffer, so that the next loop does not share the machine with them.
+    """After a round, wait (untimed) until the loop's processes are idle, so that the next
+    loop does not share the machine with them: a stream's instances refill the items
+    they buffer (at least ``buffered / rate`` seconds, often longer: a Parts-v0 refill
+    may hold new arrangements), an env's instance may still be writing its spare frame.
     """
     if isinstance(loop, StreamLoop):
         time.sleep(loop.buffered / rate)
+    wait_for_idle_children()
+
+
+def wait_for_idle_children(busy: float = 0.05, window: float = 0.1, longest: float = 10.0) -> float:
+    """Wait until this process's child processes together use under ``busy`` of a core
+    over ``window`` seconds (at most ``longest``); returns the seconds waited.
+    """
+    me = psutil.Process()
+    started = time.monotonic()
+    before = _children_cpu_seconds(me)
+    while time.monotonic() - started < longest:
+        time.sleep(window)
+        now = _children_cpu_seconds(me)
+        if now - before < busy * window:
+            break
+        before = now
+    return time.monotonic() - started
+
+
+def _children_cpu_seconds(process: psutil.Process) -> float:
+    total = 0.0
+    for child in process.children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def close_all(loops: dict[str, Any]) -> None:
