@@ -38,6 +38,51 @@ def test_targets_peak_at_the_centre_with_size_and_offset_in_output_cells():
     assert radius >= 1 and 0 < heat[0, 5, 6 + radius] < 1 and heat[0, 5, 6 + radius + 1] == 0
 
 
+def _reference_targets(boxes, classes, num_classes, out_hw):
+    """The targets one object at a time (the loop the vectorized code replaced)."""
+    h, w = out_hw
+    heat = np.zeros((num_classes, h, w), np.float32)
+    size, offset = np.zeros((2, h, w), np.float32), np.zeros((2, h, w), np.float32)
+    mask = np.zeros((h, w), np.float32)
+    for box, cls in zip(np.asarray(boxes, np.float64) / cn.STRIDE, classes, strict=True):
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        if bw <= 0 or bh <= 0:
+            continue
+        centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+        cx, cy = int(np.clip(centre[0], 0, w - 1)), int(np.clip(centre[1], 0, h - 1))
+        r = max(0, int(float(cn.gaussian_radius(math.ceil(bh), math.ceil(bw)))))
+        sigma = (2 * r + 1) / 6
+        y, x = np.ogrid[-r : r + 1, -r : r + 1]
+        g = np.exp(-(x * x + y * y) / (2 * sigma * sigma))
+        left, right = min(cx, r), min(w - cx, r + 1)
+        top, bottom = min(cy, r), min(h - cy, r + 1)
+        region = heat[int(cls), cy - top : cy + bottom, cx - left : cx + right]
+        np.maximum(region, g[r - top : r + bottom, r - left : r + right], out=region)
+        size[:, cy, cx] = (bw, bh)
+        offset[:, cy, cx] = (centre[0] - cx, centre[1] - cy)
+        mask[cy, cx] = 1.0
+    return heat, size, offset, mask
+
+
+def test_targets_equal_the_per_object_reference_bit_for_bit():
+    rng = np.random.default_rng(0)
+    batch = []
+    for count in [0, 1, 3, 12, 40]:
+        x0, y0 = rng.uniform(-20, 170, count), rng.uniform(-20, 140, count)
+        bw, bh = rng.uniform(-2, 60, count), rng.uniform(-2, 60, count)
+        boxes = np.stack([x0, y0, x0 + bw, y0 + bh], 1)
+        if count >= 12:  # two boxes on one centre cell: the later one's size wins
+            boxes[5] = boxes[4] + [0.5, 0.5, 0.9, 0.9]
+        batch.append((boxes, rng.integers(0, 6, count)))
+    targets = cn.batch_targets(batch, 6, (32, 40))
+    for i, (boxes, classes) in enumerate(batch):
+        expected = _reference_targets(boxes, classes, 6, (32, 40))
+        got = (targets.heatmap[i], targets.size[i], targets.offset[i], targets.mask[i])
+        for name, a, b in zip(("heatmap", "size", "offset", "mask"), got, expected, strict=True):
+            assert np.array_equal(a.numpy(), b), f"image {i}: {name}"
+    assert targets.mask.sum() > 20 and targets.heatmap.max() == 1.0
+
+
 def test_gaussian_radius_matches_centernet_for_a_square():
     # 10 x 10, IoU 0.7: CenterNet's three cases give 19.07, 36.73 and 2.733 (the minimum).
     r3 = (-2 * 0.7 * 20 + math.sqrt((2 * 0.7 * 20) ** 2 + 4 * 4 * 0.7 * 0.3 * 100)) / 2
