@@ -128,7 +128,9 @@ def to_input(obs: torch.Tensor) -> torch.Tensor:
 
 
 # -- targets ---------------------------------------------------------------------------------
-def gaussian_radius(height, width, min_overlap: float = 0.7):
+def gaussian_radius(
+    height: float | np.ndarray, width: float | np.ndarray, min_overlap: float = 0.7
+) -> float | np.ndarray:
     """CenterNet's radius: corners moved by it keep IoU >= ``min_overlap`` (its exact
     formula); ``height`` and ``width`` are numbers or arrays of them."""
     b1 = height + width
