@@ -415,7 +415,9 @@ def _load_matcap(name: str) -> Any:
     image = bpy.data.images.load(light.path, check_existing=True)
     mipmapped = gpu.texture.from_image(image)
     size = (mipmapped.width, mipmapped.height)
-    return gpu.types.GPUTexture(size, format=mipmapped.format, data=mipmapped.read())
+    texture = gpu.types.GPUTexture(size, format=mipmapped.format, data=mipmapped.read())
+    image.gl_free()  # the image's own copy (with its mip chain) is not drawn with
+    return texture
 
 
 __all__ = [
