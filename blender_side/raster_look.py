@@ -416,7 +416,7 @@ def _load_matcap(name: str) -> Any:
     mipmapped = gpu.texture.from_image(image)
     size = (mipmapped.width, mipmapped.height)
     texture = gpu.types.GPUTexture(size, format=mipmapped.format, data=mipmapped.read())
-    image.gl_free()  # the image's own copy (with its mip chain) is not drawn with
+    image.gl_free()  # the image's own copy, with its mip chain, is never drawn
     return texture
 
 
