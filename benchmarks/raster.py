@@ -1,15 +1,17 @@
 """engine="raster" against engine="workbench": env steps, 2-instance streams, draw-only loop.
 
 For each scene, in one run with the rounds interleaved (every loop once per round, in
-turn): the env (``BlenderEnv.step``, sampled actions, resets at episode ends) and the
-stream (``StreamDataset`` with ``--instances`` instances, items in this process) with
-each engine at its defaults (Workbench anti-aliasing off; labels on: Cube's projected
-corners, Parts' annotations), and the raster engine's own draw-only loop (the scene's
-frame drawn into a frame file again and again: ``python -m blender_side.render_loop``).
-After each round the run waits until the loop's processes are idle (a stream refills
-its buffer, which would otherwise render during the next loop). Prints the medians of
-the rounds, the ratios raster/workbench and the env over the draw-only loop, and the
-load average before and after (the host is shared).
+turn, the order reversed every other round): the env (``BlenderEnv.step``, sampled
+actions, resets at episode ends) and the stream (``StreamDataset`` with ``--instances``
+instances, items in this process) with each engine at its defaults (Workbench
+anti-aliasing off; labels on: Cube's projected corners, Parts' annotations), and the
+raster engine's own draw-only loop (the scene's frame drawn into a frame file again and
+again: ``python -m blender_side.render_loop``). After each loop the run waits until the
+loop's processes are idle (a stream refills its buffer, which would otherwise render
+during the next loop). Prints each loop's median over the rounds, and each ratio
+(raster/workbench env and stream, env over draw-only) as the median of its rounds'
+ratios between two loops that ran back to back, and the load average before and after
+(the host is shared).
 
     python benchmarks/raster.py [--rounds 5 --frames 40 --raster-frames 200 --instances 2]
 """
@@ -41,20 +43,37 @@ ENGINES = ("workbench", "raster")
 def loops_for(spec: str, kwargs: dict[str, Any], instances: int) -> dict[str, Any]:
     """The loops of one scene, by name, started (close them with :func:`close_all`)."""
     launch = LaunchConfig()
+    engine_kwargs = {engine: {**kwargs, "engine": engine} for engine in ENGINES}
+    stream = f"stream x{instances}"
     loops: dict[str, Any] = {}
     try:
-        for engine in ENGINES:
-            scene_kwargs = {**kwargs, "engine": engine}
-            loops[f"{engine} env"] = EnvLoop(spec, scene_kwargs, launch, seed=0)
-            loops[f"{engine} stream x{instances}"] = StreamLoop(
-                spec, scene_kwargs, launch, instances, seed=0
+        # In the order they run, each compared pair side by side (see pairs()).
+        loops["workbench env"] = EnvLoop(spec, engine_kwargs["workbench"], launch, seed=0)
+        loops["raster env"] = EnvLoop(spec, engine_kwargs["raster"], launch, seed=0)
+        loops["raster draw-only"] = RenderOnlyLoop(
+            spec, engine_kwargs["raster"], None, launch.gpu_backend
+        )
+        for engine in reversed(ENGINES):
+            loops[f"{engine} {stream}"] = StreamLoop(
+                spec, engine_kwargs[engine], launch, instances, seed=0
             )
-        raster_kwargs = {**kwargs, "engine": "raster"}
-        loops["raster draw-only"] = RenderOnlyLoop(spec, raster_kwargs, None, launch.gpu_backend)
     except BaseException:
         close_all(loops)
         raise
     return loops
+
+
+def pairs(instances: int) -> list[tuple[str, str, str]]:
+    """The ratios reported: (what, loop over, loop under), each taken per round between two
+    loops that ran one right after the other (a burst of load from outside the benchmark
+    then hits both), and reported as the median of the rounds' ratios.
+    """
+    stream = f"stream x{instances}"
+    return [
+        ("env raster / workbench", "raster env", "workbench env"),
+        (f"{stream} raster / workbench", f"raster {stream}", f"workbench {stream}"),
+        ("raster env / draw-only", "raster env", "raster draw-only"),
+    ]
 
 
 def settle(loop: Any, rate: float) -> None:
@@ -124,35 +143,27 @@ def main() -> None:
         loops = loops_for(spec, kwargs, args.instances)
         rates: dict[str, list[float]] = {key: [] for key in loops}
         try:
-            for _ in range(args.rounds):
-                for key, loop in loops.items():
+            for round_index in range(args.rounds):
+                order = list(loops.items())
+                if round_index % 2:  # every pair runs in both orders, as often
+                    order.reverse()
+                for key, loop in order:
                     frames = args.raster_frames if key.startswith("raster") else args.frames
                     rates[key].append(frames / loop.run(frames))
                     settle(loop, rates[key][-1])
         finally:
             close_all(loops)
-        median = {key: statistics.median(values) for key, values in rates.items()}
         for key, values in rates.items():
             shown = " ".join(f"{v:.1f}" for v in values)
-            print(f"| {name} | {key} | {median[key]:.1f} | {shown} |")
-        stream = f"stream x{args.instances}"
-        ratios.append(
-            (name, "env raster / workbench", median["raster env"] / median["workbench env"])
-        )
-        ratios.append(
-            (
-                name,
-                f"{stream} raster / workbench",
-                median[f"raster {stream}"] / median[f"workbench {stream}"],
-            )
-        )
-        ratios.append(
-            (name, "raster env / draw-only", median["raster env"] / median["raster draw-only"])
-        )
-    print("\n| scene | ratio | value |")
-    print("|---|---|---|")
-    for name, what, value in ratios:
-        print(f"| {name} | {what} | {value:.2f} |")
+            print(f"| {name} | {key} | {statistics.median(values):.1f} | {shown} |")
+        for what, over, under in pairs(args.instances):
+            per_round = [a / b for a, b in zip(rates[over], rates[under], strict=True)]
+            ratios.append((name, what, statistics.median(per_round), per_round))
+    print("\n| scene | ratio | median of the rounds' ratios | rounds |")
+    print("|---|---|---|---|")
+    for name, what, value, per_round in ratios:
+        shown = " ".join(f"{v:.2f}" for v in per_round)
+        print(f"| {name} | {what} | {value:.2f} | {shown} |")
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
