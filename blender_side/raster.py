@@ -32,7 +32,7 @@ import gpu
 import numpy as np
 from mathutils import Matrix
 
-from blender_side import raster_look, raster_shadow
+from blender_side import matcaps, raster_look, raster_shadow
 from btgym.errors import RenderError
 from btgym.wire import gpu_backend
 from btgym.wire.frame_files import WRITER
@@ -86,7 +86,7 @@ class Raster:
         self._shaders: dict[tuple[Any, ...], Any] = {}
         self._uses_material: dict[tuple[Any, ...], bool] = {}  # flat shaders drop it
         self._material_now = False
-        self._matcaps = raster_look.MatcapTextures()
+        self._matcaps = matcaps.MatcapTextures()
         # RGB straight from the driver: dropping alpha in numpy (a 3-byte inner axis) cost
         # ~15x the driver's conversion at 640x512.
         self._rgb = gpu.types.Buffer("UBYTE", self.width * self.height * 3)
@@ -117,6 +117,10 @@ class Raster:
         )
         view = camera_eval.matrix_world.inverted()
         look = raster_look.read_look(scene, view)
+        matcap = None
+        if look.matcap is not None:
+            matcap = self._matcaps.get(look.matcap, look.specular)
+            look.specular = matcap.specular is not None
         labels = self.labelled is not None
         key = raster_look.shader_key(look, labels)
         shader = self._shaders.get(key)
@@ -142,7 +146,7 @@ class Raster:
             gpu.state.blend_set("NONE")
             shader.bind()
             ortho = camera_eval.data.type == "ORTHO"
-            self._scene_uniforms(shader, look, projection, ortho, shadow)
+            self._scene_uniforms(shader, look, projection, ortho, shadow, matcap)
             for obj, matrix, batches in items:
                 object_id = ids.get(obj.original, 0)
                 self._draw_object(shader, obj, batches, view @ matrix, look, object_id)
@@ -209,6 +213,7 @@ class Raster:
         projection: Matrix,
         ortho: bool,
         shadow: tuple[Matrix, float] | None,
+        matcap: matcaps.Matcap | None,
     ) -> None:
         matrix, bias = shadow if shadow is not None else (None, 0.0)
         block = raster_look.frame_block(look, projection, ortho, matrix, bias)
@@ -217,8 +222,10 @@ class Raster:
         else:
             self._frame_block.update(block)
         shader.uniform_block("frame", self._frame_block)
-        if look.matcap is not None:
-            shader.uniform_sampler("matcap", self._matcaps.get(look.matcap))
+        if matcap is not None:
+            shader.uniform_sampler("matcap", matcap.diffuse)
+            if matcap.specular is not None:
+                shader.uniform_sampler("matcap_specular", matcap.specular)
         if look.shadow > 0.0:
             shadow_map = self._shadow.texture if shadow is not None else self._no_shadow()
             shader.uniform_sampler("shadow_map", shadow_map)

@@ -12,8 +12,9 @@ both engines:
 * light (``shading.light``): ``FLAT``; ``STUDIO``: the studio light's (or the Default
   one's) up to four lights, ambient, specular on ``show_specular_highlight``, in view
   space or, with ``use_world_space_lighting``, in world space turned by
-  ``studiolight_rotate_z``; ``MATCAP``: the matcap image looked up by the view-space
-  normal, times the base colour;
+  ``studiolight_rotate_z``; ``MATCAP``: the matcap (:mod:`blender_side.matcaps`) looked up, as
+  Workbench does, by the view-space normal turned towards each pixel's view direction,
+  times the base colour, plus its specular pass on ``show_specular_highlight``;
 * background: ``world.color``; view transform ``Standard`` (sRGB) or ``Raw``, nothing else.
 
 Shadows (``show_shadows``, ``shadow_intensity``, ``display.light_direction``): a shadow
@@ -120,7 +121,18 @@ void main()
   if (!gl_FrontFacing) {
     n = -n;
   }
-  lit *= texture(matcap, n.xy * 0.496 + 0.5).rgb;
+  /* As Workbench: the normal in the frame that the least rotation from the camera's axis to
+   * this pixel's view direction i turns the view frame into (Rodrigues' formula: its first
+   * two columns), so that in perspective a flat face's shade varies across the frame. */
+  vec3 i = frame.flags.x > 0.5 ? vec3(0.0, 0.0, 1.0) : normalize(-view_pos);
+  float k = 1.0 / (1.0 + i.z);
+  vec2 uv = vec2(dot(vec3(1.0 - i.x * i.x * k, -i.x * i.y * k, -i.x), n),
+                 dot(vec3(-i.x * i.y * k, 1.0 - i.y * i.y * k, -i.y), n));
+  uv = uv * 0.496 + 0.5;
+  lit *= texture(matcap, uv).rgb;
+#  if defined(BTGYM_SPECULAR)
+  lit += texture(matcap_specular, uv).rgb;
+#  endif
 #endif
 #if defined(BTGYM_SHADOW)
   float stored = texture(shadow_map, shadow_coord.xy).r;
@@ -149,7 +161,7 @@ def make_shader(look: Look, labels: bool) -> Any:
     for name, wanted in (
         ("BTGYM_STUDIO", look.mode == STUDIO),
         ("BTGYM_MATCAP", look.mode == MATCAP),
-        ("BTGYM_SPECULAR", look.mode == STUDIO and look.specular),
+        ("BTGYM_SPECULAR", look.mode != FLAT and look.specular),
         ("BTGYM_RAW", look.view_raw),
         ("BTGYM_SHADOW", look.shadow > 0.0),
     ):
@@ -172,6 +184,8 @@ def make_shader(look: Look, labels: bool) -> Any:
     info.push_constant("VEC4", "material")  # roughness, metallic (studio light only)
     if look.mode == MATCAP:
         info.sampler(0, "FLOAT_2D", "matcap")
+        if look.specular:
+            info.sampler(2, "FLOAT_2D", "matcap_specular")
     if look.shadow > 0.0:
         info.sampler(1, "FLOAT_2D", "shadow_map")
     info.fragment_out(0, "VEC4", "out_color")
@@ -254,6 +268,7 @@ def read_look(scene: Any, view_matrix: Matrix) -> Look:
         _studio_lights(look, shading, view_matrix)
     elif look.mode == MATCAP:
         look.matcap = shading.studio_light
+        look.specular = bool(shading.show_specular_highlight)  # if the matcap has a pass
     return look
 
 
@@ -321,7 +336,7 @@ def srgb_encode(linear: np.ndarray) -> np.ndarray:
 
 def shader_key(look: Look, labels: bool) -> tuple[int, bool, bool, bool, bool]:
     """What tells one compiled variant of :func:`make_shader` from another."""
-    specular = look.mode == STUDIO and look.specular
+    specular = look.mode != FLAT and look.specular
     return (look.mode, specular, look.view_raw, look.shadow > 0.0, labels)
 
 
@@ -387,44 +402,10 @@ def texture_mean(material: Any) -> tuple[float, ...] | None:
     return tuple(float(c) for c in linear)
 
 
-class MatcapTextures:
-    """Matcap images as GPU textures, loaded from Blender's studio-light files once each."""
-
-    def __init__(self) -> None:
-        self._textures: dict[str, Any] = {}
-
-    def get(self, name: str) -> Any:
-        """The texture of matcap ``name``."""
-        if name not in self._textures:
-            self._textures[name] = _load_matcap(name)
-        return self._textures[name]
-
-
-def _load_matcap(name: str) -> Any:
-    """Matcap ``name`` as a texture of its full-resolution image alone (no mipmaps).
-
-    Matcaps are multilayer EXRs: no ``.pixels`` in bpy, but the gpu module uploads them,
-    as an image texture with a mip chain sampled anisotropically. A copy of its first
-    level, filtered bilinearly, halves a matcap frame on a software rasterizer (Parts-v0
-    640x512: 57 -> 29 ms) and differs only where normals turn within a pixel (curved
-    silhouettes: ~2 % of a frame's pixels, mostly by 1-2 levels).
-    """
-    light = bpy.context.preferences.studio_lights.get(name)
-    if light is None or light.type != "MATCAP":
-        raise RenderError(f"expected a matcap for shading.light='MATCAP', got {name!r}")
-    image = bpy.data.images.load(light.path, check_existing=True)
-    mipmapped = gpu.texture.from_image(image)
-    size = (mipmapped.width, mipmapped.height)
-    texture = gpu.types.GPUTexture(size, format=mipmapped.format, data=mipmapped.read())
-    image.gl_free()  # the image's own copy, with its mip chain, is never drawn
-    return texture
-
-
 __all__ = [
     "COLOR_TYPES",
     "LIGHT_MODES",
     "Look",
-    "MatcapTextures",
     "StudioLight",
     "make_shader",
     "read_look",

@@ -181,29 +181,75 @@ def _matcaps() -> list[str]:
 
 
 def test_matcaps_are_sampled_from_their_full_resolution_image_alone():
-    """The matcap texture holds the image's first level (no mip chain to sample)."""
+    """The matcap textures hold the image's first level (no mip chain to sample); the
+    diffuse pass read with OpenEXR (with the specular pass) is Blender's first pass exactly,
+    rows in the same order.
+    """
     import bpy
     import gpu
 
-    from blender_side import raster_look
+    from blender_side import matcaps
     from blender_side.testing import SceneEnv
 
     env = SceneEnv("envs.parts:PartsScene", engine="raster", width=32, height=24)
     try:
         env.reset(seed=0)  # a drawing context
         name = _matcaps()[0]
-        texture = raster_look.MatcapTextures().get(name)
         light = bpy.context.preferences.studio_lights[name]
+        assert "specular.R" in matcaps.exr_channels(light.path)  # Blender 4 and later's
+        alone = matcaps.MatcapTextures().get(name, specular=False)
+        both = matcaps.MatcapTextures().get(name, specular=True)
+        assert alone.specular is None and both.specular is not None
         image = bpy.data.images.load(light.path, check_existing=True)
         level0 = gpu.texture.from_image(image)
-        assert texture is not level0
-        assert (texture.width, texture.height, texture.format) == (
-            level0.width,
-            level0.height,
-            level0.format,
-        )
-        ours, theirs = np.array(texture.read().to_list()), np.array(level0.read().to_list())
-        assert ours.std() > 0 and np.array_equal(ours, theirs)
+        theirs = np.array(level0.read().to_list())
+        for texture in (alone.diffuse, both.diffuse):
+            assert texture is not level0
+            assert (texture.width, texture.height, texture.format) == (
+                level0.width,
+                level0.height,
+                level0.format,
+            )
+            ours = np.array(texture.read().to_list())
+            assert ours.std() > 0 and np.array_equal(ours, theirs)
+        specular = np.array(both.specular.read().to_list())
+        assert specular.std() > 0 and not np.array_equal(specular, theirs)
+    finally:
+        env.close()
+
+
+def test_matcap_frames_match_workbench_with_perspective_and_the_specular_pass():
+    """Workbench shades a matcap as base x diffuse + specular, looked up by the normal turned
+    towards each pixel's view direction: a Parts-v0 view (flat ground in perspective,
+    curved parts) through both engines, shadows off (the shadow map is the raster's own).
+    """
+    import bpy
+
+    from blender_side.render import Renderer
+    from blender_side.testing import SceneEnv
+
+    env = SceneEnv("envs.parts:PartsScene", engine="raster", width=160, height=128)
+    try:
+        env.reset(seed=2, options={"params": {"matcap_prob": 1.0}})
+        shading = bpy.context.scene.display.shading
+        assert shading.light == "MATCAP" and shading.show_specular_highlight
+        shading.show_shadows = False
+        frames = {}
+        for specular in (True, False):
+            shading.show_specular_highlight = specular
+            for engine in ("workbench", "raster"):
+                renderer = Renderer(160, 128, engine=engine)
+                try:
+                    frames[engine, specular] = np.array(renderer.render()).astype(int)
+                finally:
+                    renderer.close()
+        for specular in (True, False):
+            difference = np.abs(frames["workbench", specular] - frames["raster", specular])
+            assert difference.mean() < 1.0, (specular, difference.mean())
+            assert np.quantile(difference.max(axis=-1), 0.99) <= 8, specular
+        # the specular pass is not a no-op: it brightens Workbench's frame and the raster's
+        for engine in ("workbench", "raster"):
+            assert frames[engine, True].mean() > frames[engine, False].mean() + 10
     finally:
         env.close()
 
