@@ -17,7 +17,6 @@ pixel (curved silhouettes: ~2 % of a frame's pixels, mostly by 1-2 levels).
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -127,7 +126,7 @@ def _exr_passes(name: str, path: str, wanted: tuple[str, ...]) -> dict[str, np.n
             "is on), got none: install it into the Python that runs Blender (python -m pip "
             "install openexr), turn show_specular_highlight off, or use engine='workbench'"
         ) from exc
-    with OpenEXR.File(os.fspath(path), separate_channels=True) as file:
+    with OpenEXR.File(path, separate_channels=True) as file:
         channels = file.channels()
         passes = {}
         for layer in wanted:

@@ -206,6 +206,8 @@ class Look:
     background: tuple[float, float, float, float]
     view_raw: bool
     ambient: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    #: Specular light: the studio light's highlights, or the matcap's specular pass (the
+    #: raster clears it for a matcap that has none).
     specular: bool = False
     light_dir: list[float] = field(default_factory=lambda: [0.0] * 16)
     light_diffuse: list[float] = field(default_factory=lambda: [0.0] * 16)
