@@ -134,7 +134,7 @@ def _exr_passes(name: str, path: str, wanted: tuple[str, ...]) -> dict[str, np.n
             if missing:
                 raise RenderError(
                     f"expected channels {layer}.R, .G and .B in matcap {name!r}, got "
-                    f"{sorted(channels)}"
+                    f"{sorted(channels)} (missing {missing})"
                 )
             planes = [channels[f"{layer}.{c}"].pixels for c in "RGB"]
             rgba = np.stack([*planes, np.ones_like(planes[0])], axis=-1)
